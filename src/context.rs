@@ -1,0 +1,68 @@
+//! The thread-local *current loop*.
+//!
+//! Owns: which loop (if any) is running on this thread, and the guard that sets and
+//! restores it around `block_on` / `run_forever`. Must not touch: loop state — it only
+//! hands out the loop core (`Rc<Local>`) to code running on that loop's thread.
+//!
+//! The loop id is kept in its own `Cell<u64>` so that the hot check "am I on loop X's
+//! thread?" (every `call_soon`, every waker) is a single thread-local load.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use crate::core::Local;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// Id of the loop running on this thread; 0 when none.
+    static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Id of the loop running on this thread, 0 if none (also during thread teardown).
+pub(crate) fn current_id() -> u64 {
+    CURRENT_ID.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Runs `f` with the core of loop `id` if that loop is running on this thread.
+pub(crate) fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
+    if current_id() != id {
+        return None;
+    }
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(|local| f(local)))
+        .ok()
+        .flatten()
+}
+
+/// The core of the loop running on this thread.
+pub(crate) fn current() -> Option<Rc<Local>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+}
+
+/// Restores "no loop running" on drop (also when a root future panics).
+#[derive(Debug)]
+pub(crate) struct EnterGuard {
+    _not_send: std::marker::PhantomData<Rc<()>>,
+}
+
+/// Makes `local` the running loop of this thread. `Err(id)` if loop `id` already runs
+/// here (the caller turns that into a panic that explains what to do).
+pub(crate) fn enter(local: Rc<Local>) -> Result<EnterGuard, u64> {
+    let running = current_id();
+    if running != 0 {
+        return Err(running);
+    }
+    CURRENT_ID.with(|c| c.set(local.id()));
+    CURRENT.with(|c| *c.borrow_mut() = Some(local));
+    Ok(EnterGuard {
+        _not_send: std::marker::PhantomData,
+    })
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let _ = CURRENT_ID.try_with(|c| c.set(0));
+        let prev = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();
+        drop(prev);
+    }
+}

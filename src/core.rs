@@ -1,0 +1,406 @@
+//! The `!Send` half of a loop: the state only its thread touches, and the iteration.
+//!
+//! Owns: the local ready queue, the timer wheel, the reactor (through `reactor`'s API),
+//! the root waker of `block_on`, and the tick of L6 — poll, drain the cross-thread
+//! queue, fire timers, run the snapshot. Must not touch: mio (only `reactor` does) or
+//! other threads' state except through `Shared`.
+//!
+//! Borrowing rule: no `RefCell` borrow is ever held while user code runs (callbacks,
+//! wakers, futures); wakers collected from the reactor or the wheel are woken after the
+//! borrow ends.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crate::callback::{Callback, new_timer_callback};
+use crate::context;
+use crate::error::Error;
+use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::handle::LoopHandle;
+use crate::park::Park;
+use crate::reactor::{Reactor, Timeout};
+use crate::shared::{Remote, Shared};
+use crate::stats::{bump, set};
+use crate::wheel::{TimerKey, Wheel};
+
+/// Poll the reactor (without blocking) at least this often within one run phase (L6).
+const IO_POLL_INTERVAL: usize = 64;
+/// Upper bound of cross-thread items moved to the local queue per iteration, so a
+/// flood of producers cannot keep the loop from running what it has.
+const MAX_REMOTE_DRAIN: usize = 1 << 16;
+
+/// An item of the ready queue.
+pub(crate) enum Ready {
+    Callback(Arc<dyn Callback>),
+    /// Poll `block_on`'s future.
+    Root,
+}
+
+/// What a wheel entry does when it fires.
+pub(crate) enum TimerPayload {
+    Callback(Arc<dyn Callback>),
+    Waker(Waker),
+}
+
+/// Loop configuration the core needs at run time.
+#[derive(Clone, Debug)]
+pub(crate) struct CoreConfig {
+    pub(crate) event_capacity: usize,
+    pub(crate) debug: bool,
+    pub(crate) slow_callback_duration: Duration,
+}
+
+pub(crate) struct Local {
+    pub(crate) handle: LoopHandle,
+    ready: RefCell<VecDeque<Ready>>,
+    wheel: RefCell<Wheel<TimerPayload>>,
+    reactor: RefCell<Reactor>,
+    /// Instant that wheel time (ns) counts from.
+    base: Instant,
+    root_scheduled: Cell<bool>,
+    root_waker: Waker,
+    /// Scratch buffers reused every iteration.
+    io_wakers: RefCell<Vec<Waker>>,
+    fired: RefCell<Vec<TimerPayload>>,
+    config: CoreConfig,
+}
+
+impl Local {
+    pub(crate) fn new(config: CoreConfig) -> io::Result<Rc<Local>> {
+        let (reactor, unparker) = Reactor::new(config.event_capacity)?;
+        let shared = Arc::new(Shared::new(unparker));
+        let handle = LoopHandle { shared };
+        let root_waker = Waker::from(Arc::new(RootWaker {
+            owner: handle.clone(),
+        }));
+        Ok(Rc::new(Local {
+            handle,
+            ready: RefCell::new(VecDeque::new()),
+            wheel: RefCell::new(Wheel::new()),
+            reactor: RefCell::new(reactor),
+            base: Instant::now(),
+            root_scheduled: Cell::new(false),
+            root_waker,
+            io_wakers: RefCell::new(Vec::new()),
+            fired: RefCell::new(Vec::new()),
+            config,
+        }))
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.handle.shared.id
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    pub(crate) fn root_waker(&self) -> &Waker {
+        &self.root_waker
+    }
+
+    pub(crate) fn push_callback(&self, cell: Arc<dyn Callback>) {
+        self.ready.borrow_mut().push_back(Ready::Callback(cell));
+    }
+
+    /// Queues a poll of `block_on`'s future unless one is queued already.
+    pub(crate) fn schedule_root(&self) {
+        if !self.root_scheduled.replace(true) {
+            self.ready.borrow_mut().push_back(Ready::Root);
+        }
+    }
+
+    /// Nanoseconds from the loop's base to `t` (0 for earlier instants, saturating).
+    fn ns(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Inserts a timer callback and records its wheel position in the cell.
+    pub(crate) fn insert_timer_callback(&self, when: Instant, cell: Arc<dyn Callback>) {
+        if cell.is_cancelled() {
+            return;
+        }
+        let slot_cell = cell.clone();
+        let key = self
+            .wheel
+            .borrow_mut()
+            .insert(self.ns(when), TimerPayload::Callback(cell));
+        if let Some(slot) = slot_cell.timer_slot() {
+            slot.set(key);
+        }
+    }
+
+    /// Registers a waker to be woken at `when` (a `Sleep`).
+    pub(crate) fn insert_timer_waker(&self, when: Instant, waker: Waker) -> TimerKey {
+        self.wheel
+            .borrow_mut()
+            .insert(self.ns(when), TimerPayload::Waker(waker))
+    }
+
+    /// Replaces the waker of a pending timer. `false` if the timer already fired.
+    pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) -> bool {
+        let mut wheel = self.wheel.borrow_mut();
+        match wheel.get_mut(key) {
+            Some(TimerPayload::Waker(w)) => {
+                if !w.will_wake(waker) {
+                    w.clone_from(waker);
+                }
+                true
+            }
+            Some(TimerPayload::Callback(_)) | None => false,
+        }
+    }
+
+    /// Live gauges: (ready queue length, pending timers).
+    pub(crate) fn gauges(&self) -> (u64, u64) {
+        (
+            self.ready.borrow().len() as u64,
+            self.wheel.borrow().len() as u64,
+        )
+    }
+
+    /// Unlinks a timer; the payload is dropped after the wheel borrow ends.
+    pub(crate) fn remove_timer(&self, key: TimerKey) {
+        let removed = self.wheel.borrow_mut().remove(key);
+        drop(removed);
+    }
+
+    /// One iteration (L6). `root` polls `block_on`'s future when its turn comes.
+    pub(crate) fn run_once(&self, mut root: Option<&mut dyn FnMut()>) {
+        let stats = &self.shared().stats;
+        bump(&stats.iterations, 1);
+
+        // (a) poll the reactor, then take what other threads sent.
+        let timeout = if !self.ready.borrow().is_empty() {
+            Timeout::Zero
+        } else {
+            self.timer_timeout()
+        };
+        self.poll_reactor(timeout);
+        self.drain_remote();
+
+        // (b) expired timers, in deadline order.
+        self.fire_timers();
+
+        // (c) the snapshot of what is ready now.
+        let n = self.ready.borrow().len();
+        let poll_io = self.reactor.borrow().has_sources();
+        for i in 0..n {
+            if poll_io && i > 0 && i % IO_POLL_INTERVAL == 0 {
+                self.poll_reactor(Timeout::Zero);
+            }
+            let Some(item) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            match item {
+                Ready::Callback(cell) => self.run_callback(&*cell),
+                Ready::Root => {
+                    self.root_scheduled.set(false);
+                    if let Some(poll_root) = root.as_mut() {
+                        bump(&stats.task_polls, 1);
+                        let start = self.config.debug.then(Instant::now);
+                        poll_root();
+                        self.check_slow(start, "the block_on future");
+                    }
+                }
+            }
+        }
+        set(&stats.ready_len, self.ready.borrow().len() as u64);
+        set(&stats.timers_pending, self.wheel.borrow().len() as u64);
+    }
+
+    fn timer_timeout(&self) -> Timeout {
+        match self.wheel.borrow().next_deadline() {
+            None => Timeout::Forever,
+            Some(ns) => match self.base.checked_add(Duration::from_nanos(ns)) {
+                Some(at) => Timeout::At(at),
+                None => Timeout::Forever,
+            },
+        }
+    }
+
+    fn poll_reactor(&self, timeout: Timeout) {
+        let shared = self.shared();
+        let blocking = timeout != Timeout::Zero;
+        let timeout = if blocking && shared.park.park(|| shared.has_remote_work()) == Park::Skip {
+            Timeout::Zero
+        } else {
+            timeout
+        };
+        let mut wakers = self.io_wakers.take();
+        let result = self.reactor.borrow_mut().poll(timeout, &mut wakers);
+        if blocking {
+            let _ = shared.park.unpark();
+        }
+        bump(&shared.stats.reactor_polls, 1);
+        match result {
+            Ok(events) => bump(&shared.stats.io_events, events as u64),
+            Err(e) => panic!(
+                "evloop: polling the reactor of loop #{} failed: {e}",
+                self.id()
+            ),
+        }
+        for waker in wakers.drain(..) {
+            waker.wake();
+        }
+        self.io_wakers.replace(wakers);
+    }
+
+    fn drain_remote(&self) {
+        let shared = self.shared();
+        let mut scheduled = 0;
+        for _ in 0..MAX_REMOTE_DRAIN {
+            let Some(item) = shared.pop_remote() else {
+                break;
+            };
+            scheduled += u64::from(item.is_schedule());
+            match item {
+                Remote::Callback(cell) => self.push_callback(cell),
+                Remote::Timer(when, cell) => self.insert_timer_callback(when, cell),
+                Remote::CancelTimer(cell) => {
+                    if let Some(key) = cell.timer_slot().and_then(|s| s.get()) {
+                        self.remove_timer(key);
+                    }
+                }
+                Remote::CancelTimerKey(key) => self.remove_timer(key),
+                Remote::WakeRoot => self.schedule_root(),
+            }
+        }
+        bump(&shared.stats.remote_schedules, scheduled);
+    }
+
+    fn fire_timers(&self) {
+        let now = self.ns(Instant::now());
+        let mut fired = self.fired.take();
+        self.wheel.borrow_mut().advance(now, |p| fired.push(p));
+        bump(&self.shared().stats.timers_fired, fired.len() as u64);
+        for payload in fired.drain(..) {
+            match payload {
+                TimerPayload::Callback(cell) => self.push_callback(cell),
+                TimerPayload::Waker(waker) => waker.wake(),
+            }
+        }
+        self.fired.replace(fired);
+    }
+
+    fn run_callback(&self, cell: &dyn Callback) {
+        let start = self.config.debug.then(Instant::now);
+        match catch_unwind(AssertUnwindSafe(|| cell.run())) {
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(payload) => self.report(
+                ExceptionContext::new("Exception in callback")
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(ExceptionSource::Callback),
+            ),
+        }
+        bump(&self.shared().stats.callbacks_run, 1);
+        self.check_slow(start, "a callback");
+    }
+
+    /// Debug mode (L10): warn about a callback or poll slower than the threshold.
+    fn check_slow(&self, start: Option<Instant>, what: &str) {
+        if let Some(start) = start {
+            let took = start.elapsed();
+            if took >= self.config.slow_callback_duration {
+                let secs = took.as_secs_f64();
+                log::warn!(target: "evloop", "Executing {what} took {secs:.3} seconds");
+            }
+        }
+    }
+
+    fn report(&self, ctx: ExceptionContext) {
+        self.handle.call_exception_handler(ctx);
+    }
+
+    /// Closes the loop (L14): from now on nothing scheduled on it runs. Everything
+    /// queued, every timer and every I/O waiter is dropped; their handles report
+    /// cancelled. Never panics.
+    pub(crate) fn close(&self) {
+        let shared = self.shared();
+        shared.park.close();
+        shared.drain_closed();
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        let mut timers = Vec::new();
+        self.wheel.borrow_mut().drain(|p| timers.push(p));
+        let mut wakers = Vec::new();
+        self.reactor.borrow_mut().drain(&mut wakers);
+        let discard = AssertUnwindSafe(move || {
+            for item in ready {
+                if let Ready::Callback(cell) = item {
+                    cell.cancel();
+                }
+            }
+            for timer in timers {
+                if let TimerPayload::Callback(cell) = timer {
+                    cell.cancel();
+                }
+            }
+            drop(wakers);
+        });
+        if catch_unwind(discard).is_err() {
+            log::error!(target: "evloop", "a destructor panicked while loop #{} was closing", self.id());
+        }
+        set(&shared.stats.ready_len, 0);
+        set(&shared.stats.timers_pending, 0);
+    }
+}
+
+/// Unlinks a cancelled timer callback from its loop's wheel: at once on the loop
+/// thread, through the cross-thread queue elsewhere.
+pub(crate) fn unlink_timer(owner: &LoopHandle, cell: &Arc<dyn Callback>) {
+    let done = context::with_local(owner.shared.id, |local| {
+        if let Some(key) = cell.timer_slot().and_then(|s| s.get()) {
+            local.remove_timer(key);
+        }
+    });
+    if done.is_none() && !owner.is_closed() {
+        owner.shared.push_remote(Remote::CancelTimer(cell.clone()));
+    }
+}
+
+/// Schedules a timer callback on `owner` from any thread.
+pub(crate) fn schedule_timer(
+    owner: &LoopHandle,
+    when: Instant,
+    f: impl FnOnce() + Send + 'static,
+) -> Arc<dyn Callback> {
+    let cell = new_timer_callback(f);
+    let on_loop = context::with_local(owner.shared.id, |local| {
+        local.insert_timer_callback(when, cell.clone());
+    });
+    if on_loop.is_none() {
+        owner.shared.push_remote(Remote::Timer(when, cell.clone()));
+    }
+    cell
+}
+
+/// The waker of `block_on`'s future: on the loop thread it queues `Ready::Root`
+/// directly; elsewhere it sends `Remote::WakeRoot`.
+struct RootWaker {
+    owner: LoopHandle,
+}
+
+impl Wake for RootWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let id = self.owner.shared.id;
+        if context::with_local(id, Local::schedule_root).is_none() {
+            self.owner.shared.push_remote(Remote::WakeRoot);
+        }
+    }
+}
+
+fn _assert_kinds() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RootWaker>();
+}

@@ -1,0 +1,83 @@
+//! # evloop
+//!
+//! An event loop for Rust with the programming model of Python's asyncio and Tornado's
+//! IOLoop, on its own mio reactor.
+//!
+//! One loop runs on one thread. [`Runtime::block_on`] runs it until a future completes
+//! (no `Send` bound); a [`LoopHandle`] — `Clone + Send + Sync` — schedules work on it
+//! from anywhere: callbacks ([`LoopHandle::call_soon`],
+//! [`call_soon_threadsafe`](LoopHandle::call_soon_threadsafe)), timers
+//! ([`call_later`](LoopHandle::call_later), [`call_at`](LoopHandle::call_at)) and the
+//! futures of [`time`]. Panics in callbacks are caught and reported to the loop's
+//! exception handler; the loop keeps running.
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::{LoopHandle, Runtime};
+//!
+//! let rt = Runtime::new()?;
+//! let loop_ = rt.handle();
+//!
+//! // A worker thread hands its result to the loop; the loop wakes up for it.
+//! let worker = {
+//!     let loop_ = loop_.clone();
+//!     std::thread::spawn(move || {
+//!         let answer = 6 * 7;
+//!         loop_.call_soon_threadsafe(move || {
+//!             println!("the worker says {answer}");
+//!             LoopHandle::current().stop();
+//!         });
+//!     })
+//! };
+//! loop_.call_later(Duration::from_secs(60), || unreachable!("stopped long before"));
+//! rt.run_forever();
+//! worker.join().unwrap();
+//!
+//! let stats = loop_.stats();
+//! assert_eq!(stats.callbacks_run, 1);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! * **Tick semantics (L6).** Each iteration polls the reactor (not blocking when work is
+//!   ready), moves expired timers to the ready queue in `(deadline, insertion order)`,
+//!   then runs exactly the items that were ready when the run phase began; anything
+//!   scheduled meanwhile runs in a later iteration. With I/O sources registered, the
+//!   reactor is polled again (without blocking) every 64 items.
+//! * **Timers** never fire early, fire in `(deadline, insertion order)`, and are precise
+//!   to well under a millisecond (a timerfd, not epoll's millisecond timeout).
+//! * **Wake-ups are coalesced.** Scheduling from another thread while the loop is busy
+//!   makes no system call; [`LoopStats::wakeups`] counts the ones that were needed.
+//! * **Closed loops are safe.** After the [`Runtime`] is dropped, scheduling through a
+//!   handle never runs the callback and never panics: the handle is already cancelled.
+//!
+//! The architecture (how callbacks, wake-ups, timers and I/O events travel through the
+//! loop) is described in `ARCHITECTURE.md`; the README has a table of where evloop
+//! deliberately differs from asyncio.
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, unreachable_pub)]
+
+mod callback;
+mod context;
+mod core;
+mod error;
+mod exception;
+mod handle;
+mod loom;
+mod park;
+mod reactor;
+mod runtime;
+mod shared;
+mod stats;
+mod sys;
+pub mod time;
+mod wheel;
+
+pub use callback::{Handle, TimerHandle};
+pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
+pub use exception::{ExceptionContext, ExceptionSource};
+pub use handle::LoopHandle;
+pub use runtime::{Builder, Runtime, run};
+pub use stats::LoopStats;

@@ -1,0 +1,562 @@
+//! The reactor: the only module that imports mio.
+//!
+//! Owns: the loop's `mio::Poll` and `Events` buffer, the `mio::Waker` (wrapped as
+//! [`Unparker`], token `usize::MAX`), the precision timer (`sys::TimerFd`, token
+//! `usize::MAX - 1`) and the `slab` of I/O registrations keyed by token, each with its
+//! cached readiness ([`ScheduledIo`]). Must not touch: tasks, callbacks, the ready
+//! queue — it hands the wakers of ready I/O back to the loop, which wakes them after
+//! releasing its borrow of the reactor.
+//!
+//! mio is edge-triggered: readiness is cached per registration and cleared only when an
+//! operation reports `WouldBlock` ([`ScheduledIo::clear_readiness`]), and only if no
+//! newer event arrived since the readiness was observed (an event tick in the same word).
+//! Sources are registered by raw fd, so the socket types never see mio.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::PoisonError;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Token};
+use slab::Slab;
+
+use std::sync::Arc;
+
+use crate::loom::sync::Mutex;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::sys::TimerFd;
+
+const WAKE_TOKEN: Token = Token(usize::MAX);
+const TIMER_TOKEN: Token = Token(usize::MAX - 1);
+
+/// Wakes a loop blocked in its reactor from any thread (one eventfd write).
+#[derive(Debug)]
+pub(crate) struct Unparker(mio::Waker);
+
+impl Unparker {
+    pub(crate) fn unpark(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// How long [`Reactor::poll`] may block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// Do not block: collect what is ready now.
+    Zero,
+    /// Block until this instant (the timerfd makes it precise), an event or a wake-up.
+    At(Instant),
+    /// Block until an event or a wake-up.
+    Forever,
+}
+
+/// Readiness bits of a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    pub(crate) const READABLE: Ready = Ready(1);
+    pub(crate) const WRITABLE: Ready = Ready(2);
+    pub(crate) const READ_CLOSED: Ready = Ready(4);
+    pub(crate) const WRITE_CLOSED: Ready = Ready(8);
+    pub(crate) const ERROR: Ready = Ready(16);
+
+    fn from_event(event: &mio::event::Event) -> Ready {
+        let mut r = 0;
+        if event.is_readable() {
+            r |= Ready::READABLE.0;
+        }
+        if event.is_writable() {
+            r |= Ready::WRITABLE.0;
+        }
+        if event.is_read_closed() {
+            r |= Ready::READ_CLOSED.0;
+        }
+        if event.is_write_closed() {
+            r |= Ready::WRITE_CLOSED.0;
+        }
+        if event.is_error() {
+            r |= Ready::ERROR.0;
+        }
+        Ready(r)
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+        )
+    )]
+    pub(crate) fn contains(self, other: Ready) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    fn intersect(self, other: Ready) -> Ready {
+        Ready(self.0 & other.0)
+    }
+}
+
+/// Which half of a registration an operation waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// Readiness that lets an operation in this direction make progress (or fail).
+    fn mask(self) -> Ready {
+        match self {
+            Direction::Read => Ready(Ready::READABLE.0 | Ready::READ_CLOSED.0 | Ready::ERROR.0),
+            Direction::Write => Ready(Ready::WRITABLE.0 | Ready::WRITE_CLOSED.0 | Ready::ERROR.0),
+        }
+    }
+}
+
+/// What a registration is interested in.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+    )
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interest {
+    Readable,
+    Writable,
+    Both,
+}
+
+impl Interest {
+    fn to_mio(self) -> mio::Interest {
+        match self {
+            Interest::Readable => mio::Interest::READABLE,
+            Interest::Writable => mio::Interest::WRITABLE,
+            Interest::Both => mio::Interest::READABLE | mio::Interest::WRITABLE,
+        }
+    }
+}
+
+/// Readiness observed by [`ScheduledIo::poll_ready`], to be cleared on `WouldBlock`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    pub(crate) ready: Ready,
+    tick: usize,
+}
+
+const READY_MASK: usize = 0xff;
+const TICK_SHIFT: u32 = 8;
+
+fn pack(ready: Ready, tick: usize) -> usize {
+    (tick << TICK_SHIFT) | usize::from(ready.0)
+}
+
+fn unpack(word: usize) -> (Ready, usize) {
+    (Ready((word & READY_MASK) as u8), word >> TICK_SHIFT)
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// One I/O registration: cached readiness and the tasks waiting on it.
+#[derive(Debug)]
+pub(crate) struct ScheduledIo {
+    token: usize,
+    /// Readiness bits in the low byte; the number of events dispatched above them.
+    readiness: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+    )
+)]
+impl ScheduledIo {
+    /// Ready if the cached readiness allows progress in `dir`; otherwise registers the
+    /// waker (replacing an older one) and returns `Pending`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+        if let Some(ev) = self.ready_now(dir) {
+            return Poll::Ready(ev);
+        }
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = match dir {
+            Direction::Read => &mut waiters.reader,
+            Direction::Write => &mut waiters.writer,
+        };
+        match slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        // The reactor sets readiness before it takes this lock to wake, so checking
+        // again under the lock cannot miss an event.
+        match self.ready_now(dir) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
+        let (ready, tick) = unpack(self.readiness.load(Ordering::Acquire));
+        let ready = ready.intersect(dir.mask());
+        (!ready.is_empty()).then_some(ReadyEvent { ready, tick })
+    }
+
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+        )
+    )]
+    /// Forgets the readable / writable bits of `ev` after an operation hit
+    /// `WouldBlock`, unless a newer event arrived meanwhile. Closed and error bits stay.
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        let clear = usize::from(ev.ready.0 & (Ready::READABLE.0 | Ready::WRITABLE.0));
+        let _ = self
+            .readiness
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                (unpack(word).1 == ev.tick).then_some(word & !clear)
+            });
+    }
+
+    fn set_readiness(&self, add: Ready) {
+        let _ = self
+            .readiness
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                let (ready, tick) = unpack(word);
+                let next = tick.wrapping_add(1) & (usize::MAX >> TICK_SHIFT);
+                Some(pack(Ready(ready.0 | add.0), next))
+            });
+    }
+
+    fn take_wakers(&self, ready: Ready, out: &mut Vec<Waker>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if !ready.intersect(Direction::Read.mask()).is_empty() {
+            out.extend(waiters.reader.take());
+        }
+        if !ready.intersect(Direction::Write.mask()).is_empty() {
+            out.extend(waiters.writer.take());
+        }
+    }
+
+    /// Takes the wakers of both directions (loop close), for the caller to drop.
+    fn take_all_wakers(&self, out: &mut Vec<Waker>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        out.extend(waiters.reader.take());
+        out.extend(waiters.writer.take());
+    }
+}
+
+/// The loop's mio reactor.
+pub(crate) struct Reactor {
+    poll: mio::Poll,
+    events: Events,
+    ios: Slab<Arc<ScheduledIo>>,
+    timer: Option<TimerFd>,
+    /// The deadline the timerfd is armed for, if it has not been seen to expire.
+    armed: Option<Instant>,
+}
+
+impl Reactor {
+    /// A reactor with room for `event_capacity` events per poll, and the unparker
+    /// other threads use to wake it.
+    pub(crate) fn new(event_capacity: usize) -> io::Result<(Reactor, Unparker)> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
+        let timer = match TimerFd::new() {
+            Ok(timer) => {
+                let fd = timer.raw_fd();
+                poll.registry().register(
+                    &mut SourceFd(&fd),
+                    TIMER_TOKEN,
+                    mio::Interest::READABLE,
+                )?;
+                Some(timer)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => None,
+            Err(e) => return Err(e),
+        };
+        let reactor = Reactor {
+            poll,
+            events: Events::with_capacity(event_capacity.max(1)),
+            ios: Slab::new(),
+            timer,
+            armed: None,
+        };
+        Ok((reactor, Unparker(waker)))
+    }
+
+    /// Whether any I/O source is registered (the mid-run-phase poll is skipped if not).
+    pub(crate) fn has_sources(&self) -> bool {
+        !self.ios.is_empty()
+    }
+
+    /// Polls for events, blocking as `timeout` allows. Sets the readiness of every
+    /// registration that had an event and appends the wakers to wake to `wakers`.
+    /// Returns the number of I/O events.
+    pub(crate) fn poll(&mut self, timeout: Timeout, wakers: &mut Vec<Waker>) -> io::Result<usize> {
+        let mio_timeout = match timeout {
+            Timeout::Zero => Some(Duration::ZERO),
+            Timeout::Forever => None,
+            Timeout::At(deadline) => {
+                let now = Instant::now();
+                match &self.timer {
+                    _ if deadline <= now => Some(Duration::ZERO),
+                    Some(timer) => {
+                        if self.armed != Some(deadline) {
+                            timer.set(deadline - now)?;
+                            self.armed = Some(deadline);
+                        }
+                        None
+                    }
+                    None => Some(deadline - now),
+                }
+            }
+        };
+        match self.poll.poll(&mut self.events, mio_timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        let mut n = 0;
+        for event in self.events.iter() {
+            match event.token() {
+                WAKE_TOKEN => {}
+                TIMER_TOKEN => self.armed = None,
+                Token(key) => {
+                    if let Some(io) = self.ios.get(key) {
+                        let ready = Ready::from_event(event);
+                        io.set_readiness(ready);
+                        io.take_wakers(ready, wakers);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Registers `fd` (edge-triggered) and returns its readiness cell.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+        )
+    )]
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<Arc<ScheduledIo>> {
+        let entry = self.ios.vacant_entry();
+        let token = entry.key();
+        if token >= TIMER_TOKEN.0 {
+            return Err(io::Error::other("evloop: too many I/O registrations"));
+        }
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(token), interest.to_mio())?;
+        let io = Arc::new(ScheduledIo {
+            token,
+            readiness: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+        });
+        entry.insert(io.clone());
+        Ok(io)
+    }
+
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+        )
+    )]
+    /// Changes the interest of a registration. Re-registering also makes the kernel
+    /// re-check readiness and report it again if it still holds.
+    pub(crate) fn reregister(
+        &mut self,
+        io: &ScheduledIo,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poll
+            .registry()
+            .reregister(&mut SourceFd(&fd), Token(io.token), interest.to_mio())
+    }
+
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
+        )
+    )]
+    /// Removes a registration. Its token is free for reuse afterwards; the kernel drops
+    /// any event still queued for the fd.
+    pub(crate) fn deregister(&mut self, io: &ScheduledIo, fd: RawFd) -> io::Result<()> {
+        if self
+            .ios
+            .get(io.token)
+            .is_some_and(|r| std::ptr::eq(&**r, io))
+        {
+            self.ios.remove(io.token);
+        }
+        self.poll.registry().deregister(&mut SourceFd(&fd))
+    }
+
+    /// Drops every registration's wakers (loop close), returning them to be dropped
+    /// outside the reactor's borrow.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Waker>) {
+        for (_, io) in self.ios.iter() {
+            io.take_all_wakers(out);
+        }
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("registrations", &self.ios.len())
+            .field("precise_timer", &self.timer.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+    use std::task::Wake;
+
+    struct CountWake(StdAtomicUsize);
+    impl Wake for CountWake {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, StdOrdering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn readiness_is_cached_until_would_block_and_wakes_the_reader() {
+        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
+        assert!(reactor.has_sources());
+
+        let counter = std::sync::Arc::new(CountWake(StdAtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut wakers = vec![];
+        reactor.poll(Timeout::Zero, &mut wakers).unwrap();
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+
+        b.write_all(b"hi").unwrap();
+        let n = reactor
+            .poll(
+                Timeout::At(Instant::now() + Duration::from_secs(5)),
+                &mut wakers,
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(wakers.len(), 1);
+        wakers.drain(..).for_each(Waker::wake);
+        assert_eq!(counter.0.load(StdOrdering::SeqCst), 1);
+
+        // Edge-triggered: the cached readiness survives until WouldBlock.
+        let ev = match io.poll_ready(&mut cx, Direction::Read) {
+            Poll::Ready(ev) => ev,
+            Poll::Pending => panic!("readable"),
+        };
+        assert!(ev.ready.contains(Ready::READABLE));
+        let mut buf = [0u8; 8];
+        assert_eq!((&a).read(&mut buf).unwrap(), 2);
+        assert!(
+            io.poll_ready(&mut cx, Direction::Read).is_ready(),
+            "not cleared yet"
+        );
+        assert_eq!(
+            (&a).read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        io.clear_readiness(ev);
+        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+
+        reactor.deregister(&io, a.as_raw_fd()).unwrap();
+        assert!(!reactor.has_sources());
+    }
+
+    #[test]
+    fn clear_is_skipped_when_a_newer_event_arrived() {
+        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
+        b.write_all(b"1").unwrap();
+        let mut wakers = vec![];
+        reactor
+            .poll(
+                Timeout::At(Instant::now() + Duration::from_secs(5)),
+                &mut wakers,
+            )
+            .unwrap();
+        let stale = io.ready_now(Direction::Read).unwrap();
+        b.write_all(b"2").unwrap();
+        reactor
+            .poll(
+                Timeout::At(Instant::now() + Duration::from_secs(5)),
+                &mut wakers,
+            )
+            .unwrap();
+        io.clear_readiness(stale);
+        assert!(
+            io.ready_now(Direction::Read).is_some(),
+            "newer readiness must survive"
+        );
+    }
+
+    #[test]
+    fn unparker_wakes_a_blocked_poll() {
+        let (mut reactor, unparker) = Reactor::new(4).unwrap();
+        // The thread hands the unparker back: dropping it closes the eventfd, and epoll
+        // forgets a closed fd's pending event, so it must outlive the poll (as it does
+        // in the loop, where `Shared` owns it).
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            unparker.unpark().unwrap();
+            unparker
+        });
+        let mut wakers = vec![];
+        assert_eq!(reactor.poll(Timeout::Forever, &mut wakers).unwrap(), 0);
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn timed_poll_does_not_return_before_its_deadline() {
+        let (mut reactor, _unparker) = Reactor::new(4).unwrap();
+        let deadline = Instant::now() + Duration::from_micros(1500);
+        let mut wakers = vec![];
+        while Instant::now() < deadline {
+            reactor.poll(Timeout::At(deadline), &mut wakers).unwrap();
+        }
+        assert!(Instant::now() >= deadline);
+    }
+}

@@ -1,0 +1,138 @@
+//! The `Send + Sync` half of a loop, behind every [`LoopHandle`](crate::LoopHandle).
+//!
+//! Owns: the cross-thread ready queue and what may travel through it ([`Remote`]), the
+//! park state and the mio waker that unblocks the loop, the stop and running flags, the
+//! exception handler, and the statistics counters. Must not touch: loop-thread state —
+//! it never sees the ready queue, the wheel or the reactor; the loop drains it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::callback::Callback;
+use crate::exception::HandlerFn;
+use crate::loom::SegQueue;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::park::{Notify, ParkState};
+use crate::reactor::Unparker;
+use crate::stats::Counters;
+use crate::wheel::TimerKey;
+
+/// What another thread can ask the loop to do.
+pub(crate) enum Remote {
+    /// Run a callback (`call_soon_threadsafe`).
+    Callback(Arc<dyn Callback>),
+    /// Insert a timer callback into the wheel (`call_later` off the loop thread).
+    Timer(Instant, Arc<dyn Callback>),
+    /// Unlink a cancelled timer callback from the wheel.
+    CancelTimer(Arc<dyn Callback>),
+    /// Unlink a sleep's timer (a `Sleep` dropped off its loop thread).
+    CancelTimerKey(TimerKey),
+    /// Poll `block_on`'s future again (its waker was called off the loop thread).
+    WakeRoot,
+}
+
+impl Remote {
+    /// Whether this item schedules work (counted in `remote_schedules`).
+    pub(crate) fn is_schedule(&self) -> bool {
+        matches!(
+            self,
+            Remote::Callback(_) | Remote::Timer(..) | Remote::WakeRoot
+        )
+    }
+
+    /// Disposes of an item that will never reach a running loop.
+    fn discard(self) {
+        if let Remote::Callback(cell) | Remote::Timer(_, cell) = self {
+            // A panicking destructor of a captured value must not unwind into an
+            // unrelated producer thread.
+            if catch_unwind(AssertUnwindSafe(|| cell.cancel())).is_err() {
+                log::error!(target: "evloop", "a callback's destructor panicked while the closed loop discarded it");
+            }
+        }
+    }
+}
+
+static NEXT_LOOP_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    remote: SegQueue<Remote>,
+    pub(crate) park: ParkState,
+    unparker: Unparker,
+    stop: AtomicBool,
+    pub(crate) running: AtomicBool,
+    pub(crate) handler: Mutex<Option<Arc<HandlerFn>>>,
+    pub(crate) stats: Counters,
+}
+
+impl Shared {
+    pub(crate) fn new(unparker: Unparker) -> Shared {
+        Shared {
+            id: NEXT_LOOP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            remote: SegQueue::new(),
+            park: ParkState::new(),
+            unparker,
+            stop: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            handler: Mutex::new(None),
+            stats: Counters::default(),
+        }
+    }
+
+    /// Sends an item to the loop from any thread, waking it only if it is parked.
+    pub(crate) fn push_remote(&self, item: Remote) {
+        self.remote.push(item);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        match self.park.notify() {
+            Notify::Nothing => {}
+            Notify::Unpark => {
+                self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.unparker.unpark() {
+                    log::error!(target: "evloop", "waking loop #{} failed: {e}", self.id);
+                }
+            }
+            Notify::Closed => self.drain_closed(),
+        }
+    }
+
+    pub(crate) fn pop_remote(&self) -> Option<Remote> {
+        self.remote.pop()
+    }
+
+    /// Whether the loop must not block: remote items are waiting or a stop is pending.
+    pub(crate) fn has_remote_work(&self) -> bool {
+        !self.remote.is_empty() || self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Discards everything in the cross-thread queue (the loop is closed).
+    pub(crate) fn drain_closed(&self) {
+        while let Some(item) = self.remote.pop() {
+            item.discard();
+        }
+    }
+
+    /// `stop()`: sets the flag, then wakes the loop like a producer would.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// Consumes a pending stop request.
+    pub(crate) fn take_stop(&self) -> bool {
+        self.stop.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn clear_stop(&self) {
+        self.stop.store(false, Ordering::Release);
+    }
+}
+
+fn _assert_kinds() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Shared>();
+}

@@ -1,0 +1,135 @@
+//! Every raw system call evloop makes, each through the one helper [`cvt`], and
+//! everything that is Linux-only.
+//!
+//! Owns: the precision timer (`timerfd` on Linux). Must not touch: mio (the reactor
+//! registers the fd like any other source) or any loop state. On other Unix systems
+//! [`TimerFd::new`] reports `Unsupported` and the reactor falls back to mio's
+//! millisecond poll timeout, so a kqueue port only has to add its timer here.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// Turns the `-1`-and-`errno` convention of a libc call into an `io::Result`.
+fn cvt(res: libc::c_int) -> io::Result<libc::c_int> {
+    if res == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(res)
+    }
+}
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::TimerFd;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A one-shot `CLOCK_MONOTONIC` timerfd: non-blocking, close-on-exec.
+    #[derive(Debug)]
+    pub(crate) struct TimerFd {
+        fd: OwnedFd,
+    }
+
+    impl TimerFd {
+        pub(crate) fn new() -> io::Result<TimerFd> {
+            let flags = libc::TFD_NONBLOCK | libc::TFD_CLOEXEC;
+            // SAFETY: timerfd_create takes no pointers; a non-negative result is a fresh
+            // fd that nothing else owns.
+            let fd = cvt(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, flags) })?;
+            // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            Ok(TimerFd { fd })
+        }
+
+        /// Arms the timer to expire once, `after` from now (at least 1 ns: a zero
+        /// `it_value` would disarm it). Re-arming resets the expiration count.
+        pub(crate) fn set(&self, after: Duration) -> io::Result<()> {
+            let after = after.max(Duration::from_nanos(1));
+            let secs = libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX);
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: secs,
+                    tv_nsec: libc::c_long::from(after.subsec_nanos() as i32),
+                },
+            };
+            // SAFETY: `self.fd` is an open timerfd for the lifetime of `self`; `spec`
+            // is a valid itimerspec on the stack; the old-value pointer may be null.
+            cvt(unsafe {
+                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+            })?;
+            Ok(())
+        }
+
+        pub(crate) fn raw_fd(&self) -> RawFd {
+            self.fd.as_raw_fd()
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use fallback::TimerFd;
+
+#[cfg(not(target_os = "linux"))]
+mod fallback {
+    use super::*;
+
+    /// No precision timer on this platform: the reactor uses mio's poll timeout.
+    #[derive(Debug)]
+    pub(crate) struct TimerFd(());
+
+    impl TimerFd {
+        pub(crate) fn new() -> io::Result<TimerFd> {
+            let _ = cvt;
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+        pub(crate) fn set(&self, _after: Duration) -> io::Result<()> {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+        pub(crate) fn raw_fd(&self) -> RawFd {
+            -1
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on the stack; timeout 1000 ms.
+        let n = cvt(unsafe { libc::poll(&mut pfd, 1, 1000) }).unwrap();
+        n == 1
+    }
+
+    #[test]
+    fn timerfd_expires_after_the_requested_time_not_before() {
+        let t = TimerFd::new().unwrap();
+        let start = Instant::now();
+        t.set(Duration::from_micros(300)).unwrap();
+        assert!(readable(t.raw_fd()));
+        assert!(start.elapsed() >= Duration::from_micros(300));
+    }
+
+    #[test]
+    fn zero_duration_still_arms() {
+        let t = TimerFd::new().unwrap();
+        t.set(Duration::ZERO).unwrap();
+        assert!(
+            readable(t.raw_fd()),
+            "a zero delay must not disarm the timer"
+        );
+    }
+}

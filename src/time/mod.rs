@@ -1,0 +1,250 @@
+//! Time (SPEC §8): [`sleep`], [`sleep_until`], [`timeout`], [`interval`].
+//!
+//! Owns: the futures that wait on the loop's timer wheel. Must not touch: the wheel's
+//! internals — a [`Sleep`] registers a waker through `core::Local` on its first poll
+//! (lazily), keeps the returned key, and unlinks it in O(1) when dropped or reset.
+//!
+//! Precision (M3): the loop arms a timerfd with nanosecond resolution for the next
+//! deadline, so a 1 ms sleep wakes about 1 ms later, not rounded up to 2 ms.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! evloop::run(async {
+//!     let start = Instant::now();
+//!     evloop::time::sleep(Duration::from_millis(2)).await.unwrap();
+//!     assert!(start.elapsed() >= Duration::from_millis(2), "never early");
+//!
+//!     let slow = evloop::time::sleep(Duration::from_secs(3600));
+//!     let err = evloop::time::timeout(Duration::from_millis(1), slow).await.unwrap_err();
+//!     assert!(err.is_timeout());
+//! });
+//! ```
+
+mod interval;
+
+pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::error::{Error, TimeoutError};
+use crate::handle::{LoopHandle, deadline_after};
+use crate::shared::Remote;
+use crate::wheel::TimerKey;
+
+/// Waits until `duration` has elapsed. Resolves to `Ok(())`; the future is lazy (no
+/// timer exists until it is first polled) and cancels its timer when dropped.
+///
+/// A zero duration still yields to the loop once, like asyncio's `sleep(0)`.
+///
+/// # Panics
+///
+/// The returned future panics if polled outside a running evloop loop.
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(deadline_after(Instant::now(), duration))
+}
+
+/// Waits until `deadline`. A deadline in the past completes in the next iteration.
+///
+/// # Panics
+///
+/// The returned future panics if polled outside a running evloop loop.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        state: State::Idle,
+    }
+}
+
+enum State {
+    /// Not registered with any loop.
+    Idle,
+    Registered {
+        owner: LoopHandle,
+        key: TimerKey,
+    },
+    Fired,
+}
+
+/// Future returned by [`sleep`] and [`sleep_until`]. `Send + Sync + Unpin`.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Sleep {
+    deadline: Instant,
+    state: State,
+}
+
+impl Sleep {
+    /// The instant this sleep completes at.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        matches!(self.state, State::Fired) || Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline. The old timer is unlinked at once; the new one is registered
+    /// on the next poll (no allocation: the wheel reuses its slot storage).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// evloop::run(async {
+    ///     let mut s = evloop::time::sleep(Duration::from_secs(3600));
+    ///     s.reset(Instant::now() + Duration::from_millis(1));
+    ///     s.await.unwrap();
+    /// });
+    /// ```
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deregister();
+        self.deadline = deadline;
+        self.state = State::Idle;
+    }
+
+    fn deregister(&mut self) {
+        if let State::Registered { owner, key } = std::mem::replace(&mut self.state, State::Idle) {
+            unlink(&owner, key);
+        }
+    }
+}
+
+/// Unlinks a sleep's timer: directly on its loop thread, by message elsewhere.
+fn unlink(owner: &LoopHandle, key: TimerKey) {
+    let id = owner.shared.id;
+    if context::with_local(id, |local| local.remove_timer(key)).is_none() && !owner.is_closed() {
+        owner.shared.push_remote(Remote::CancelTimerKey(key));
+    }
+}
+
+impl Future for Sleep {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if matches!(this.state, State::Fired) {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(local) = context::current() else {
+            panic!(
+                "evloop: a time::Sleep was polled outside a running event loop; timers need \
+                 evloop's loop (Runtime::block_on / run_forever) on the polling thread"
+            );
+        };
+        if let State::Registered { owner, key } = &this.state {
+            if owner.shared.id == local.id() {
+                return if local.update_timer_waker(*key, cx.waker()) {
+                    Poll::Pending
+                } else {
+                    this.state = State::Fired;
+                    Poll::Ready(Ok(()))
+                };
+            }
+            // Moved to another loop: leave the old one, register here.
+            this.deregister();
+        }
+        let key = local.insert_timer_waker(this.deadline, cx.waker().clone());
+        this.state = State::Registered {
+            owner: local.handle.clone(),
+            key,
+        };
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Idle => "idle",
+            State::Registered { .. } => "registered",
+            State::Fired => "fired",
+        };
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// Runs `fut` with a time limit: `Ok(output)`, or `Err(Error::Timeout)` if `duration`
+/// passes first (the inner future is then dropped). Works with any future (M2).
+///
+/// # Panics
+///
+/// The returned future panics if polled outside a running evloop loop.
+pub fn timeout<F: IntoFuture>(duration: Duration, fut: F) -> Timeout<F::IntoFuture> {
+    timeout_at(deadline_after(Instant::now(), duration), fut)
+}
+
+/// Like [`timeout`] with an absolute deadline.
+pub fn timeout_at<F: IntoFuture>(deadline: Instant, fut: F) -> Timeout<F::IntoFuture> {
+    Timeout {
+        fut: fut.into_future(),
+        sleep: sleep_until(deadline),
+    }
+}
+
+/// Future returned by [`timeout`] and [`timeout_at`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Timeout<F> {
+    fut: F,
+    sleep: Sleep,
+}
+
+impl<F> Timeout<F> {
+    /// The wrapped future.
+    pub fn get_ref(&self) -> &F {
+        &self.fut
+    }
+
+    /// Unwraps the future (only possible while it is not pinned).
+    pub fn into_inner(self) -> F {
+        self.fut
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `fut` is structurally pinned: it is never moved out of a pinned
+        // `Timeout` (only `into_inner(self)` moves it, which needs an unpinned value)
+        // and `Timeout` has no `Drop` impl. `sleep` is `Unpin` and never treated as
+        // pinned, so handing out `&mut` to it is fine.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this.fut` stays in place until the `Timeout` is dropped.
+        let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
+        if let Poll::Ready(out) = fut.poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        match Pin::new(&mut this.sleep).poll(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Err(Error::Timeout(TimeoutError))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.sleep.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+fn _assert_kinds() {
+    fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+    send_sync_unpin::<Sleep>();
+}
