@@ -534,6 +534,40 @@ mod tests {
     }
 
     #[test]
+    fn writable_interest_and_reregister() {
+        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let io = reactor.register(a.as_raw_fd(), Interest::Writable).unwrap();
+        let mut wakers = vec![];
+        reactor
+            .poll(
+                Timeout::At(Instant::now() + Duration::from_secs(5)),
+                &mut wakers,
+            )
+            .unwrap();
+        assert!(
+            io.ready_now(Direction::Write).is_some(),
+            "a fresh socket is writable"
+        );
+        assert!(io.ready_now(Direction::Read).is_none());
+
+        // Re-registering for both makes the kernel report current readiness again.
+        b.write_all(b"x").unwrap();
+        reactor
+            .reregister(&io, a.as_raw_fd(), Interest::Both)
+            .unwrap();
+        reactor
+            .poll(
+                Timeout::At(Instant::now() + Duration::from_secs(5)),
+                &mut wakers,
+            )
+            .unwrap();
+        assert!(io.ready_now(Direction::Read).is_some());
+        reactor.deregister(&io, a.as_raw_fd()).unwrap();
+    }
+
+    #[test]
     fn unparker_wakes_a_blocked_poll() {
         let (mut reactor, unparker) = Reactor::new(4).unwrap();
         // The thread hands the unparker back: dropping it closes the eventfd, and epoll
