@@ -1,0 +1,124 @@
+//! A tour of evloop: timers, callbacks from worker threads, the exception handler,
+//! a stop, and the loop's statistics.
+//!
+//! Run with `cargo run --release --example tour`; it exits 0 by itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use evloop::{ExceptionContext, LoopHandle, Runtime};
+
+fn main() -> std::io::Result<()> {
+    let rt = Runtime::new()?;
+    let loop_ = rt.handle();
+    let start = Instant::now();
+    let ms = move || start.elapsed().as_secs_f64() * 1e3;
+
+    println!("== timers fire in deadline order, ties in insertion order");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let at = loop_.time() + Duration::from_millis(5);
+    for (name, when) in [("c", at + Duration::from_millis(2)), ("a", at), ("b", at)] {
+        let order = order.clone();
+        loop_.call_at(when, move || {
+            order.lock().unwrap().push(name);
+            println!("  [{:6.2} ms] timer {name}", ms());
+        });
+    }
+    let never = loop_.call_later(Duration::from_millis(1), || unreachable!("cancelled"));
+    never.cancel();
+
+    println!("== a 1 ms sleep, measured");
+    rt.block_on(async {
+        let t = Instant::now();
+        evloop::time::sleep(Duration::from_millis(1)).await.unwrap();
+        println!(
+            "  slept {:.3} ms (asked for 1.000)",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        evloop::time::sleep(Duration::from_millis(10))
+            .await
+            .unwrap();
+    });
+    assert_eq!(*order.lock().unwrap(), ["a", "b", "c"]);
+
+    println!("== worker threads hand results to the loop with call_soon_threadsafe");
+    let received = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|id| {
+            let loop_ = loop_.clone();
+            let received = received.clone();
+            thread::spawn(move || {
+                for i in 0..1000 {
+                    let received = received.clone();
+                    loop_.call_soon_threadsafe(move || {
+                        let total = received.fetch_add(1, Ordering::Relaxed) + 1;
+                        if i == 999 {
+                            println!(
+                                "  [{:6.2} ms] worker {id} done ({total} results so far)",
+                                ms()
+                            );
+                        }
+                        if total == 4000 {
+                            LoopHandle::current().stop();
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    // A timer as a safety net: if a wake-up were lost, the loop would stop here.
+    let fallback = loop_.call_later(Duration::from_secs(10), || {
+        eprintln!("lost wake-up!");
+        LoopHandle::current().stop();
+    });
+    rt.run_forever();
+    fallback.cancel();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(received.load(Ordering::Relaxed), 4000);
+
+    println!("== a panicking callback is reported, the loop keeps going");
+    loop_.set_exception_handler(Some(|_: &LoopHandle, ctx: &ExceptionContext| {
+        println!("  exception handler: {ctx}");
+    }));
+    // Rust's default panic hook prints every panic, caught or not; keep the demo quiet.
+    std::panic::set_hook(Box::new(|info| println!("  (panic hook) {info}")));
+    loop_.call_soon(|| panic!("something went wrong"));
+    loop_.call_soon(|| println!("  ...and the next callback still runs"));
+    rt.block_on(evloop::time::sleep(Duration::ZERO)).unwrap();
+    let _ = std::panic::take_hook();
+
+    println!("== timeout and interval");
+    rt.block_on(async {
+        let slow = evloop::time::sleep(Duration::from_secs(60));
+        let res = evloop::time::timeout(Duration::from_millis(2), slow).await;
+        println!("  timeout(2 ms, sleep(60 s)) -> {}", res.unwrap_err());
+        let mut tick = evloop::time::interval(Duration::from_millis(2));
+        for _ in 0..3 {
+            let t = tick.tick().await.unwrap();
+            println!(
+                "  tick scheduled at +{:.1} ms",
+                (t - start).as_secs_f64() * 1e3
+            );
+        }
+    });
+
+    println!("== stats");
+    let stats = loop_.stats();
+    println!("  {stats:#?}");
+    println!(
+        "  {} cross-thread schedules cost {} wake-up syscalls",
+        stats.remote_schedules, stats.wakeups
+    );
+    drop(rt);
+    let h = loop_.call_soon_threadsafe(|| unreachable!("the loop is closed"));
+    println!(
+        "== after the runtime is dropped: closed={} handle.cancelled()={}",
+        loop_.is_closed(),
+        h.cancelled()
+    );
+    Ok(())
+}
