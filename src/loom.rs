@@ -11,28 +11,42 @@
 #[cfg(not(loom))]
 pub(crate) use crossbeam_queue::SegQueue;
 
-/// The cross-thread queue under loom: a loom mutex around a `VecDeque`, with the subset
-/// of `crossbeam_queue::SegQueue`'s API that evloop uses.
+/// The cross-thread queue under loom, with the ordering guarantees of
+/// `crossbeam_queue::SegQueue` and no more: `push` publishes with `Release` and
+/// `is_empty` is a lock-free `Acquire` load, so the model cannot lean on mutex
+/// happens-before edges that the real lock-free queue does not provide (the park
+/// protocol's fences must carry the proof).
 #[cfg(loom)]
-#[derive(Debug, Default)]
-pub(crate) struct SegQueue<T>(loom::sync::Mutex<std::collections::VecDeque<T>>);
+#[derive(Debug)]
+pub(crate) struct SegQueue<T> {
+    items: loom::sync::Mutex<std::collections::VecDeque<T>>,
+    len: loom::sync::atomic::AtomicUsize,
+}
 
 #[cfg(loom)]
 impl<T> SegQueue<T> {
     pub(crate) fn new() -> Self {
-        SegQueue(loom::sync::Mutex::new(std::collections::VecDeque::new()))
+        SegQueue {
+            items: loom::sync::Mutex::new(std::collections::VecDeque::new()),
+            len: loom::sync::atomic::AtomicUsize::new(0),
+        }
     }
     pub(crate) fn push(&self, value: T) {
-        self.0.lock().unwrap().push_back(value);
+        self.items.lock().unwrap().push_back(value);
+        self.len.fetch_add(1, loom::sync::atomic::Ordering::Release);
     }
     pub(crate) fn pop(&self) -> Option<T> {
-        self.0.lock().unwrap().pop_front()
+        if self.len.load(loom::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
+        let item = self.items.lock().unwrap().pop_front();
+        if item.is_some() {
+            self.len.fetch_sub(1, loom::sync::atomic::Ordering::AcqRel);
+        }
+        item
     }
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.lock().unwrap().is_empty()
-    }
-    pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.len.load(loom::sync::atomic::Ordering::Acquire) == 0
     }
 }
 
