@@ -59,6 +59,35 @@ pub(crate) fn enter(local: Rc<Local>) -> Result<EnterGuard, u64> {
     })
 }
 
+/// Makes `local` the current loop for the guard's lifetime even if another loop is
+/// running here (a runtime dropped inside another loop's callback shuts down on its
+/// own context); the previous one is restored afterwards.
+pub(crate) fn enter_for_shutdown(local: Rc<Local>) -> SwapGuard {
+    let prev_id = CURRENT_ID.with(|c| c.replace(local.id()));
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(local));
+    SwapGuard {
+        prev: Some((prev_id, prev)),
+    }
+}
+
+/// Restores the loop that was current before [`enter_for_shutdown`].
+pub(crate) struct SwapGuard {
+    prev: Option<(u64, Option<Rc<Local>>)>,
+}
+
+impl Drop for SwapGuard {
+    fn drop(&mut self) {
+        if let Some((id, prev)) = self.prev.take() {
+            let _ = CURRENT_ID.try_with(|c| c.set(id));
+            let mine = CURRENT
+                .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
+                .ok()
+                .flatten();
+            drop(mine);
+        }
+    }
+}
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let _ = CURRENT_ID.try_with(|c| c.set(0));

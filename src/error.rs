@@ -248,6 +248,10 @@ impl CancelledError {
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
+
+    pub(crate) fn from_arc(message: Option<Arc<str>>) -> CancelledError {
+        CancelledError { message }
+    }
 }
 
 impl fmt::Display for CancelledError {

@@ -249,7 +249,7 @@ impl LoopHandle {
     pub fn stats(&self) -> LoopStats {
         let mut stats = self.shared.stats.snapshot();
         context::with_local(self.shared.id, |local| {
-            (stats.ready_len, stats.timers_pending) = local.gauges();
+            (stats.ready_len, stats.timers_pending, stats.live_tasks) = local.gauges();
         });
         stats
     }

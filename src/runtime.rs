@@ -5,6 +5,7 @@
 //! mio or the wheel — the iteration itself lives in `core`.
 
 use std::future::{Future, IntoFuture};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -296,8 +297,20 @@ impl Drop for Running<'_> {
 }
 
 impl Drop for Runtime {
-    /// Shuts the loop down (R5) and closes it (L14). Never panics, never hangs.
+    /// Shuts the loop down (R5) and closes it (L14): every pending task is cancelled
+    /// and the loop runs until they finish, for at most `shutdown_timeout`; tasks still
+    /// alive then are aborted. Never panics, never hangs.
     fn drop(&mut self) {
+        let _entered = context::enter_for_shutdown(self.local.clone());
+        // While this thread is already unwinding, a second panic in user code would
+        // abort the process even under `catch_unwind`: only abort the tasks then.
+        if !std::thread::panicking() {
+            let timeout = self.config.shutdown_timeout;
+            let graceful = catch_unwind(AssertUnwindSafe(|| self.local.shutdown_tasks(timeout)));
+            if graceful.is_err() {
+                log::error!(target: "evloop", "loop #{}: shutdown of its tasks panicked", self.handle.id());
+            }
+        }
         self.local.close();
     }
 }

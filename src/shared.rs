@@ -17,6 +17,7 @@ use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::park::{Notify, ParkState};
 use crate::reactor::Unparker;
 use crate::stats::Counters;
+use crate::task::Runnable;
 use crate::wheel::TimerKey;
 
 /// What another thread can ask the loop to do.
@@ -31,6 +32,10 @@ pub(crate) enum Remote {
     CancelTimerKey(TimerKey),
     /// Poll `block_on`'s future again (its waker was called off the loop thread).
     WakeRoot,
+    /// Add a task spawned from another thread (`LoopHandle::spawn`).
+    Spawn(Arc<dyn Runnable>),
+    /// Poll a task whose waker was called off the loop thread.
+    Wake(Arc<dyn Runnable>),
 }
 
 impl Remote {
@@ -44,12 +49,18 @@ impl Remote {
 
     /// Disposes of an item that will never reach a running loop.
     fn discard(self) {
-        if let Remote::Callback(cell) | Remote::Timer(_, cell) = self {
-            // A panicking destructor of a captured value must not unwind into an
-            // unrelated producer thread.
-            if catch_unwind(AssertUnwindSafe(|| cell.cancel())).is_err() {
-                log::error!(target: "evloop", "a callback's destructor panicked while the closed loop discarded it");
+        // A panicking destructor of a captured value must not unwind into an unrelated
+        // producer thread.
+        let result = catch_unwind(AssertUnwindSafe(|| match self {
+            Remote::Callback(cell) | Remote::Timer(_, cell) => {
+                cell.cancel();
             }
+            // A spawned task that never reached its loop: its coroutine is `Send`.
+            Remote::Spawn(task) => task.abort_unstarted(),
+            _ => {}
+        }));
+        if result.is_err() {
+            log::error!(target: "evloop", "a destructor panicked while the closed loop discarded it");
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{Sleep, sleep_until};
 use crate::error::Error;
+use crate::task::coop;
 
 /// What an [`Interval`] does when ticks were missed because the loop (or the code
 /// between ticks) was busy for longer than the period.
@@ -87,6 +88,9 @@ impl Interval {
 
     /// Polls for the next tick (the `poll` form of [`tick`](Self::tick)).
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Result<Instant, Error>> {
+        if let Some(cancelled) = coop::take_cancel() {
+            return Poll::Ready(Err(cancelled));
+        }
         let now = Instant::now();
         if self.next > now {
             match Pin::new(&mut self.sleep).poll(cx) {

@@ -35,12 +35,15 @@ use crate::context;
 use crate::error::{Error, TimeoutError};
 use crate::handle::{LoopHandle, deadline_after};
 use crate::shared::Remote;
+use crate::task::coop;
 use crate::wheel::TimerKey;
 
 /// Waits until `duration` has elapsed. Resolves to `Ok(())`; the future is lazy (no
 /// timer exists until it is first polled) and cancels its timer when dropped.
 ///
-/// A zero duration still yields to the loop once, like asyncio's `sleep(0)`.
+/// A zero duration still yields to the loop once, like asyncio's `sleep(0)`. Inside a
+/// task it is a cancellation point (T3): cancelling the task makes a pending sleep
+/// resolve at once to `Err(Error::Cancelled)`.
 ///
 /// # Panics
 ///
@@ -126,6 +129,10 @@ impl Future for Sleep {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A loop-native await: a pending cancellation of the current task lands here.
+        if let Some(cancelled) = coop::take_cancel() {
+            return Poll::Ready(Err(cancelled));
+        }
         let this = &mut *self;
         if matches!(this.state, State::Fired) {
             return Poll::Ready(Ok(()));

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
+use slab::Slab;
+
 use crate::callback::{Callback, new_timer_callback};
 use crate::context;
 use crate::error::Error;
@@ -29,6 +31,11 @@ use crate::shared::{Remote, Shared};
 use crate::stats::{bump, set};
 use crate::wheel::{TimerKey, Wheel};
 
+mod tasks;
+
+use tasks::TaskSlot;
+pub(crate) use tasks::abort_task;
+
 /// Poll the reactor (without blocking) at least this often within one run phase (L6).
 const IO_POLL_INTERVAL: usize = 64;
 /// Upper bound of cross-thread items moved to the local queue per iteration, so a
@@ -38,6 +45,11 @@ const MAX_REMOTE_DRAIN: usize = 1 << 16;
 /// An item of the ready queue.
 pub(crate) enum Ready {
     Callback(Arc<dyn Callback>),
+    /// Poll the task in this slab slot (if it is still that generation).
+    Task {
+        key: u32,
+        generation: u32,
+    },
     /// Poll `block_on`'s future.
     Root,
 }
@@ -69,6 +81,9 @@ pub(crate) struct Local {
     /// Scratch buffers reused every iteration.
     io_wakers: RefCell<Vec<Waker>>,
     fired: RefCell<Vec<TimerPayload>>,
+    /// Live tasks (see `tasks`).
+    tasks: RefCell<Slab<TaskSlot>>,
+    next_generation: Cell<u32>,
     config: CoreConfig,
 }
 
@@ -96,6 +111,8 @@ impl Local {
             root_waker,
             io_wakers: RefCell::new(Vec::new()),
             fired: RefCell::new(Vec::new()),
+            tasks: RefCell::new(Slab::new()),
+            next_generation: Cell::new(0),
             config,
         }))
     }
@@ -164,11 +181,12 @@ impl Local {
         }
     }
 
-    /// Live gauges: (ready queue length, pending timers).
-    pub(crate) fn gauges(&self) -> (u64, u64) {
+    /// Live gauges: (ready queue length, pending timers, live tasks).
+    pub(crate) fn gauges(&self) -> (u64, u64, u64) {
         (
             self.ready.borrow().len() as u64,
             self.wheel.borrow().len() as u64,
+            self.tasks.borrow().len() as u64,
         )
     }
 
@@ -207,19 +225,22 @@ impl Local {
             };
             match item {
                 Ready::Callback(cell) => self.run_callback(&*cell),
+                Ready::Task { key, generation } => self.run_task(key, generation),
                 Ready::Root => {
                     self.root_scheduled.set(false);
                     if let Some(poll_root) = root.as_mut() {
                         bump(&stats.task_polls, 1);
-                        let start = self.config.debug.then(Instant::now);
+                        let start = self.debug_timer();
                         poll_root();
                         self.check_slow(start, "the block_on future");
                     }
                 }
             }
         }
-        set(&stats.ready_len, self.ready.borrow().len() as u64);
-        set(&stats.timers_pending, self.wheel.borrow().len() as u64);
+        let (ready, timers, tasks) = self.gauges();
+        set(&stats.ready_len, ready);
+        set(&stats.timers_pending, timers);
+        set(&stats.live_tasks, tasks);
     }
 
     fn timer_timeout(&self) -> Timeout {
@@ -277,6 +298,8 @@ impl Local {
                 }
                 Remote::CancelTimerKey(key) => self.remove_timer(key),
                 Remote::WakeRoot => self.schedule_root(),
+                Remote::Spawn(task) => self.spawn_task(task),
+                Remote::Wake(task) => self.schedule_task(task.header()),
             }
         }
         bump(&shared.stats.remote_schedules, scheduled);
@@ -296,8 +319,13 @@ impl Local {
         self.fired.replace(fired);
     }
 
+    /// In debug mode, the start of something to time with [`check_slow`](Self::check_slow).
+    pub(crate) fn debug_timer(&self) -> Option<Instant> {
+        self.config.debug.then(Instant::now)
+    }
+
     fn run_callback(&self, cell: &dyn Callback) {
-        let start = self.config.debug.then(Instant::now);
+        let start = self.debug_timer();
         match catch_unwind(AssertUnwindSafe(|| cell.run())) {
             Ok(false) => return,
             Ok(true) => {}
@@ -312,7 +340,7 @@ impl Local {
     }
 
     /// Debug mode (L10): warn about a callback or poll slower than the threshold.
-    fn check_slow(&self, start: Option<Instant>, what: &str) {
+    pub(crate) fn check_slow(&self, start: Option<Instant>, what: &str) {
         if let Some(start) = start {
             let took = start.elapsed();
             if took >= self.config.slow_callback_duration {
@@ -330,6 +358,7 @@ impl Local {
     /// queued, every timer and every I/O waiter is dropped; their handles report
     /// cancelled. Never panics.
     pub(crate) fn close(&self) {
+        self.abort_all_tasks();
         let shared = self.shared();
         shared.park.close();
         shared.drain_closed();

@@ -1,0 +1,152 @@
+//! The loop's live tasks: a `slab` of task records, and how the loop schedules, runs,
+//! aborts and shuts them down.
+//!
+//! Owns: which tasks are alive on this loop and their ready-queue entries. Must not
+//! touch: a task's coroutine or future state (that is `task::cell`).
+//!
+//! The slab holds the only strong reference the loop needs. A ready-queue entry is a
+//! `(key, generation)` pair, not a pointer, so scheduling costs no reference count.
+//! To poll, the loop *takes* the `Arc` out of its slot (the slot reads "running"),
+//! polls, and puts it back unless the task finished; a stale entry (an aborted or
+//! finished task, a reused key) finds a different generation or an empty slot and is
+//! skipped.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Local, Ready};
+use crate::context;
+use crate::stats::{bump, set};
+use crate::task::{RunResult, Runnable, TaskHeader};
+
+/// A slab slot: the task (absent while it is being polled) and the slot's generation.
+pub(crate) struct TaskSlot {
+    generation: u32,
+    task: Option<Arc<dyn Runnable>>,
+}
+
+impl Local {
+    /// Adds a task to this loop and queues its first poll (T1: never synchronously).
+    pub(crate) fn spawn_task(&self, task: Arc<dyn Runnable>) {
+        let generation = self.next_generation.get();
+        self.next_generation.set(generation.wrapping_add(1));
+        let key = {
+            let mut tasks = self.tasks.borrow_mut();
+            let key = tasks.insert(TaskSlot {
+                generation,
+                task: Some(task.clone()),
+            });
+            u32::try_from(key).expect("evloop: more than 4 billion live tasks")
+        };
+        task.header().set_slot(key, generation);
+        self.schedule_task(task.header());
+    }
+
+    /// Queues a poll of a live task unless one is queued already. Loop thread only;
+    /// no atomic read-modify-write.
+    pub(crate) fn schedule_task(&self, header: &TaskHeader) {
+        let Some((key, generation)) = header.slot() else {
+            return;
+        };
+        if header.try_schedule() {
+            self.ready
+                .borrow_mut()
+                .push_back(Ready::Task { key, generation });
+        }
+    }
+
+    /// Polls the task in slot `key` if it is still the one queued.
+    pub(crate) fn run_task(&self, key: u32, generation: u32) {
+        let task = {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get_mut(key as usize) {
+                Some(slot) if slot.generation == generation => slot.task.take(),
+                _ => None,
+            }
+        };
+        let Some(task) = task else {
+            return;
+        };
+        bump(&self.shared().stats.task_polls, 1);
+        match task.run(self) {
+            RunResult::Pending => {
+                if let Some(slot) = self.tasks.borrow_mut().get_mut(key as usize) {
+                    slot.task = Some(task);
+                }
+            }
+            RunResult::Done => {
+                let slot = self.tasks.borrow_mut().try_remove(key as usize);
+                drop(slot);
+            }
+        }
+    }
+
+    /// T5 on the loop thread: the coroutine is dropped now, or right after its current
+    /// poll if the task is aborting itself.
+    pub(crate) fn abort(&self, task: &Arc<dyn Runnable>) {
+        let removed = task.header().slot().and_then(|(key, generation)| {
+            let mut tasks = self.tasks.borrow_mut();
+            match tasks.get(key as usize) {
+                Some(slot) if slot.generation == generation && slot.task.is_some() => {
+                    tasks.try_remove(key as usize)
+                }
+                _ => None,
+            }
+        });
+        task.abort_now();
+        drop(removed);
+    }
+
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    fn all_tasks(&self) -> Vec<Arc<dyn Runnable>> {
+        self.tasks
+            .borrow()
+            .iter()
+            .filter_map(|(_, slot)| slot.task.clone())
+            .collect()
+    }
+
+    /// R5: cancels every live task, runs the loop until they have finished or
+    /// `timeout` has passed, then aborts the rest. The loop must be entered.
+    pub(crate) fn shutdown_tasks(&self, timeout: Duration) {
+        if self.live_tasks() == 0 {
+            return;
+        }
+        for task in self.all_tasks() {
+            task.cancel(None);
+        }
+        let deadline = Instant::now() + timeout;
+        // A timer at the deadline bounds every blocking poll below.
+        let alarm = self.handle.call_at(deadline, || {});
+        while self.live_tasks() > 0 && Instant::now() < deadline {
+            self.run_once(None);
+        }
+        alarm.cancel();
+        self.abort_all_tasks();
+    }
+
+    /// Aborts every live task (their coroutines are dropped here, on the loop thread).
+    pub(crate) fn abort_all_tasks(&self) {
+        for task in self.all_tasks() {
+            if catch_unwind(AssertUnwindSafe(|| self.abort(&task))).is_err() {
+                log::error!(target: "evloop", "a panic escaped while aborting task {}", task.header().id);
+            }
+        }
+        set(&self.shared().stats.live_tasks, 0);
+    }
+}
+
+/// T5 from any thread: abort on the task's loop now, or as soon as it runs.
+pub(crate) fn abort_task(task: &Arc<dyn Runnable>) {
+    let id = task.header().loop_id;
+    if context::with_local(id, |local| local.abort(task)).is_none() {
+        let task = task.clone();
+        task.owner().clone().call_soon(move || {
+            let _ = context::with_local(task.header().loop_id, |local| local.abort(&task));
+        });
+    }
+}

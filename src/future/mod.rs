@@ -1,0 +1,413 @@
+//! [`Future<T>`]: asyncio's / Tornado's future, bound to an evloop loop (SPEC §3).
+//!
+//! Owns: the public handle, its identity, awaiting it, and the plain (non-task)
+//! future cell. Must not touch: tasks' internals — a task's cell implements
+//! [`FutureObj`] too and decides itself what `cancel` and `set_result` mean for it.
+//! The state machine lives in [`core`](self::core).
+
+mod core;
+
+pub(crate) use self::core::{DoneCallback, FutureCore, Outcome};
+
+use std::fmt;
+use std::future::Future as StdFuture;
+use std::hash::{Hash, Hasher};
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::error::{Error, InvalidStateError};
+use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::handle::LoopHandle;
+use crate::task::{TaskOps, coop};
+
+/// Something a task can be suspended on and that its cancellation cancels.
+pub(crate) trait CancelHook: Send + Sync {
+    /// `cancel_with(message)` on the underlying future (for a task: a cancel request).
+    fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool;
+}
+
+/// The cell behind a `Future<T>`: a plain future or a task.
+pub(crate) trait FutureObj<T>: CancelHook {
+    fn core(&self) -> &FutureCore<T>;
+    /// The task, if this future is a task's.
+    fn task(&self) -> Option<&dyn TaskOps>;
+    /// F6 / T3: what `cancel` means for this cell.
+    fn cancel(&self, handle: &Future<T>, message: Option<Arc<str>>) -> bool;
+}
+
+/// A plain future's cell: just the state.
+struct PlainCell<T> {
+    core: FutureCore<T>,
+}
+
+impl<T: Send + 'static> CancelHook for PlainCell<T> {
+    fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
+        let fut = Future::from_obj(self);
+        fut.obj.core().cancel(message, &|| fut.clone())
+    }
+}
+
+impl<T: Send + 'static> FutureObj<T> for PlainCell<T> {
+    fn core(&self) -> &FutureCore<T> {
+        &self.core
+    }
+
+    fn task(&self) -> Option<&dyn TaskOps> {
+        None
+    }
+
+    fn cancel(&self, handle: &Future<T>, message: Option<Arc<str>>) -> bool {
+        self.core.cancel(message, &|| handle.clone())
+    }
+}
+
+impl<T> Drop for PlainCell<T> {
+    fn drop(&mut self) {
+        // F10: the last handle is gone and nobody looked at the exception.
+        if let Some(err) = self.core.unretrieved_exception() {
+            let ctx = ExceptionContext::new(format!(
+                "Future exception was never retrieved (created at {})",
+                self.core.created_at
+            ))
+            .with_exception(err)
+            .with_source(ExceptionSource::Future);
+            self.core.owner.call_exception_handler(ctx);
+        }
+    }
+}
+
+/// Identifies a done-callback registration, for [`Future::remove_done_callback`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackId(u64);
+
+/// A shared, loop-bound future: asyncio's `Future` (SPEC §3).
+///
+/// A `Future<T>` is a handle: clones name the same future (`==` is identity). It is
+/// bound to one loop ([`get_loop`](Self::get_loop)); it can be completed, inspected and
+/// awaited from any thread. States: pending, finished with a result, finished with an
+/// exception, cancelled.
+///
+/// * Completion: [`set_result`](Self::set_result), [`set_exception`](Self::set_exception),
+///   [`cancel`](Self::cancel) — from any thread; the first one wins.
+/// * Done-callbacks ([`add_done_callback`](Self::add_done_callback)) are never called
+///   synchronously: each is scheduled on the future's loop, in registration order,
+///   and awaiters are woken through the same queue in the same order (F7).
+/// * Awaiting (`T: Clone`) yields `Result<T, Error>` from any loop or thread (F9).
+///   Inside an evloop task, awaiting a future is a cancellation point (T3).
+///
+/// `T` must be `Send + 'static`: the value may be handed over by another thread.
+///
+/// ```
+/// use evloop::{Future, LoopHandle};
+///
+/// let out = evloop::run(async {
+///     let fut: Future<u32> = Future::new();
+///     // A worker thread hands its result to the loop.
+///     let worker = {
+///         let fut = fut.clone();
+///         std::thread::spawn(move || fut.set_result(42).unwrap())
+///     };
+///     let value = fut.await?;
+///     worker.join().unwrap();
+///     Ok::<_, evloop::Error>(value)
+/// });
+/// assert_eq!(out.unwrap(), 42);
+/// ```
+pub struct Future<T> {
+    pub(crate) obj: Arc<dyn FutureObj<T>>,
+    /// This handle's awaiter registration, while it is being awaited.
+    waiter: Option<u64>,
+}
+
+impl<T: Send + 'static> Future<T> {
+    /// A pending future bound to the loop running on this thread (F1).
+    ///
+    /// # Panics
+    ///
+    /// With "no running event loop" when no evloop loop runs on this thread; use
+    /// [`Future::with_loop`] or [`LoopHandle::create_future`] there.
+    #[track_caller]
+    #[allow(
+        clippy::new_without_default,
+        reason = "new() needs a running loop; a Default that panics off a loop would surprise"
+    )]
+    pub fn new() -> Future<T> {
+        match LoopHandle::try_current() {
+            Some(owner) => Future::with_loop(&owner),
+            None => panic!(
+                "evloop: Future::new(): no running event loop on this thread; use \
+                 Future::with_loop(&handle) or handle.create_future() with a LoopHandle"
+            ),
+        }
+    }
+
+    /// A pending future bound to `owner`, from any thread.
+    #[track_caller]
+    pub fn with_loop(owner: &LoopHandle) -> Future<T> {
+        let cell = Arc::new(PlainCell {
+            core: FutureCore::new(owner.clone(), Location::caller()),
+        });
+        Future::from_obj(cell)
+    }
+
+    pub(crate) fn from_obj(obj: Arc<dyn FutureObj<T>>) -> Future<T> {
+        Future { obj, waiter: None }
+    }
+
+    fn core(&self) -> &FutureCore<T> {
+        self.obj.core()
+    }
+
+    /// Whether the future is done: finished with a result or exception, or cancelled.
+    pub fn done(&self) -> bool {
+        self.core().is_done()
+    }
+
+    /// Whether the future was cancelled. A future that finished with an
+    /// `Error::Cancelled` *exception* (as `gather` does) is not cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.core().is_cancelled()
+    }
+
+    /// The loop this future is bound to (F2).
+    pub fn get_loop(&self) -> LoopHandle {
+        self.core().owner.clone()
+    }
+
+    /// Finishes the future with `value` (F3). Callable from any thread.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidStateError` if the future is already done (cancelled included), or if it
+    /// is a task's future (a task sets its own result, T2).
+    pub fn set_result(&self, value: T) -> Result<(), InvalidStateError> {
+        self.complete_external(Outcome::Value(value))
+    }
+
+    /// Finishes the future with an exception (F3). Callable from any thread. Setting an
+    /// `Error::Cancelled` stores it as an exception: the future is not `cancelled()`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_result`](Self::set_result).
+    pub fn set_exception(&self, error: impl Into<Error>) -> Result<(), InvalidStateError> {
+        self.complete_external(Outcome::Exception(error.into()))
+    }
+
+    fn complete_external(&self, outcome: Outcome<T>) -> Result<(), InvalidStateError> {
+        if self.obj.task().is_some() {
+            return Err(InvalidStateError::new(
+                "a task's result cannot be set from outside; it is what its coroutine returns",
+            ));
+        }
+        self.core()
+            .complete(outcome, &|| self.clone())
+            .map_err(|_| InvalidStateError::new("the future is already done"))
+    }
+
+    /// The result (F4): `Ok(value)`, the exception as `Err`, `Err(Error::Cancelled)`
+    /// when cancelled, `Err(Error::InvalidState)` while pending.
+    ///
+    /// # Errors
+    ///
+    /// As listed above.
+    pub fn result(&self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.core()
+            .read(|done| done.result_cloned())
+            .unwrap_or_else(|| Err(not_done("result")))
+    }
+
+    /// The exception (F5): `Ok(None)` after a result, `Ok(Some(e))` after an exception.
+    ///
+    /// # Errors
+    ///
+    /// `Error::Cancelled` when cancelled; `Error::InvalidState` while pending.
+    pub fn exception(&self) -> Result<Option<Error>, Error> {
+        self.core()
+            .read(|done| done.exception())
+            .unwrap_or_else(|| Err(not_done("exception")))
+    }
+
+    /// Cancels the future (F6): `false` if it is done; otherwise it becomes cancelled,
+    /// callbacks are scheduled and awaiters woken, and `true` is returned. For a task's
+    /// future this is a cancel request to the task (T3).
+    pub fn cancel(&self) -> bool {
+        self.obj.cancel(self, None)
+    }
+
+    /// [`cancel`](Self::cancel) with a message, carried by every later
+    /// `Error::Cancelled` of this future.
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        self.obj.cancel(self, Some(Arc::from(message.into())))
+    }
+
+    /// Registers `callback` to run on the future's loop once it is done (F7). It is
+    /// never called synchronously: if the future is already done it is scheduled now.
+    /// Callbacks run in registration order, each as its own loop callback (one that
+    /// panics does not stop the others).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// evloop::run({
+    ///     let seen = seen.clone();
+    ///     async move {
+    ///         let fut = evloop::Future::new();
+    ///         for i in 0..3 {
+    ///             let seen = seen.clone();
+    ///             fut.add_done_callback(move |f: &evloop::Future<&str>| {
+    ///                 seen.lock().unwrap().push((i, f.result().unwrap()));
+    ///             });
+    ///         }
+    ///         fut.set_result("done").unwrap();
+    ///         assert!(seen.lock().unwrap().is_empty(), "not synchronous");
+    ///         evloop::yield_now().await.unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(*seen.lock().unwrap(), [(0, "done"), (1, "done"), (2, "done")]);
+    /// ```
+    pub fn add_done_callback<F>(&self, callback: F) -> CallbackId
+    where
+        F: FnOnce(&Future<T>) + Send + 'static,
+    {
+        let callback: DoneCallback<T> = Box::new(callback);
+        CallbackId(self.core().add_callback(callback, &|| self.clone()))
+    }
+
+    /// Removes a registration (F8): the number removed, 0 once the future is done (a
+    /// callback already scheduled still runs).
+    pub fn remove_done_callback(&self, id: CallbackId) -> usize {
+        self.core().remove_callback(id.0)
+    }
+
+    /// Marks the outcome as observed (F10), e.g. by a combinator that handled it.
+    pub(crate) fn mark_retrieved(&self) {
+        self.core().mark_retrieved();
+    }
+
+    /// Reads the outcome under the future's lock; `None` while pending.
+    pub(crate) fn read_done<R>(
+        &self,
+        read: impl FnOnce(&mut self::core::Done<'_, T>) -> R,
+    ) -> Option<R> {
+        self.core().read(read)
+    }
+
+    /// A pointer identifying the cell (identity, T7).
+    pub(crate) fn cell_ptr(&self) -> *const () {
+        Arc::as_ptr(&self.obj) as *const ()
+    }
+
+    /// Polls for the outcome with `read`, as a loop-native await (T3, T7).
+    pub(crate) fn poll_outcome<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: impl FnOnce(&mut self::core::Done<'_, T>) -> Result<R, Error>,
+    ) -> Poll<Result<R, Error>> {
+        if let Some(cancelled) = coop::take_cancel() {
+            return Poll::Ready(Err(cancelled));
+        }
+        if coop::is_current(self.cell_ptr()) {
+            return Poll::Ready(Err(Error::InvalidState(InvalidStateError::new(
+                "task cannot await on itself",
+            ))));
+        }
+        let obj = &self.obj;
+        match obj.core().poll_with(cx, &mut self.waiter, read) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => {
+                coop::suspended_on(obj.clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+fn not_done(what: &str) -> Error {
+    Error::InvalidState(InvalidStateError::new(format!(
+        "{what}: the future is not done yet"
+    )))
+}
+
+impl<T> Clone for Future<T> {
+    /// Another handle to the same future.
+    fn clone(&self) -> Future<T> {
+        Future {
+            obj: self.obj.clone(),
+            waiter: None,
+        }
+    }
+}
+
+impl<T> Drop for Future<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter.take() {
+            self.obj.core().remove_waiter(id);
+        }
+    }
+}
+
+impl<T: Send + Clone + 'static> StdFuture for Future<T> {
+    type Output = Result<T, Error>;
+
+    /// F9: the result (cloned) or the error; does not suspend when already done.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_outcome(cx, |done| done.result_cloned())
+    }
+}
+
+impl<T: Send + 'static> PartialEq for Future<T> {
+    /// Identity: clones are equal (F11).
+    fn eq(&self, other: &Future<T>) -> bool {
+        self.cell_ptr() == other.cell_ptr()
+    }
+}
+
+impl<T: Send + 'static> Eq for Future<T> {}
+
+impl<T: Send + 'static> Hash for Future<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.cell_ptr().hash(state);
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if !self.done() {
+            "pending"
+        } else if self.cancelled() {
+            "cancelled"
+        } else {
+            "finished"
+        };
+        let mut d = f.debug_struct("Future");
+        d.field("state", &state)
+            .field("loop", &self.core().owner.id());
+        if let Some(task) = self.obj.task() {
+            d.field("task", &task.header().id);
+        }
+        d.finish()
+    }
+}
+
+impl LoopHandle {
+    /// A pending future bound to this loop (asyncio's `loop.create_future()`), from
+    /// any thread.
+    #[track_caller]
+    pub fn create_future<T: Send + 'static>(&self) -> Future<T> {
+        Future::with_loop(self)
+    }
+}
+
+fn _assert_kinds() {
+    fn kinds<T: Send + Sync + Clone + Unpin + Eq + Hash + fmt::Debug>() {}
+    kinds::<Future<u8>>();
+    // Sound for `T: Send` only, because values are only touched under the lock.
+    kinds::<Future<std::cell::Cell<u8>>>();
+}

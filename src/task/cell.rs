@@ -1,0 +1,550 @@
+//! The task record: one allocation holding the task's future state, its scheduling
+//! header and its coroutine.
+//!
+//! Owns: polling a coroutine (T1, T6), turning its output into the task's outcome
+//! (T3's "Ok with an undelivered request ends cancelled"), cancel requests (T3, T4),
+//! abort (T5) and waking (local fast path, cross-thread slow path). Must not touch: the
+//! slab or the ready queue directly — it asks `core::Local` to schedule.
+//!
+//! Thread rules. The coroutine (`stage`) and [`TaskLocal`] are touched only on the
+//! task's loop thread; that is what allows `!Send` coroutines. The future state
+//! (`core`) is `Sync`. Wakers and handles may live on any thread; waking from another
+//! thread sends the task's `Arc` through the cross-thread queue.
+
+use std::cell::{RefCell, UnsafeCell};
+use std::future::Future as StdFuture;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::coop::{self, LoopLocal, TaskLocal};
+use crate::context;
+use crate::core::Local;
+use crate::error::{CancelledError, Error};
+use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::future::{CancelHook, Future, FutureCore, FutureObj, Outcome};
+use crate::handle::LoopHandle;
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::shared::Remote;
+
+static NEXT_TASK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// No slab slot yet (a task spawned from another thread, not received by its loop).
+const NO_SLOT: u64 = u64::MAX;
+
+/// What the loop must do with a task after running it.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunResult {
+    /// Still running: put it back in its slot.
+    Pending,
+    /// Finished (result, exception or cancelled): free its slot.
+    Done,
+}
+
+/// The scheduling header of a task.
+pub(crate) struct TaskHeader {
+    pub(crate) id: u64,
+    pub(crate) loop_id: u64,
+    /// Slab key (low 32 bits) and generation (high 32); written and read on the loop
+    /// thread only.
+    slot: AtomicU64,
+    /// In the ready queue already; loop thread only (relaxed loads and stores).
+    scheduled: AtomicBool,
+    /// `cancelling()`: cancel requests minus `uncancel()`s (T4).
+    cancel_requests: AtomicUsize,
+    pub(crate) local: LoopLocal<RefCell<TaskLocal>>,
+    name: Mutex<Option<Arc<str>>>,
+}
+
+impl TaskHeader {
+    pub(crate) fn slot(&self) -> Option<(u32, u32)> {
+        let v = self.slot.load(Ordering::Relaxed);
+        (v != NO_SLOT).then_some((v as u32, (v >> 32) as u32))
+    }
+
+    pub(crate) fn set_slot(&self, key: u32, generation: u32) {
+        self.slot.store(
+            u64::from(key) | (u64::from(generation) << 32),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Marks the task queued; `false` if it already was.
+    pub(crate) fn try_schedule(&self) -> bool {
+        if self.scheduled.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.scheduled.store(true, Ordering::Relaxed);
+        true
+    }
+
+    pub(crate) fn cancelling(&self) -> usize {
+        self.cancel_requests.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match &*self.name.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(name) => name.to_string(),
+            None => format!("Task-{}", self.id),
+        }
+    }
+
+    pub(crate) fn set_name(&self, name: &str) {
+        *self.name.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(name));
+    }
+
+    fn source(&self) -> ExceptionSource {
+        let name = self
+            .name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|n| n.to_string());
+        ExceptionSource::Task { id: self.id, name }
+    }
+}
+
+/// A task as the loop sees it, whatever its output and coroutine types.
+pub(crate) trait Runnable: TaskOps + 'static {
+    /// Polls the coroutine once (loop thread).
+    fn run(&self, local: &Local) -> RunResult;
+    /// Drops the coroutine and ends the task cancelled, unless it is done (loop thread,
+    /// not while it is being polled).
+    fn abort_now(&self);
+    /// Applies a cancel request on the loop thread (T3).
+    fn apply_cancel(&self, message: Option<Arc<str>>);
+    /// Ends a task that never reached its loop (spawned on, or queued to, a closed
+    /// loop, L14): the coroutine is dropped on this thread and the task is cancelled.
+    fn abort_unstarted(&self);
+    fn is_done(&self) -> bool;
+    fn is_cancelled(&self) -> bool;
+    /// The cell as a type-erased handle.
+    fn to_runnable(&self) -> Arc<dyn Runnable>;
+    fn owner(&self) -> &LoopHandle;
+}
+
+enum Stage<F> {
+    Running(F),
+    Finished,
+}
+
+/// One task: future state, header and coroutine in a single allocation.
+pub(crate) struct TaskCell<T, F> {
+    core: FutureCore<T>,
+    header: TaskHeader,
+    /// Loop thread only (see the module docs).
+    stage: UnsafeCell<Stage<F>>,
+    /// Created with `LoopHandle::spawn` (`F: Send`): may be dropped on any thread.
+    is_send: bool,
+}
+
+// SAFETY: `core` and `header` are `Sync` (atomics, mutexes, `LoopLocal`). `stage` holds
+// a coroutine that may be `!Send`; it is only accessed on the task's loop thread: `run`
+// and `abort_now` are called by that loop (they assert it), and the loop keeps the
+// task alive in its slab until the coroutine is dropped there. Other threads only
+// touch `core`, the atomics of `header`, and the `Arc` count. `T: Send` because the
+// outcome may be moved to or dropped on another thread.
+unsafe impl<T: Send, F> Send for TaskCell<T, F> {}
+// SAFETY: see `Send`.
+unsafe impl<T: Send, F> Sync for TaskCell<T, F> {}
+
+type Coro<T> = dyn StdFuture<Output = Result<T, Error>>;
+
+impl<T, F> TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    pub(crate) fn new(
+        owner: LoopHandle,
+        coro: F,
+        is_send: bool,
+        created_at: &'static Location<'static>,
+    ) -> Arc<Self> {
+        let loop_id = owner.shared.id;
+        Arc::new(TaskCell {
+            core: FutureCore::new(owner, created_at),
+            header: TaskHeader {
+                id: NEXT_TASK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                loop_id,
+                slot: AtomicU64::new(NO_SLOT),
+                scheduled: AtomicBool::new(false),
+                cancel_requests: AtomicUsize::new(0),
+                local: LoopLocal::new(loop_id, RefCell::new(TaskLocal::default())),
+                name: Mutex::new(None),
+            },
+            stage: UnsafeCell::new(Stage::Running(coro)),
+            is_send,
+        })
+    }
+
+    /// An owned `Arc` to this cell.
+    fn arc(&self) -> Arc<Self> {
+        let ptr: *const Self = self;
+        // SAFETY: every `TaskCell` is created by `TaskCell::new` inside an `Arc` and is
+        // only reached through one, so `ptr` came from `Arc::into_raw`-compatible
+        // storage and the strong count is at least 1 while `&self` exists; we add the
+        // reference we are about to own.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+
+    fn handle(&self) -> Future<T> {
+        Future::from_obj(self.arc())
+    }
+
+    /// Completes the task's future (at most once) and drops the coroutine.
+    fn finish(&self, outcome: Outcome<T>) {
+        // SAFETY: loop thread only (callers assert it), and never while the coroutine is
+        // being polled: `run` calls this after the poll returned.
+        unsafe { *self.stage.get() = Stage::Finished };
+        let _ = self.core.complete(outcome, &|| self.handle());
+    }
+
+    /// Cancel request from any thread (T3). `false` if the task is done.
+    pub(crate) fn request_cancel(&self, message: Option<Arc<str>>) -> bool {
+        self.core.mark_retrieved();
+        if self.core.is_done() {
+            return false;
+        }
+        self.header.cancel_requests.fetch_add(1, Ordering::AcqRel);
+        if context::current_id() == self.header.loop_id {
+            self.apply_cancel(message);
+        } else {
+            let task = self.arc();
+            self.core
+                .owner
+                .call_soon(move || task.apply_cancel(message));
+        }
+        true
+    }
+
+    /// T4: withdraws one request; at 0 an undelivered request is dropped.
+    pub(crate) fn uncancel(&self) -> usize {
+        let prev = self
+            .header
+            .cancel_requests
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        let now = prev.saturating_sub(1);
+        if now == 0 && prev > 0 {
+            if context::current_id() == self.header.loop_id {
+                self.header.local.get().borrow_mut().must_cancel = false;
+            } else {
+                let task = self.arc();
+                self.core.owner.call_soon(move || {
+                    if task.header.cancelling() == 0 {
+                        task.header.local.get().borrow_mut().must_cancel = false;
+                    }
+                });
+            }
+        }
+        now
+    }
+
+    /// T5 from any thread.
+    pub(crate) fn request_abort(&self) {
+        if self.core.is_done() {
+            return;
+        }
+        if context::current_id() == self.header.loop_id {
+            crate::core::abort_task(&self.to_runnable());
+        } else {
+            let task = self.to_runnable();
+            self.core
+                .owner
+                .call_soon(move || crate::core::abort_task(&task));
+        }
+    }
+}
+
+impl<T, F> Runnable for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn run(&self, local: &Local) -> RunResult {
+        self.header.scheduled.store(false, Ordering::Relaxed);
+        let cancel_first = {
+            let mut state = self.header.local.get().borrow_mut();
+            state.waiter = None;
+            let first = !state.started;
+            state.started = true;
+            state.polling = true;
+            (first && state.must_cancel).then(|| state.message.clone())
+        };
+        if let Some(message) = cancel_first {
+            // Cancelled before its first poll: the body never runs (T3).
+            self.header.local.get().borrow_mut().polling = false;
+            self.finish(Outcome::Cancelled(CancelledError::from_arc(message)));
+            return RunResult::Done;
+        }
+        let waker = waker_ref(self);
+        let mut cx = Context::from_waker(&waker);
+        let start = local.debug_timer();
+        let polled = {
+            let _current = coop::enter(self);
+            // SAFETY: loop thread only (asserted by `LoopLocal::get` above); the task is
+            // out of the slab while it runs, so nothing else polls or drops the
+            // coroutine now; the coroutine is never moved (it lives in the `Arc`).
+            let stage = unsafe { &mut *self.stage.get() };
+            match stage {
+                Stage::Running(coro) => {
+                    // SAFETY: the coroutine stays pinned in the `Arc` allocation until
+                    // `finish` drops it in place.
+                    let coro = unsafe { Pin::new_unchecked(coro as &mut Coro<T>) };
+                    catch_unwind(AssertUnwindSafe(|| coro.poll(&mut cx)))
+                }
+                Stage::Finished => return RunResult::Done,
+            }
+        };
+        local.check_slow(start, "a task poll");
+        let (must_cancel, message, abort) = {
+            let mut state = self.header.local.get().borrow_mut();
+            state.polling = false;
+            (
+                state.must_cancel,
+                state.message.clone(),
+                state.abort_requested,
+            )
+        };
+        let outcome = match polled {
+            Ok(Poll::Pending) if abort => Outcome::Cancelled(CancelledError::from_arc(message)),
+            Ok(Poll::Pending) => return RunResult::Pending,
+            // The coroutine returned normally with a request still undelivered (T3).
+            Ok(Poll::Ready(Ok(_))) if must_cancel => {
+                Outcome::Cancelled(CancelledError::from_arc(message))
+            }
+            Ok(Poll::Ready(Ok(value))) => Outcome::Value(value),
+            Ok(Poll::Ready(Err(Error::Cancelled(c)))) => Outcome::Cancelled(c),
+            Ok(Poll::Ready(Err(e))) => Outcome::Exception(e),
+            Err(payload) => Outcome::Exception(Error::from_panic(payload)),
+        };
+        self.finish(outcome);
+        RunResult::Done
+    }
+
+    fn abort_now(&self) {
+        if self.core.is_done() {
+            return;
+        }
+        let message = {
+            let mut state = self.header.local.get().borrow_mut();
+            if state.polling {
+                state.abort_requested = true;
+                return;
+            }
+            state.waiter = None;
+            state.message.clone()
+        };
+        // Dropping the coroutine runs user destructors: keep the loop alive if one
+        // panics, and still end the task cancelled.
+        // SAFETY: loop thread (asserted above) and not polling.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            *self.stage.get() = Stage::Finished
+        }));
+        if let Err(payload) = dropped {
+            self.core.owner.call_exception_handler(
+                ExceptionContext::new("Exception while dropping an aborted task")
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(self.header.source()),
+            );
+        }
+        let _ = self.core.complete(
+            Outcome::Cancelled(CancelledError::from_arc(message)),
+            &|| self.handle(),
+        );
+    }
+
+    fn apply_cancel(&self, message: Option<Arc<str>>) {
+        if self.core.is_done() {
+            return;
+        }
+        let waiter = self.header.local.get().borrow_mut().waiter.clone();
+        if let Some(waiter) = waiter {
+            if waiter.cancel_hook(message.clone()) {
+                return;
+            }
+        }
+        {
+            let mut state = self.header.local.get().borrow_mut();
+            state.must_cancel = true;
+            state.message = message;
+        }
+        // Wake it so the request reaches the coroutine's next loop-native await.
+        Wake::wake_by_ref(&self.arc());
+    }
+
+    fn abort_unstarted(&self) {
+        assert!(
+            self.is_send,
+            "only tasks from LoopHandle::spawn can end off their loop"
+        );
+        // SAFETY: the task never reached its loop: it was created by `spawn` on a closed
+        // loop, or popped from a closed loop's cross-thread queue. It was never inserted
+        // in a slab nor polled, so no loop, waker or poll can reach `stage`; its
+        // coroutine is `Send` (asserted), so dropping it on this thread is fine.
+        unsafe { *self.stage.get() = Stage::Finished };
+        let _ = self
+            .core
+            .complete(Outcome::Cancelled(CancelledError::new(None)), &|| {
+                self.handle()
+            });
+    }
+
+    fn is_done(&self) -> bool {
+        self.core.is_done()
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.core.is_cancelled()
+    }
+
+    fn to_runnable(&self) -> Arc<dyn Runnable> {
+        self.arc()
+    }
+
+    fn owner(&self) -> &LoopHandle {
+        &self.core.owner
+    }
+}
+
+impl<T, F> Wake for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn wake(self: Arc<Self>) {
+        if context::with_local(self.header.loop_id, |local| {
+            local.schedule_task(&self.header)
+        })
+        .is_none()
+        {
+            let owner = self.core.owner.clone();
+            owner.shared.push_remote(Remote::Wake(self));
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if context::with_local(self.header.loop_id, |local| {
+            local.schedule_task(&self.header)
+        })
+        .is_none()
+        {
+            self.core
+                .owner
+                .shared
+                .push_remote(Remote::Wake(self.clone()));
+        }
+    }
+}
+
+/// A `Waker` for one poll that borrows the task's reference instead of taking one:
+/// no reference-count traffic unless the coroutine clones it.
+fn waker_ref<T, F>(cell: &TaskCell<T, F>) -> ManuallyDrop<Waker>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    let ptr: *const TaskCell<T, F> = cell;
+    // SAFETY: the cell lives in an `Arc` (see `TaskCell::arc`), which the caller keeps
+    // alive for longer than the returned waker is used. `Arc::from_raw` re-creates that
+    // `Arc` without touching the count, and `ManuallyDrop` ensures the borrowed
+    // reference is never released; clones made from the waker increment the count
+    // normally.
+    ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(ptr) }))
+}
+
+impl<T, F> CancelHook for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
+        self.request_cancel(message)
+    }
+}
+
+impl<T, F> FutureObj<T> for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn core(&self) -> &FutureCore<T> {
+        &self.core
+    }
+
+    fn task(&self) -> Option<&dyn TaskOps> {
+        Some(self)
+    }
+
+    fn cancel(&self, _handle: &Future<T>, message: Option<Arc<str>>) -> bool {
+        self.request_cancel(message)
+    }
+}
+
+/// Task operations reachable from a `Future<T>` view or a `TaskRef`.
+pub(crate) trait TaskOps: Send + Sync {
+    fn header(&self) -> &TaskHeader;
+    fn uncancel(&self) -> usize;
+    fn abort(&self);
+    fn cancel(&self, message: Option<Arc<str>>) -> bool;
+    fn runnable(&self) -> Arc<dyn Runnable>;
+}
+
+impl<T, F> TaskOps for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn header(&self) -> &TaskHeader {
+        &self.header
+    }
+
+    fn uncancel(&self) -> usize {
+        TaskCell::uncancel(self)
+    }
+
+    fn abort(&self) {
+        self.request_abort();
+    }
+
+    fn cancel(&self, message: Option<Arc<str>>) -> bool {
+        self.request_cancel(message)
+    }
+
+    fn runnable(&self) -> Arc<dyn Runnable> {
+        self.arc()
+    }
+}
+
+impl<T, F> Drop for TaskCell<T, F> {
+    fn drop(&mut self) {
+        // F10: the last reference is gone and nobody looked at the exception.
+        if let Some(err) = self.core.unretrieved_exception() {
+            let ctx = ExceptionContext::new(format!(
+                "Task exception was never retrieved (created at {})",
+                self.core.created_at
+            ))
+            .with_exception(err)
+            .with_source(self.header.source());
+            self.core.owner.call_exception_handler(ctx);
+        }
+        let running = matches!(self.stage.get_mut(), Stage::Running(_));
+        if running && !self.is_send && context::current_id() != self.header.loop_id {
+            // A `!Send` coroutine must not be dropped off its thread. The loop drops
+            // every coroutine before releasing a task, so this is unreachable; if it
+            // ever happens, leaking is the only sound choice.
+            log::error!(target: "evloop", "task {} leaked: its !Send coroutine outlived its loop thread", self.header.id);
+            let stage = std::mem::replace(self.stage.get_mut(), Stage::Finished);
+            std::mem::forget(stage);
+        }
+    }
+}

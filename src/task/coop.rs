@@ -1,0 +1,146 @@
+//! Cooperative cancellation (T3): the task being polled on this thread, and the hooks
+//! every loop-native awaitable calls.
+//!
+//! Owns: the thread-local "current task" pointer (set only while the loop polls a
+//! task) and the loop-thread-only task state it reaches ([`LoopLocal`]). Must not
+//! touch: scheduling — it only reads and updates a task's cancellation state.
+//!
+//! A loop-native awaitable (`Future`, `Task`, `sleep`, `yield_now`, I/O waits,
+//! executor jobs) calls [`take_cancel`] first in its `poll`: an undelivered cancel
+//! request of the current task is handed over there as `Err(Error::Cancelled)`. A
+//! `Future` that returns `Pending` also records itself with [`suspended_on`], so that
+//! cancelling the task cancels that future at once, as asyncio does.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::cell::{Runnable, TaskHeader};
+use crate::context;
+use crate::error::{CancelledError, Error};
+use crate::future::CancelHook;
+
+thread_local! {
+    /// The task being polled on this thread.
+    static CURRENT: Cell<Option<NonNull<dyn Runnable>>> = const { Cell::new(None) };
+}
+
+/// State of a task that only its loop thread may touch.
+///
+/// The task cell is shared with other threads (wakers, handles), so this wrapper is
+/// `Sync`; every access goes through [`LoopLocal::get`], which checks that the caller
+/// is running on the owning loop's thread (a thread-local load) and panics otherwise.
+pub(crate) struct LoopLocal<T> {
+    loop_id: u64,
+    value: T,
+}
+
+// SAFETY: `value` is only reachable through `get`, which asserts that the calling
+// thread is the one running loop `loop_id`; a loop runs on exactly one thread at a
+// time (a `Runtime` is `!Send`), so the value is never accessed concurrently. `T: Send`
+// because the last reference may drop it on another thread.
+unsafe impl<T: Send> Sync for LoopLocal<T> {}
+
+impl<T> LoopLocal<T> {
+    pub(crate) fn new(loop_id: u64, value: T) -> Self {
+        LoopLocal { loop_id, value }
+    }
+
+    /// # Panics
+    ///
+    /// If the calling thread is not running loop `loop_id`.
+    #[track_caller]
+    pub(crate) fn get(&self) -> &T {
+        assert_eq!(
+            context::current_id(),
+            self.loop_id,
+            "evloop: loop-thread-only task state touched from another thread"
+        );
+        &self.value
+    }
+}
+
+/// A task's cancellation state (loop thread only).
+#[derive(Default)]
+pub(crate) struct TaskLocal {
+    /// A cancel request is waiting to be delivered at the next loop-native await.
+    pub(crate) must_cancel: bool,
+    pub(crate) message: Option<Arc<str>>,
+    /// The future the task is suspended on, cancelled when the task is.
+    pub(crate) waiter: Option<Arc<dyn CancelHook>>,
+    /// The coroutine has been polled at least once.
+    pub(crate) started: bool,
+    /// The coroutine is being polled right now (abort must wait).
+    pub(crate) polling: bool,
+    pub(crate) abort_requested: bool,
+}
+
+/// Marks `task` as the task being polled on this thread until the guard is dropped.
+pub(crate) fn enter(task: &dyn Runnable) -> CurrentGuard {
+    let prev = CURRENT.with(|c| c.replace(Some(NonNull::from(task))));
+    CurrentGuard { prev }
+}
+
+pub(crate) struct CurrentGuard {
+    prev: Option<NonNull<dyn Runnable>>,
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|c| c.set(self.prev));
+    }
+}
+
+/// Runs `f` with the current task, if a task is being polled here.
+pub(crate) fn with_current<R>(f: impl FnOnce(&dyn Runnable) -> R) -> Option<R> {
+    let task = CURRENT.try_with(Cell::get).ok()??;
+    // SAFETY: `CURRENT` holds a pointer only between `enter` and the guard's drop,
+    // which bracket one poll of that task; the loop keeps the task's `Arc` alive for
+    // the whole poll, so the task outlives every use here.
+    Some(f(unsafe { task.as_ref() }))
+}
+
+fn local_of(header: &TaskHeader) -> RefMut<'_, TaskLocal> {
+    header.local.get().borrow_mut()
+}
+
+/// Delivers an undelivered cancel request of the current task (T3): `Some(error)` once,
+/// then the request is consumed.
+pub(crate) fn take_cancel() -> Option<Error> {
+    with_current(|task| {
+        let mut local = local_of(task.header());
+        if !local.must_cancel {
+            return None;
+        }
+        local.must_cancel = false;
+        Some(Error::Cancelled(CancelledError::from_arc(
+            local.message.clone(),
+        )))
+    })
+    .flatten()
+}
+
+/// Records that the current task is suspended on a cancellable future.
+pub(crate) fn suspended_on(hook: Arc<dyn CancelHook>) {
+    with_current(|task| local_of(task.header()).waiter = Some(hook));
+}
+
+/// Whether the task being polled is the cell at `cell` (T7).
+pub(crate) fn is_current(cell: *const ()) -> bool {
+    CURRENT
+        .try_with(|c| c.get().is_some_and(|t| t.as_ptr() as *const () == cell))
+        .unwrap_or(false)
+}
+
+impl<T> std::fmt::Debug for LoopLocal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopLocal")
+            .field("loop_id", &self.loop_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn _assert_kinds() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LoopLocal<RefCell<TaskLocal>>>();
+}
