@@ -34,6 +34,15 @@ pub(crate) fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
         .flatten()
 }
 
+/// Runs `f` with the core of the loop running on this thread, if any (no reference
+/// counting, unlike [`current`]).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.borrow().as_ref().map(|local| f(local)))
+        .ok()
+        .flatten()
+}
+
 /// The core of the loop running on this thread.
 pub(crate) fn current() -> Option<Rc<Local>> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()

@@ -50,6 +50,25 @@ impl<T> SegQueue<T> {
     }
 }
 
+/// One round of waiting in a spin lock: a CPU hint for the first rounds, then yielding
+/// the thread (the holder may have been preempted). Under loom, always a yield so the
+/// model can schedule the holder.
+pub(crate) fn spin_wait(round: u32) {
+    #[cfg(loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if round < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 #[cfg(not(loom))]
 pub(crate) mod sync {
     pub(crate) use std::sync::Mutex;

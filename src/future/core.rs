@@ -5,30 +5,42 @@
 //! queues — callbacks are scheduled with `LoopHandle::call_soon` and awaiters woken
 //! with their `Waker`, both after the lock is released.
 //!
-//! The outcome and the waiter list live behind one mutex (values are only ever cloned
-//! or moved under it, which is what makes `Future<T>: Sync` sound for `T: Send`). A
-//! state byte mirrors the phase so that `done()`, `cancelled()` and the "still
-//! pending?" check never lock.
+//! The outcome and the waiter list are guarded by a lock bit in the future's state
+//! byte: values are only ever cloned or moved while holding it, which is what makes
+//! `Future<T>: Sync` sound for `T: Send`. Taking the lock is one compare-and-swap;
+//! releasing it is a plain `Release` store of the new state (half the atomic
+//! read-modify-writes of a `Mutex`), because every other writer of the byte either holds
+//! the lock or uses a CAS that expects it free. `done()`, `cancelled()` and the "still
+//! pending?" check are plain loads.
 //!
 //! | state bits | set when | cleared |
 //! |---|---|---|
-//! | phase `RESULT` / `EXCEPTION` / `CANCELLED` | completion, under the lock, once | never |
-//! | `RETRIEVED` | `result()`, `exception()`, an await or `cancel()` observed the outcome (F10) | never |
-//! | `TAKEN` | a task's value was moved out by awaiting the task | never |
+//! | `LOCKED` | a thread takes the lock (CAS) | by that thread's unlock (store) |
+//! | phase `RESULT` / `EXCEPTION` / `CANCELLED` | completion, under the lock | never |
+//! | `DRAINING` | completion, with the phase, when there are registrations to dispatch | by the completer (CAS, lock free) once nothing new arrived |
+//! | `NEW` | a registrar that finds `DRAINING`, under the lock | by the completer when it takes the new entries |
 //!
-//! Ordering (F7): completion takes the whole list under the lock and marks the future
-//! `draining`; it schedules the entries in order outside the lock, then takes whatever
-//! was appended meanwhile, until the list stays empty. A registration that finds the
-//! future done and not draining is scheduled at once — after everything earlier.
+//! Ordering (F7): completion takes the whole list under the lock and sets `DRAINING`;
+//! it dispatches the entries in order outside the lock, then clears `DRAINING` with a
+//! CAS that fails if a registrar set `NEW` meanwhile — then it takes the new entries
+//! under the lock and goes round again. A registrar on a done future that is not
+//! draining dispatches its entry itself: everything registered earlier has already
+//! been dispatched. So done-callbacks and awaiters run in registration order, and the
+//! completer locks once, not twice.
+//!
+//! Whether the outcome was observed (F10) is recorded under the lock too; a task's
+//! value moved out by awaiting the task leaves the outcome `None`.
 
+use std::cell::UnsafeCell;
+use std::num::NonZeroU32;
+use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::Future;
 use crate::error::{CancelledError, Error, InvalidStateError};
 use crate::handle::LoopHandle;
-use crate::loom::sync::Mutex;
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 
 const PENDING: u8 = 0;
@@ -36,8 +48,9 @@ const RESULT: u8 = 1;
 const EXCEPTION: u8 = 2;
 const CANCELLED: u8 = 3;
 const PHASE: u8 = 0b111;
-const RETRIEVED: u8 = 8;
-const TAKEN: u8 = 16;
+const DRAINING: u8 = 8;
+const NEW: u8 = 16;
+const LOCKED: u8 = 32;
 
 /// How a future finished.
 pub(crate) enum Outcome<T> {
@@ -59,21 +72,24 @@ impl<T> Outcome<T> {
 /// A done-callback as registered by `add_done_callback`.
 pub(crate) type DoneCallback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
 
+/// Identifies a registration (an awaiter or a done-callback) within one future.
+pub(crate) type EntryId = NonZeroU32;
+
 enum Entry<T> {
-    Callback(u64, DoneCallback<T>),
-    Waker(u64, Waker),
+    Callback(EntryId, DoneCallback<T>),
+    Waker(EntryId, Waker),
 }
 
 impl<T> Entry<T> {
-    fn id(&self) -> u64 {
+    fn id(&self) -> EntryId {
         match self {
             Entry::Callback(id, _) | Entry::Waker(id, _) => *id,
         }
     }
 }
 
-/// Registrations in order; the first one inline (the common single awaiter allocates
-/// nothing).
+/// Registrations in order; the first one inline, so the common single awaiter
+/// allocates nothing.
 struct WaiterList<T> {
     first: Option<Entry<T>>,
     rest: Vec<Entry<T>>,
@@ -105,14 +121,10 @@ impl<T> WaiterList<T> {
         first.into_iter().chain(rest)
     }
 
-    fn remove(&mut self, id: u64, callbacks: bool) -> bool {
+    fn remove(&mut self, id: EntryId, callbacks: bool) -> bool {
         let matches = |e: &Entry<T>| e.id() == id && matches!(e, Entry::Callback(..)) == callbacks;
         if self.first.as_ref().is_some_and(matches) {
-            self.first = if self.rest.is_empty() {
-                None
-            } else {
-                Some(self.rest.remove(0))
-            };
+            self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
             return true;
         }
         match self.rest.iter().position(matches) {
@@ -124,7 +136,7 @@ impl<T> WaiterList<T> {
         }
     }
 
-    fn waker_mut(&mut self, id: u64) -> Option<&mut Waker> {
+    fn waker_mut(&mut self, id: EntryId) -> Option<&mut Waker> {
         self.first
             .iter_mut()
             .chain(self.rest.iter_mut())
@@ -138,35 +150,86 @@ impl<T> WaiterList<T> {
 struct Inner<T> {
     outcome: Option<Outcome<T>>,
     waiters: WaiterList<T>,
-    next_id: u64,
-    draining: bool,
+    last_id: u32,
+    /// F10: someone observed the outcome.
+    retrieved: bool,
+}
+
+impl<T> Inner<T> {
+    fn next_id(&mut self) -> EntryId {
+        self.last_id = self.last_id.wrapping_add(1).max(1);
+        NonZeroU32::new(self.last_id).expect("ids start at 1")
+    }
 }
 
 /// The state of one future.
 pub(crate) struct FutureCore<T> {
     state: AtomicU8,
-    inner: Mutex<Inner<T>>,
+    inner: UnsafeCell<Inner<T>>,
     pub(crate) owner: LoopHandle,
     pub(crate) created_at: &'static Location<'static>,
 }
 
-impl<T: Send + 'static> FutureCore<T> {
-    pub(crate) fn new(owner: LoopHandle, created_at: &'static Location<'static>) -> Self {
-        FutureCore {
-            state: AtomicU8::new(PENDING),
-            inner: Mutex::new(Inner {
-                outcome: None,
-                waiters: WaiterList::new(),
-                next_id: 0,
-                draining: false,
-            }),
-            owner,
-            created_at,
-        }
-    }
+// SAFETY: `inner` is only accessed through a `Guard`, i.e. while holding the `LOCKED`
+// bit, so never concurrently; values of `T` move between threads through it, hence
+// `T: Send`. Everything else is `Sync` on its own.
+unsafe impl<T: Send> Sync for FutureCore<T> {}
 
-    fn lock(&self) -> impl std::ops::DerefMut<Target = Inner<T>> + '_ {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+/// Exclusive access to a future's `Inner`, and the state byte to publish on unlock.
+struct Guard<'a, T> {
+    core: &'a FutureCore<T>,
+    /// The state as it will be stored on unlock (without `LOCKED`).
+    state: u8,
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = Inner<T>;
+
+    fn deref(&self) -> &Inner<T> {
+        // SAFETY: this guard holds the `LOCKED` bit (see `FutureCore::lock`).
+        unsafe { &*self.core.inner.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut Inner<T> {
+        // SAFETY: this guard holds the `LOCKED` bit, and `&mut self` makes this the
+        // only reference derived from it.
+        unsafe { &mut *self.core.inner.get() }
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        // While `LOCKED` is set nobody else writes the byte (other writers hold the lock
+        // or CAS expecting it clear), so a plain store both publishes and unlocks.
+        self.core.state.store(self.state, Ordering::Release);
+    }
+}
+
+impl<T> FutureCore<T> {
+    /// Takes the lock: one CAS when free; spins, then yields, when contended (the
+    /// critical sections are short and never run user code other than `T::clone`).
+    fn lock(&self) -> Guard<'_, T> {
+        let mut spins = 0u32;
+        loop {
+            let state = self.state.load(Ordering::Relaxed);
+            if state & LOCKED == 0
+                && self
+                    .state
+                    .compare_exchange_weak(
+                        state,
+                        state | LOCKED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                return Guard { core: self, state };
+            }
+            spins += 1;
+            crate::loom::spin_wait(spins);
+        }
     }
 
     fn phase(&self) -> u8 {
@@ -181,10 +244,42 @@ impl<T: Send + 'static> FutureCore<T> {
         self.phase() == CANCELLED
     }
 
-    pub(crate) fn mark_retrieved(&self) {
-        if self.state.load(Ordering::Relaxed) & RETRIEVED == 0 {
-            self.state.fetch_or(RETRIEVED, Ordering::Relaxed);
+    /// Forgets an awaiter registration (its `Future` handle was dropped).
+    pub(crate) fn remove_waiter(&self, id: EntryId) {
+        self.lock().waiters.remove(id, false);
+    }
+
+    /// F10: the exception nobody observed, for the "never retrieved" report on drop.
+    pub(crate) fn unretrieved_exception(&self) -> Option<Error> {
+        if self.phase() != EXCEPTION {
+            return None;
         }
+        let inner = self.lock();
+        match &inner.outcome {
+            Some(Outcome::Exception(e)) if !inner.retrieved => Some(e.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: Send + 'static> FutureCore<T> {
+    pub(crate) fn new(owner: LoopHandle, created_at: &'static Location<'static>) -> Self {
+        FutureCore {
+            state: AtomicU8::new(PENDING),
+            inner: UnsafeCell::new(Inner {
+                outcome: None,
+                waiters: WaiterList::new(),
+                last_id: 0,
+                retrieved: false,
+            }),
+            owner,
+            created_at,
+        }
+    }
+
+    /// Marks the outcome as observed (F10).
+    pub(crate) fn mark_retrieved(&self) {
+        self.lock().retrieved = true;
     }
 
     /// Completes the future, then schedules its callbacks and wakes its awaiters in
@@ -194,28 +289,45 @@ impl<T: Send + 'static> FutureCore<T> {
         outcome: Outcome<T>,
         handle: &dyn Fn() -> Future<T>,
     ) -> Result<(), Outcome<T>> {
+        self.complete_with(outcome, false, handle)
+    }
+
+    fn complete_with(
+        &self,
+        outcome: Outcome<T>,
+        retrieved: bool,
+        handle: &dyn Fn() -> Future<T>,
+    ) -> Result<(), Outcome<T>> {
         let mut inner = self.lock();
-        if self.phase() != PENDING {
+        if inner.state & PHASE != PENDING {
             return Err(outcome);
         }
         let phase = outcome.phase();
         inner.outcome = Some(outcome);
-        self.state.fetch_or(phase, Ordering::Release);
+        inner.retrieved |= retrieved;
         if inner.waiters.is_empty() {
+            inner.state = phase;
             return Ok(());
         }
-        inner.draining = true;
+        inner.state = phase | DRAINING;
         let mut batch = inner.waiters.take();
         drop(inner);
         loop {
             for entry in batch {
                 self.dispatch(entry, handle);
             }
-            let mut inner = self.lock();
-            if inner.waiters.is_empty() {
-                inner.draining = false;
+            // Fails if a registrar holds the lock or has set NEW.
+            let drained = self.state.compare_exchange(
+                phase | DRAINING,
+                phase,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            if drained.is_ok() {
                 return Ok(());
             }
+            let mut inner = self.lock();
+            inner.state = phase | DRAINING;
             batch = inner.waiters.take();
         }
     }
@@ -230,14 +342,35 @@ impl<T: Send + 'static> FutureCore<T> {
         }
     }
 
-    /// `cancel()` on a plain future (F6).
+    /// `cancel()` on a plain future (F6); cancelling counts as observing it (F10).
     pub(crate) fn cancel(&self, message: Option<Arc<str>>, handle: &dyn Fn() -> Future<T>) -> bool {
-        self.state.fetch_or(RETRIEVED, Ordering::Relaxed);
-        self.complete(
-            Outcome::Cancelled(CancelledError::from_arc(message)),
-            handle,
-        )
-        .is_ok()
+        let outcome = Outcome::Cancelled(CancelledError::from_arc(message));
+        match self.complete_with(outcome, true, handle) {
+            Ok(()) => true,
+            Err(_) => {
+                self.mark_retrieved();
+                false
+            }
+        }
+    }
+
+    /// Appends a registration to a pending or draining future. `Err` hands the entry
+    /// back when the future is done and fully dispatched: the caller dispatches it,
+    /// after everything registered earlier.
+    fn register(inner: &mut Guard<'_, T>, entry: Entry<T>) -> Result<(), Entry<T>> {
+        let state = inner.state;
+        if state & PHASE == PENDING {
+            inner.waiters.push(entry);
+            Ok(())
+        } else if state & DRAINING != 0 {
+            // The completer will take it after the earlier entries (NEW makes its
+            // lock-free exit fail).
+            inner.state |= NEW;
+            inner.waiters.push(entry);
+            Ok(())
+        } else {
+            Err(entry)
+        }
     }
 
     /// F7: registers a done-callback; when already done it is scheduled at once.
@@ -245,23 +378,21 @@ impl<T: Send + 'static> FutureCore<T> {
         &self,
         callback: DoneCallback<T>,
         handle: &dyn Fn() -> Future<T>,
-    ) -> u64 {
+    ) -> EntryId {
         let mut inner = self.lock();
-        let id = inner.next_id;
-        inner.next_id += 1;
-        if self.phase() == PENDING || inner.draining {
-            inner.waiters.push(Entry::Callback(id, callback));
-        } else {
+        let id = inner.next_id();
+        let entry = Entry::Callback(id, callback);
+        if let Err(entry) = Self::register(&mut inner, entry) {
             drop(inner);
-            self.dispatch(Entry::Callback(id, callback), handle);
+            self.dispatch(entry, handle);
         }
         id
     }
 
     /// F8: removes a pending registration; 0 once the future is done.
-    pub(crate) fn remove_callback(&self, id: u64) -> usize {
+    pub(crate) fn remove_callback(&self, id: EntryId) -> usize {
         let mut inner = self.lock();
-        if self.phase() != PENDING {
+        if inner.state & PHASE != PENDING {
             return 0;
         }
         usize::from(inner.waiters.remove(id, true))
@@ -272,11 +403,11 @@ impl<T: Send + 'static> FutureCore<T> {
     pub(crate) fn poll_with<R>(
         &self,
         cx: &mut Context<'_>,
-        slot: &mut Option<u64>,
+        slot: &mut Option<EntryId>,
         read: impl FnOnce(&mut Done<'_, T>) -> R,
     ) -> Poll<R> {
         let mut inner = self.lock();
-        if self.phase() == PENDING {
+        if inner.state & PHASE == PENDING {
             match *slot {
                 Some(id) => match inner.waiters.waker_mut(id) {
                     Some(w) if w.will_wake(cx.waker()) => {}
@@ -284,8 +415,7 @@ impl<T: Send + 'static> FutureCore<T> {
                     None => inner.waiters.push(Entry::Waker(id, cx.waker().clone())),
                 },
                 None => {
-                    let id = inner.next_id;
-                    inner.next_id += 1;
+                    let id = inner.next_id();
                     inner.waiters.push(Entry::Waker(id, cx.waker().clone()));
                     *slot = Some(id);
                 }
@@ -295,58 +425,25 @@ impl<T: Send + 'static> FutureCore<T> {
         if let Some(id) = slot.take() {
             inner.waiters.remove(id, false);
         }
-        self.mark_retrieved_if_exception();
-        Poll::Ready(read(&mut Done {
-            inner: &mut inner,
-            state: &self.state,
-        }))
+        inner.retrieved = true;
+        Poll::Ready(read(&mut Done { inner: &mut inner }))
     }
 
-    /// Reads the outcome of a done future under the lock (`None` while pending).
+    /// Reads the outcome of a done future under the lock (`None` while pending); this
+    /// observes it (F10).
     pub(crate) fn read<R>(&self, read: impl FnOnce(&mut Done<'_, T>) -> R) -> Option<R> {
         let mut inner = self.lock();
-        if self.phase() == PENDING {
+        if inner.state & PHASE == PENDING {
             return None;
         }
-        self.mark_retrieved_if_exception();
-        Some(read(&mut Done {
-            inner: &mut inner,
-            state: &self.state,
-        }))
-    }
-
-    fn mark_retrieved_if_exception(&self) {
-        if self.phase() == EXCEPTION {
-            self.mark_retrieved();
-        }
-    }
-}
-
-impl<T> FutureCore<T> {
-    /// Forgets an awaiter registration (its `Future` handle was dropped or completed).
-    pub(crate) fn remove_waiter(&self, id: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.waiters.remove(id, false);
-    }
-
-    /// F10: the exception nobody observed, for the "never retrieved" report on drop.
-    pub(crate) fn unretrieved_exception(&self) -> Option<Error> {
-        let state = self.state.load(Ordering::Acquire);
-        if state & PHASE != EXCEPTION || state & RETRIEVED != 0 {
-            return None;
-        }
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        match &inner.outcome {
-            Some(Outcome::Exception(e)) => Some(e.clone()),
-            _ => None,
-        }
+        inner.retrieved = true;
+        Some(read(&mut Done { inner: &mut inner }))
     }
 }
 
 /// The locked outcome of a done future, as handed to readers.
 pub(crate) struct Done<'a, T> {
     inner: &'a mut Inner<T>,
-    state: &'a AtomicU8,
 }
 
 impl<T> Done<'_, T> {
@@ -366,20 +463,26 @@ impl<T> Done<'_, T> {
     /// The result moved out (awaiting a task); a second take is an `InvalidState`.
     pub(crate) fn result_taken(&mut self) -> Result<T, Error> {
         match self.inner.outcome.take() {
-            Some(Outcome::Value(v)) => {
-                self.state.fetch_or(TAKEN, Ordering::Relaxed);
-                Ok(v)
-            }
+            Some(Outcome::Value(v)) => Ok(v),
             Some(other) => {
                 let err = match &other {
                     Outcome::Exception(e) => e.clone(),
                     Outcome::Cancelled(c) => Error::Cancelled(c.clone()),
-                    Outcome::Value(_) => unreachable!(),
+                    Outcome::Value(_) => unreachable!("matched above"),
                 };
                 self.inner.outcome = Some(other);
                 Err(err)
             }
             None => Err(taken()),
+        }
+    }
+
+    /// The error of an exception or cancellation (never touches a value).
+    pub(crate) fn error(&self) -> Result<(), Error> {
+        match &self.inner.outcome {
+            Some(Outcome::Exception(e)) => Err(e.clone()),
+            Some(Outcome::Cancelled(c)) => Err(Error::Cancelled(c.clone())),
+            Some(Outcome::Value(_)) | None => Ok(()),
         }
     }
 

@@ -7,7 +7,7 @@
 
 mod core;
 
-pub(crate) use self::core::{DoneCallback, FutureCore, Outcome};
+pub(crate) use self::core::{DoneCallback, EntryId, FutureCore, Outcome};
 
 use std::fmt;
 use std::future::Future as StdFuture;
@@ -80,7 +80,7 @@ impl<T> Drop for PlainCell<T> {
 
 /// Identifies a done-callback registration, for [`Future::remove_done_callback`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CallbackId(u64);
+pub struct CallbackId(EntryId);
 
 /// A shared, loop-bound future: asyncio's `Future` (SPEC §3).
 ///
@@ -118,7 +118,7 @@ pub struct CallbackId(u64);
 pub struct Future<T> {
     pub(crate) obj: Arc<dyn FutureObj<T>>,
     /// This handle's awaiter registration, while it is being awaited.
-    waiter: Option<u64>,
+    waiter: Option<EntryId>,
 }
 
 impl<T: Send + 'static> Future<T> {
@@ -134,8 +134,11 @@ impl<T: Send + 'static> Future<T> {
         reason = "new() needs a running loop; a Default that panics off a loop would surprise"
     )]
     pub fn new() -> Future<T> {
-        match LoopHandle::try_current() {
-            Some(owner) => Future::with_loop(&owner),
+        let created_at = Location::caller();
+        match crate::context::with_current(|local| {
+            Future::bound_to(local.handle.clone(), created_at)
+        }) {
+            Some(fut) => fut,
             None => panic!(
                 "evloop: Future::new(): no running event loop on this thread; use \
                  Future::with_loop(&handle) or handle.create_future() with a LoopHandle"
@@ -146,10 +149,13 @@ impl<T: Send + 'static> Future<T> {
     /// A pending future bound to `owner`, from any thread.
     #[track_caller]
     pub fn with_loop(owner: &LoopHandle) -> Future<T> {
-        let cell = Arc::new(PlainCell {
-            core: FutureCore::new(owner.clone(), Location::caller()),
-        });
-        Future::from_obj(cell)
+        Future::bound_to(owner.clone(), Location::caller())
+    }
+
+    fn bound_to(owner: LoopHandle, created_at: &'static Location<'static>) -> Future<T> {
+        Future::from_obj(Arc::new(PlainCell {
+            core: FutureCore::new(owner, created_at),
+        }))
     }
 
     pub(crate) fn from_obj(obj: Arc<dyn FutureObj<T>>) -> Future<T> {
@@ -311,6 +317,13 @@ impl<T: Send + 'static> Future<T> {
         read: impl FnOnce(&mut self::core::Done<'_, T>) -> Result<R, Error>,
     ) -> Poll<Result<R, Error>> {
         if let Some(cancelled) = coop::take_cancel() {
+            // As asyncio: if the awaited future ended cancelled itself, its own
+            // cancellation is what the coroutine sees (the request is consumed with it).
+            if self.cancelled() {
+                if let Some(Err(own)) = self.read_done(|done| done.error()) {
+                    return Poll::Ready(Err(own));
+                }
+            }
             return Poll::Ready(Err(cancelled));
         }
         if coop::is_current(self.cell_ptr()) {
@@ -318,11 +331,11 @@ impl<T: Send + 'static> Future<T> {
                 "task cannot await on itself",
             ))));
         }
-        let obj = &self.obj;
-        match obj.core().poll_with(cx, &mut self.waiter, read) {
+        match self.obj.core().poll_with(cx, &mut self.waiter, read) {
             Poll::Ready(r) => Poll::Ready(r),
             Poll::Pending => {
-                coop::suspended_on(obj.clone());
+                let hook: Arc<dyn CancelHook> = self.obj.clone();
+                coop::suspended_on(&hook);
                 Poll::Pending
             }
         }
@@ -348,7 +361,10 @@ impl<T> Clone for Future<T> {
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
         if let Some(id) = self.waiter.take() {
+            // Abandoned while pending (a select, a timeout): unregister the waker, and
+            // stop the current task from cancelling a future it no longer awaits.
             self.obj.core().remove_waiter(id);
+            coop::forget(Arc::as_ptr(&self.obj) as *const ());
         }
     }
 }

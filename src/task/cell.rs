@@ -200,8 +200,9 @@ where
 
     /// Completes the task's future (at most once) and drops the coroutine.
     fn finish(&self, outcome: Outcome<T>) {
-        // SAFETY: loop thread only (callers assert it), and never while the coroutine is
-        // being polled: `run` calls this after the poll returned.
+        self.header.local.get().borrow_mut().waiters.clear();
+        // SAFETY: loop thread only (asserted just above by `LoopLocal::get`), and never
+        // while the coroutine is being polled: `run` calls this after the poll returned.
         unsafe { *self.stage.get() = Stage::Finished };
         let _ = self.core.complete(outcome, &|| self.handle());
     }
@@ -274,7 +275,7 @@ where
         self.header.scheduled.store(false, Ordering::Relaxed);
         let cancel_first = {
             let mut state = self.header.local.get().borrow_mut();
-            state.waiter = None;
+            state.waiters.clear();
             let first = !state.started;
             state.started = true;
             state.polling = true;
@@ -341,7 +342,7 @@ where
                 state.abort_requested = true;
                 return;
             }
-            state.waiter = None;
+            state.waiters.clear();
             state.message.clone()
         };
         // Dropping the coroutine runs user destructors: keep the loop alive if one
@@ -367,11 +368,22 @@ where
         if self.core.is_done() {
             return;
         }
-        let waiter = self.header.local.get().borrow_mut().waiter.clone();
-        if let Some(waiter) = waiter {
-            if waiter.cancel_hook(message.clone()) {
-                return;
-            }
+        // Cancel what the task is suspended on (T3); the task then resumes with
+        // `Err(Cancelled)` from that await.
+        let waiters: Vec<_> = self
+            .header
+            .local
+            .get()
+            .borrow_mut()
+            .waiters
+            .take()
+            .collect();
+        let mut cancelled_one = false;
+        for waiter in waiters {
+            cancelled_one |= waiter.cancel_hook(message.clone());
+        }
+        if cancelled_one {
+            return;
         }
         {
             let mut state = self.header.local.get().borrow_mut();

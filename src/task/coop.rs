@@ -66,13 +66,59 @@ pub(crate) struct TaskLocal {
     /// A cancel request is waiting to be delivered at the next loop-native await.
     pub(crate) must_cancel: bool,
     pub(crate) message: Option<Arc<str>>,
-    /// The future the task is suspended on, cancelled when the task is.
-    pub(crate) waiter: Option<Arc<dyn CancelHook>>,
+    /// The evloop futures the task is suspended on (one, or several under a join or
+    /// select), cancelled when the task is. Cleared at the start of every poll; a
+    /// handle dropped during a poll removes its own entry.
+    pub(crate) waiters: Hooks,
     /// The coroutine has been polled at least once.
     pub(crate) started: bool,
     /// The coroutine is being polled right now (abort must wait).
     pub(crate) polling: bool,
     pub(crate) abort_requested: bool,
+}
+
+/// The futures a task is suspended on: the first inline (no allocation in the usual
+/// case of one), more in a vector.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    first: Option<Arc<dyn CancelHook>>,
+    rest: Vec<Arc<dyn CancelHook>>,
+}
+
+fn addr(hook: &Arc<dyn CancelHook>) -> *const () {
+    Arc::as_ptr(hook) as *const ()
+}
+
+impl Hooks {
+    fn insert(&mut self, hook: &Arc<dyn CancelHook>) {
+        let ptr = addr(hook);
+        match &self.first {
+            None => self.first = Some(hook.clone()),
+            Some(first) if addr(first) == ptr => {}
+            Some(_) if self.rest.iter().any(|h| addr(h) == ptr) => {}
+            Some(_) => self.rest.push(hook.clone()),
+        }
+    }
+
+    fn remove(&mut self, cell: *const ()) {
+        if self.first.as_ref().is_some_and(|h| addr(h) == cell) {
+            self.first = self.rest.pop();
+        } else {
+            self.rest.retain(|h| addr(h) != cell);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+
+    /// Empties the set, returning its members.
+    pub(crate) fn take(&mut self) -> impl Iterator<Item = Arc<dyn CancelHook>> + use<> {
+        let first = self.first.take();
+        let rest = std::mem::take(&mut self.rest);
+        first.into_iter().chain(rest)
+    }
 }
 
 /// Marks `task` as the task being polled on this thread until the guard is dropped.
@@ -121,8 +167,14 @@ pub(crate) fn take_cancel() -> Option<Error> {
 }
 
 /// Records that the current task is suspended on a cancellable future.
-pub(crate) fn suspended_on(hook: Arc<dyn CancelHook>) {
-    with_current(|task| local_of(task.header()).waiter = Some(hook));
+pub(crate) fn suspended_on(hook: &Arc<dyn CancelHook>) {
+    with_current(|task| local_of(task.header()).waiters.insert(hook));
+}
+
+/// A future handle that registered with [`suspended_on`] is going away: the current
+/// task no longer waits on it, so cancelling the task must not cancel it.
+pub(crate) fn forget(cell: *const ()) {
+    with_current(|task| local_of(task.header()).waiters.remove(cell));
 }
 
 /// Whether the task being polled is the cell at `cell` (T7).

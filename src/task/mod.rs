@@ -59,15 +59,19 @@ where
     T: Send + 'static,
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
-    let Some(local) = context::current() else {
-        panic!(
+    let created_at = Location::caller();
+    let spawned = context::with_current(move |local| {
+        let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
+        local.spawn_task(cell.clone());
+        Task::from_cell(cell)
+    });
+    match spawned {
+        Some(task) => task,
+        None => panic!(
             "evloop::create_task: no running event loop on this thread; call it from a \
              coroutine or callback on a loop, or use LoopHandle::spawn from other threads"
-        );
-    };
-    let cell = TaskCell::new(local.handle.clone(), coro, false, Location::caller());
-    local.spawn_task(cell.clone());
-    Task::from_cell(cell)
+        ),
+    }
 }
 
 impl LoopHandle {
