@@ -126,3 +126,155 @@ impl Drop for Watchdog {
         }
     }
 }
+
+/// Installs an exception handler on `loop_` that records every context it receives
+/// (the handler runs on whichever thread reports, so the list is shared).
+pub fn capture_exceptions(
+    loop_: &evloop::LoopHandle,
+) -> std::sync::Arc<Mutex<Vec<evloop::ExceptionContext>>> {
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    loop_.set_exception_handler(Some(
+        move |_: &evloop::LoopHandle, ctx: &evloop::ExceptionContext| {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(ctx.clone());
+        },
+    ));
+    seen
+}
+
+/// A foreign (non-evloop) future source: every [`Gate::wait`] future stays pending
+/// until [`Gate::open`] is called, from any thread. It knows nothing about evloop, so
+/// a task suspended on it is not suspended on a loop-native awaitable (SPEC T3).
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    state: std::sync::Arc<Mutex<GateState>>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    wakers: Vec<std::task::Waker>,
+    polls: usize,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Opens the gate and wakes every waiter.
+    pub fn open(&self) {
+        let wakers = {
+            let mut state = self.state.lock().unwrap();
+            state.open = true;
+            std::mem::take(&mut state.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// How many times a `wait()` future was polled.
+    pub fn polls(&self) -> usize {
+        self.state.lock().unwrap().polls
+    }
+
+    /// A future that completes once the gate is open.
+    pub fn wait(&self) -> GateWait {
+        GateWait {
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// Future returned by [`Gate::wait`].
+#[derive(Debug)]
+pub struct GateWait {
+    state: std::sync::Arc<Mutex<GateState>>,
+}
+
+impl std::future::Future for GateWait {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut state = self.state.lock().unwrap();
+        state.polls += 1;
+        if state.open {
+            return std::task::Poll::Ready(());
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// A value that records, when dropped, the thread it was dropped on. Move it into a
+/// coroutine to observe when (and where) the coroutine is dropped.
+#[derive(Debug)]
+pub struct DropSpy {
+    drops: std::sync::Arc<Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+/// The observing side of a [`DropSpy`].
+#[derive(Clone, Debug)]
+pub struct DropProbe {
+    drops: std::sync::Arc<Mutex<Vec<std::thread::ThreadId>>>,
+}
+
+impl DropSpy {
+    pub fn new() -> (DropSpy, DropProbe) {
+        let drops = std::sync::Arc::new(Mutex::new(Vec::new()));
+        (
+            DropSpy {
+                drops: drops.clone(),
+            },
+            DropProbe { drops },
+        )
+    }
+}
+
+impl Drop for DropSpy {
+    fn drop(&mut self) {
+        self.drops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(std::thread::current().id());
+    }
+}
+
+impl DropProbe {
+    /// How many times the spy was dropped (0 or 1).
+    pub fn drops(&self) -> usize {
+        self.drops.lock().unwrap().len()
+    }
+
+    /// The thread the spy was dropped on, if it was.
+    pub fn dropped_on(&self) -> Option<std::thread::ThreadId> {
+        self.drops.lock().unwrap().first().copied()
+    }
+}
+
+/// Yields to the loop `n` times (each `yield_now` lets one more iteration run).
+pub async fn yield_times(n: usize) {
+    for _ in 0..n {
+        evloop::yield_now()
+            .await
+            .expect("yield_now outside a cancelled task");
+    }
+}
+
+/// `evloop::run(fut)` under a [`Watchdog`] named after the caller's location: a wake-up
+/// or cancellation that never arrives fails the test binary instead of hanging it.
+#[track_caller]
+pub fn run_guarded<F: std::future::Future>(fut: F) -> F::Output {
+    let at: &'static str =
+        Box::leak(format!("evloop::run at {}", std::panic::Location::caller()).into_boxed_str());
+    let _watchdog = Watchdog::new(at, std::time::Duration::from_secs(30));
+    evloop::run(fut)
+}
