@@ -106,6 +106,65 @@ fn main() -> std::io::Result<()> {
         }
     });
 
+    println!("== futures: worker threads hand results to the loop with set_result");
+    rt.block_on(async {
+        let futures: Vec<evloop::Future<u64>> = (0..3).map(|_| evloop::Future::new()).collect();
+        for (i, fut) in futures.iter().enumerate() {
+            let fut = fut.clone();
+            thread::spawn(move || {
+                let n = (i as u64 + 1) * 10;
+                let sum = (1..=n).sum::<u64>(); // some work off the loop
+                fut.set_result(sum).unwrap();
+            });
+        }
+        for (i, fut) in futures.into_iter().enumerate() {
+            fut.add_done_callback(move |f| println!("  done-callback {i}: {:?}", f.result()));
+            println!("  awaited future {i}: {}", fut.await.unwrap());
+        }
+        // Callbacks of futures that were already done are scheduled, never run inline:
+        // give them their turn.
+        evloop::yield_now().await.unwrap();
+    });
+
+    println!("== tasks: cooperative cancellation, cleanup, and a failing task");
+    rt.block_on(async {
+        let worker = evloop::create_task(async {
+            loop {
+                match evloop::time::sleep(Duration::from_millis(1)).await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        println!("  worker got {e}: cleaning up (asynchronously)");
+                        evloop::time::sleep(Duration::from_millis(1)).await?;
+                        return Err(e); // propagate: the task ends cancelled
+                    }
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), evloop::Error>(())
+        });
+        worker.set_name("worker");
+        let failing = evloop::create_task(async {
+            evloop::time::sleep(Duration::from_millis(1)).await?;
+            let n: u32 = "not a number".parse()?; // `?` on any std error
+            Ok(n)
+        });
+        evloop::time::sleep(Duration::from_millis(3)).await.unwrap();
+        println!(
+            "  cancel({}) -> {}",
+            worker.name(),
+            worker.cancel_with("shutting down")
+        );
+        let outcome = worker.future().await;
+        println!(
+            "  worker: cancelled={} outcome={outcome:?}",
+            worker.cancelled()
+        );
+        match failing.await {
+            Ok(n) => println!("  failing task returned {n}?"),
+            Err(e) => println!("  failing task raised: {e}"),
+        }
+    });
+
     println!("== stats");
     let stats = loop_.stats();
     println!("  {stats:#?}");
