@@ -50,6 +50,47 @@ impl<T> SegQueue<T> {
     }
 }
 
+/// `UnsafeCell` whose accesses loom can track: under `--cfg loom` two overlapping
+/// accesses from different threads fail the model. The API is loom's: a guard-like
+/// [`cell::MutPtr`] held for as long as the access lasts.
+pub(crate) mod cell {
+    #[cfg(loom)]
+    pub(crate) use loom::cell::{MutPtr, UnsafeCell};
+
+    #[cfg(not(loom))]
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    #[cfg(not(loom))]
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn get_mut(&self) -> MutPtr<T> {
+            MutPtr(self.0.get())
+        }
+    }
+
+    /// A raw mutable pointer standing for one access to an [`UnsafeCell`].
+    #[cfg(not(loom))]
+    #[derive(Debug)]
+    pub(crate) struct MutPtr<T>(*mut T);
+
+    #[cfg(not(loom))]
+    impl<T> MutPtr<T> {
+        /// # Safety
+        ///
+        /// The caller must have exclusive access to the cell's value for as long as
+        /// the returned reference (and this pointer) live.
+        #[allow(clippy::mut_from_ref)]
+        pub(crate) unsafe fn deref(&self) -> &mut T {
+            // SAFETY: exclusivity is the caller's obligation (see `# Safety`).
+            unsafe { &mut *self.0 }
+        }
+    }
+}
+
 /// One round of waiting in a spin lock: a CPU hint for the first rounds, then yielding
 /// the thread (the holder may have been preempted). Under loom, always a yield so the
 /// model can schedule the holder.

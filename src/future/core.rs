@@ -31,7 +31,7 @@
 //! Whether the outcome was observed (F10) is recorded under the lock too; a task's
 //! value moved out by awaiting the task leaves the outcome `None`.
 
-use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
@@ -41,6 +41,7 @@ use std::task::{Context, Poll, Waker};
 use super::Future;
 use crate::error::{CancelledError, Error, InvalidStateError};
 use crate::handle::LoopHandle;
+use crate::loom::cell::{MutPtr, UnsafeCell};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 
 const PENDING: u8 = 0;
@@ -178,6 +179,9 @@ unsafe impl<T: Send> Sync for FutureCore<T> {}
 /// Exclusive access to a future's `Inner`, and the state byte to publish on unlock.
 struct Guard<'a, T> {
     core: &'a FutureCore<T>,
+    /// The access to `inner`, held for the guard's lifetime (loom tracks it); ended
+    /// explicitly in `drop`, before the unlock.
+    inner: ManuallyDrop<MutPtr<Inner<T>>>,
     /// The state as it will be stored on unlock (without `LOCKED`).
     state: u8,
 }
@@ -186,21 +190,25 @@ impl<T> Deref for Guard<'_, T> {
     type Target = Inner<T>;
 
     fn deref(&self) -> &Inner<T> {
-        // SAFETY: this guard holds the `LOCKED` bit (see `FutureCore::lock`).
-        unsafe { &*self.core.inner.get() }
+        // SAFETY: this guard holds the `LOCKED` bit (see `FutureCore::lock`), so it is
+        // the only access to `inner` until it is dropped.
+        unsafe { MutPtr::deref(&self.inner) }
     }
 }
 
 impl<T> DerefMut for Guard<'_, T> {
     fn deref_mut(&mut self) -> &mut Inner<T> {
-        // SAFETY: this guard holds the `LOCKED` bit, and `&mut self` makes this the
-        // only reference derived from it.
-        unsafe { &mut *self.core.inner.get() }
+        // SAFETY: as for `deref`; `&mut self` makes this the only reference derived
+        // from the guard.
+        unsafe { MutPtr::deref(&self.inner) }
     }
 }
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
+        // SAFETY: `inner` is not used after this line: the access ends before the lock
+        // is released, so the next holder's access never overlaps it.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
         // While `LOCKED` is set nobody else writes the byte (other writers hold the lock
         // or CAS expecting it clear), so a plain store both publishes and unlocks.
         self.core.state.store(self.state, Ordering::Release);
@@ -225,7 +233,11 @@ impl<T> FutureCore<T> {
                     )
                     .is_ok()
             {
-                return Guard { core: self, state };
+                return Guard {
+                    core: self,
+                    inner: ManuallyDrop::new(self.inner.get_mut()),
+                    state,
+                };
             }
             spins += 1;
             crate::loom::spin_wait(spins);
@@ -514,4 +526,107 @@ fn taken() -> Error {
     Error::InvalidState(InvalidStateError::new(
         "the result was already taken by awaiting the task",
     ))
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::sync::Arc;
+
+    use crate::future::Future;
+    use crate::handle::LoopHandle;
+    use crate::reactor::Reactor;
+    use crate::shared::{Remote, Shared};
+
+    /// The future's lock spins (yielding under loom), so allow more branches than the
+    /// default and bound preemptions to keep the exploration finite.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
+
+    fn test_loop() -> LoopHandle {
+        let (_reactor, unparker) = Reactor::new(4).unwrap();
+        LoopHandle {
+            shared: Arc::new(Shared::new(unparker)),
+        }
+    }
+
+    /// Runs the done-callbacks the future dispatched (they were sent through the
+    /// cross-thread queue, since no loop runs in the model), in queue order.
+    fn run_dispatched(owner: &LoopHandle) -> usize {
+        let mut n = 0;
+        while let Some(item) = owner.shared.pop_remote() {
+            if let Remote::Callback(cell) = item {
+                assert!(cell.run());
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// `set_result` racing `cancel`: exactly one completion wins, the final state
+    /// matches it, and a callback registered before dispatches exactly once.
+    #[test]
+    fn completion_races_cancel() {
+        model(|| {
+            let owner = test_loop();
+            let fut: Future<u32> = Future::with_loop(&owner);
+            fut.add_done_callback(|_| {});
+            let setter = {
+                let fut = fut.clone();
+                loom::thread::spawn(move || fut.set_result(7).is_ok())
+            };
+            let cancelled = fut.cancel();
+            let set = setter.join().unwrap();
+            assert!(set ^ cancelled, "exactly one completion wins");
+            assert!(fut.done());
+            assert_eq!(fut.cancelled(), cancelled);
+            assert_eq!(fut.result().ok(), set.then_some(7));
+            assert_eq!(run_dispatched(&owner), 1, "the callback runs exactly once");
+        });
+    }
+
+    /// `add_done_callback` racing completion: the callback is dispatched exactly once,
+    /// whether it was registered before, during or after the completion.
+    #[test]
+    fn registration_races_completion() {
+        model(|| {
+            let owner = test_loop();
+            let fut: Future<u32> = Future::with_loop(&owner);
+            let setter = {
+                let fut = fut.clone();
+                loom::thread::spawn(move || fut.set_result(7).unwrap())
+            };
+            fut.add_done_callback(|f| assert_eq!(f.result().unwrap(), 7));
+            setter.join().unwrap();
+            assert_eq!(run_dispatched(&owner), 1, "the callback runs exactly once");
+        });
+    }
+
+    /// Registrations racing the drain after completion (the DRAINING / NEW protocol):
+    /// every callback is dispatched exactly once, in registration order.
+    #[test]
+    fn registrations_racing_the_drain_keep_their_order() {
+        model(|| {
+            let owner = test_loop();
+            let fut: Future<u32> = Future::with_loop(&owner);
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let record = |i: u32| {
+                let order = order.clone();
+                move |_: &Future<u32>| order.lock().unwrap().push(i)
+            };
+            fut.add_done_callback(record(0));
+            let completer = {
+                let fut = fut.clone();
+                loom::thread::spawn(move || fut.set_result(1).unwrap())
+            };
+            fut.add_done_callback(record(1));
+            fut.add_done_callback(record(2));
+            completer.join().unwrap();
+            assert_eq!(run_dispatched(&owner), 3);
+            assert_eq!(*order.lock().unwrap(), [0, 1, 2]);
+        });
+    }
 }
