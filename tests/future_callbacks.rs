@@ -3,26 +3,13 @@
 //! `remove_done_callback`, and completion from other threads and loops.
 
 mod common;
+use common::{Log, entries, new_log, push};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evloop::{Error, ExceptionSource, Future, LoopHandle, Runtime};
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn new_log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, item: impl Into<String>) {
-    log.lock().unwrap().push(item.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
 
 /// A `call_soon` callback that appends `name` to `log`.
 fn soon(loop_: &LoopHandle, log: &Log, name: &'static str) {

@@ -2,6 +2,7 @@
 //! `Handle::cancel`, and the exception handler.
 
 mod common;
+use common::run_until_stopped;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,19 +10,7 @@ use std::time::Duration;
 
 use evloop::{Error, ExceptionContext, ExceptionSource, Handle, LoopHandle, Runtime};
 
-/// Schedules a `stop()` of the current loop (as a callback, so it is FIFO with the rest)
-/// and a 10 s fallback timer so that a broken loop fails the test instead of hanging.
-fn run_until_stopped(rt: &Runtime) {
-    let fallback = rt
-        .handle()
-        .call_later(Duration::from_secs(10), || LoopHandle::current().stop());
-    rt.run_forever();
-    assert!(
-        fallback.cancel(),
-        "the 10 s fallback timer fired: the loop never reached stop()"
-    );
-}
-
+/// Schedules a `stop()` of the current loop (as a callback, so it is FIFO with the rest).
 fn stop_soon(loop_: &LoopHandle) {
     let l = loop_.clone();
     loop_.call_soon(move || l.stop());

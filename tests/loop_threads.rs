@@ -2,25 +2,13 @@
 //! load, prompt and coalesced wake-ups, and closed loops.
 
 mod common;
+use common::run_until_stopped;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use evloop::{Handle, LoopHandle, Runtime};
-
-/// Runs the loop until something calls `stop()`, with a 10 s fallback timer so that a
-/// broken loop fails the test instead of hanging.
-fn run_until_stopped(rt: &Runtime) {
-    let fallback = rt
-        .handle()
-        .call_later(Duration::from_secs(10), || LoopHandle::current().stop());
-    rt.run_forever();
-    assert!(
-        fallback.cancel(),
-        "the 10 s fallback timer fired: the loop never reached stop()"
-    );
-}
 
 #[test]
 fn four_threads_times_50_000_callbacks_each_run_exactly_once_in_producer_order() {

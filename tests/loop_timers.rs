@@ -2,6 +2,7 @@
 //! they never fire early, `TimerHandle`, and the timer statistics.
 
 mod common;
+use common::run_until_stopped;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,19 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::SplitMix64;
 use evloop::{LoopHandle, Runtime, TimerHandle};
-
-/// Runs the loop until something calls `stop()`, with a 10 s fallback timer so that a
-/// broken loop fails the test instead of hanging.
-fn run_until_stopped(rt: &Runtime) {
-    let fallback = rt
-        .handle()
-        .call_later(Duration::from_secs(10), || LoopHandle::current().stop());
-    rt.run_forever();
-    assert!(
-        fallback.cancel(),
-        "the 10 s fallback timer fired: the loop never reached stop()"
-    );
-}
 
 #[test]
 fn timers_fire_in_deadline_order_then_insertion_order() {

@@ -2,6 +2,7 @@
 //! stopping, re-running, nesting, and the identity of loop handles.
 
 mod common;
+use common::run_until_stopped;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
@@ -12,19 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evloop::{Error, LoopHandle, Runtime};
-
-/// Runs the loop until something calls `stop()`, with a 10 s fallback timer so that a
-/// broken loop fails the test instead of hanging.
-fn run_until_stopped(rt: &Runtime) {
-    let fallback = rt
-        .handle()
-        .call_later(Duration::from_secs(10), || LoopHandle::current().stop());
-    rt.run_forever();
-    assert!(
-        fallback.cancel(),
-        "the 10 s fallback timer fired: the loop never reached stop()"
-    );
-}
 
 fn panic_text(result: Result<impl Sized, Box<dyn std::any::Any + Send>>) -> String {
     match result {

@@ -3,30 +3,17 @@
 //! tasks still alive then are aborted. Drop never hangs and never panics.
 
 mod common;
+use common::{Log, entries, new_log, push};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{DropSpy, Gate};
 use evloop::{Error, Future, Runtime, Task};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn new_log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, item: impl Into<String>) {
-    log.lock().unwrap().push(item.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
 
 fn flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))

@@ -8,29 +8,16 @@
 //! about evloop: the request waits for the next loop-native await.
 
 mod common;
+use common::{entries, new_log, push};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{DropSpy, Gate};
 use evloop::{Error, Future, Runtime};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn new_log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, item: impl Into<String>) {
-    log.lock().unwrap().push(item.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
 
 fn flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))

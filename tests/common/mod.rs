@@ -278,3 +278,33 @@ pub fn run_guarded<F: std::future::Future>(fut: F) -> F::Output {
     let _watchdog = Watchdog::new(at, std::time::Duration::from_secs(30));
     evloop::run(fut)
 }
+
+/// A shared, ordered log of what happened, for tests that check an order of events.
+pub type Log = std::sync::Arc<Mutex<Vec<String>>>;
+
+pub fn new_log() -> Log {
+    std::sync::Arc::new(Mutex::new(Vec::new()))
+}
+
+pub fn push(log: &Log, item: impl Into<String>) {
+    log.lock().unwrap().push(item.into());
+}
+
+pub fn entries(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// Runs the loop until something calls `stop()`, with a 10 s fallback timer that fails
+/// the test if the stop never comes (instead of hanging).
+pub fn run_until_stopped(rt: &evloop::Runtime) {
+    let fallback = rt
+        .handle()
+        .call_later(std::time::Duration::from_secs(10), || {
+            evloop::LoopHandle::current().stop()
+        });
+    rt.run_forever();
+    assert!(
+        fallback.cancel(),
+        "the 10 s fallback timer fired: the loop never reached stop()"
+    );
+}
