@@ -60,11 +60,13 @@
 #![warn(clippy::undocumented_unsafe_blocks, unreachable_pub)]
 
 mod callback;
+mod chain;
 mod context;
 mod core;
 mod error;
 mod exception;
 mod future;
+mod gather;
 mod handle;
 mod loom;
 mod park;
@@ -78,9 +80,17 @@ pub mod time;
 mod wheel;
 
 pub use callback::{Handle, TimerHandle};
+pub use chain::{
+    WaitFor, chain, chain_future, copy_future, future_add_done_callback,
+    future_set_exception_unless_cancelled, future_set_panic, future_set_result_unless_cancelled,
+    wait_for,
+};
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use exception::{ExceptionContext, ExceptionSource};
 pub use future::{CallbackId, Future};
+pub use gather::{gather, gather_results};
+#[doc(hidden)]
+pub use gather::__private as __gather_private;
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;

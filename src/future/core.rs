@@ -76,15 +76,24 @@ pub(crate) type DoneCallback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
 /// Identifies a registration (an awaiter or a done-callback) within one future.
 pub(crate) type EntryId = NonZeroU32;
 
+/// An internal observer of completions (a `gather`): told the index it registered
+/// with, synchronously, on the completing thread. It must not block or run user code.
+pub(crate) trait Notify: Send + Sync {
+    fn notify(&self, index: u32);
+}
+
 enum Entry<T> {
     Callback(EntryId, DoneCallback<T>),
     Waker(EntryId, Waker),
+    /// No id: never removed individually; no allocation beyond the list slot.
+    Notify(Arc<dyn Notify>, u32),
 }
 
 impl<T> Entry<T> {
-    fn id(&self) -> EntryId {
+    fn id(&self) -> Option<EntryId> {
         match self {
-            Entry::Callback(id, _) | Entry::Waker(id, _) => *id,
+            Entry::Callback(id, _) | Entry::Waker(id, _) => Some(*id),
+            Entry::Notify(..) => None,
         }
     }
 }
@@ -123,7 +132,8 @@ impl<T> WaiterList<T> {
     }
 
     fn remove(&mut self, id: EntryId, callbacks: bool) -> bool {
-        let matches = |e: &Entry<T>| e.id() == id && matches!(e, Entry::Callback(..)) == callbacks;
+        let matches =
+            |e: &Entry<T>| e.id() == Some(id) && matches!(e, Entry::Callback(..)) == callbacks;
         if self.first.as_ref().is_some_and(matches) {
             self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
             return true;
@@ -347,6 +357,7 @@ impl<T: Send + 'static> FutureCore<T> {
     fn dispatch(&self, entry: Entry<T>, handle: &dyn Fn() -> Future<T>) {
         match entry {
             Entry::Waker(_, waker) => waker.wake(),
+            Entry::Notify(observer, index) => observer.notify(index),
             Entry::Callback(_, callback) => {
                 let fut = handle();
                 self.owner.call_soon(move || callback(&fut));
@@ -399,6 +410,16 @@ impl<T: Send + 'static> FutureCore<T> {
             self.dispatch(entry, handle);
         }
         id
+    }
+
+    /// Registers an internal observer; if the future is already done and drained it is
+    /// notified at once (on this thread).
+    pub(crate) fn add_notify(&self, observer: Arc<dyn Notify>, index: u32, handle: &dyn Fn() -> Future<T>) {
+        let mut inner = self.lock();
+        if let Err(entry) = Self::register(&mut inner, Entry::Notify(observer, index)) {
+            drop(inner);
+            self.dispatch(entry, handle);
+        }
     }
 
     /// F8: removes a pending registration; 0 once the future is done.

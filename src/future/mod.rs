@@ -7,7 +7,7 @@
 
 mod core;
 
-pub(crate) use self::core::{DoneCallback, EntryId, FutureCore, Outcome};
+pub(crate) use self::core::{DoneCallback, EntryId, FutureCore, Notify, Outcome};
 
 use std::fmt;
 use std::future::Future as StdFuture;
@@ -290,6 +290,17 @@ impl<T: Send + 'static> Future<T> {
     /// callback already scheduled still runs).
     pub fn remove_done_callback(&self, id: CallbackId) -> usize {
         self.core().remove_callback(id.0)
+    }
+
+    /// Registers an internal observer told `index` when this future completes.
+    pub(crate) fn add_notify(&self, observer: Arc<dyn Notify>, index: u32) {
+        self.core().add_notify(observer, index, &|| self.clone());
+    }
+
+    /// The error of a done future (exception, or `Error::Cancelled` when cancelled),
+    /// `None` for a result or while pending. Observes the outcome (F10).
+    pub(crate) fn error(&self) -> Option<Error> {
+        self.read_done(|done| done.error().err()).flatten()
     }
 
     /// Marks the outcome as observed (F10), e.g. by a combinator that handled it.
