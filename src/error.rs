@@ -383,9 +383,14 @@ impl fmt::Display for Exception {
     }
 }
 
-/// The error behind [`Error::msg`].
-#[derive(Debug)]
+/// The error behind [`Error::msg`]; its `Debug` is the quoted message.
 struct Message(String);
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

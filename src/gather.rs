@@ -5,6 +5,10 @@
 //! registration list (no allocation per child beyond that slot) and read with its
 //! public accessors once done.
 //!
+//! Children hold their registration weakly: a gather nobody holds any more (nobody
+//! awaits or keeps its outer future) is freed even while children are pending, and
+//! ignores their later completions.
+//!
 //! A child's completion pushes its index to the gather's queue (on whatever thread
 //! completed it) and, if none is pending, schedules one batch callback on the outer's
 //! loop (`call_soon`, cross-thread when needed: G5). The batch applies asyncio's rules
@@ -19,9 +23,10 @@
 //!   after a successful `outer.cancel()`, `Error::Cancelled` as an exception, whatever
 //!   `return_exceptions` (G4).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::error::{CancelledError, Error};
+use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Notify, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,7 +34,7 @@ use crate::task::TaskOps;
 
 /// A child of a gather, whatever its type.
 pub(crate) trait Child: Send + Sync {
-    fn notify_on_done(&self, observer: Arc<dyn Notify>, index: u32);
+    fn notify_on_done(&self, observer: Weak<dyn Notify>, index: u32);
     fn is_done(&self) -> bool;
     /// The child's error (exception, or `Cancelled`), observing it (F10).
     fn error(&self) -> Option<Error>;
@@ -38,7 +43,7 @@ pub(crate) trait Child: Send + Sync {
 }
 
 impl<T: Send + 'static> Child for Future<T> {
-    fn notify_on_done(&self, observer: Arc<dyn Notify>, index: u32) {
+    fn notify_on_done(&self, observer: Weak<dyn Notify>, index: u32) {
         self.add_notify(observer, index);
     }
 
@@ -152,7 +157,11 @@ impl<C: Children> GatherCell<C> {
             return;
         }
         let outcome = if self.cancel_requested.load(Ordering::Acquire) {
-            let message = self.cancel_message.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let message = self
+                .cancel_message
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
             Outcome::Exception(Error::Cancelled(CancelledError::from_arc(message)))
         } else {
             match self.children.collect() {
@@ -180,7 +189,10 @@ impl<C: Children> GatherCell<C> {
             }
         }
         if any {
-            *self.cancel_message.lock().unwrap_or_else(PoisonError::into_inner) = message;
+            *self
+                .cancel_message
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = message;
             self.cancel_requested.store(true, Ordering::Release);
         }
         any
@@ -189,7 +201,10 @@ impl<C: Children> GatherCell<C> {
 
 impl<C: Children> Notify for GatherCell<C> {
     fn notify(&self, index: u32) {
-        self.done.lock().unwrap_or_else(PoisonError::into_inner).push(index);
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(index);
         if !self.batch_scheduled.swap(true, Ordering::AcqRel) {
             let cell = self.arc();
             self.core.owner.call_soon(move || cell.run_batch());
@@ -206,6 +221,21 @@ impl<C: Children> GatherCell<C> {
         unsafe {
             Arc::increment_strong_count(ptr);
             Arc::from_raw(ptr)
+        }
+    }
+}
+
+impl<C: Children> Drop for GatherCell<C> {
+    fn drop(&mut self) {
+        // F10 for the outer future: it failed and nobody looked.
+        if let Some(err) = self.core.unretrieved_exception() {
+            let ctx = ExceptionContext::new(format!(
+                "Future exception was never retrieved (gather created at {})",
+                self.core.created_at
+            ))
+            .with_exception(err)
+            .with_source(ExceptionSource::Future);
+            self.core.owner.call_exception_handler(ctx);
         }
     }
 }
@@ -262,10 +292,11 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
         return cell.handle();
     }
     for index in 0..len {
-        let observer: Arc<dyn Notify> = cell.clone();
-        cell.children
-            .child(index)
-            .notify_on_done(observer, u32::try_from(index).expect("fewer than 2^32 children"));
+        let observer: Weak<dyn Notify> = Arc::downgrade(&cell) as Weak<dyn Notify>;
+        cell.children.child(index).notify_on_done(
+            observer,
+            u32::try_from(index).expect("fewer than 2^32 children"),
+        );
     }
     cell.handle()
 }

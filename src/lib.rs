@@ -88,9 +88,9 @@ pub use chain::{
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use exception::{ExceptionContext, ExceptionSource};
 pub use future::{CallbackId, Future};
-pub use gather::{gather, gather_results};
 #[doc(hidden)]
 pub use gather::__private as __gather_private;
+pub use gather::{gather, gather_results};
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;

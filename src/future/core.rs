@@ -35,7 +35,7 @@ use std::mem::ManuallyDrop;
 use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::Future;
@@ -85,8 +85,9 @@ pub(crate) trait Notify: Send + Sync {
 enum Entry<T> {
     Callback(EntryId, DoneCallback<T>),
     Waker(EntryId, Waker),
-    /// No id: never removed individually; no allocation beyond the list slot.
-    Notify(Arc<dyn Notify>, u32),
+    /// No id: never removed individually; no allocation beyond the list slot. Weak, so
+    /// a pending child does not keep an abandoned observer (and itself) alive.
+    Notify(Weak<dyn Notify>, u32),
 }
 
 impl<T> Entry<T> {
@@ -357,7 +358,11 @@ impl<T: Send + 'static> FutureCore<T> {
     fn dispatch(&self, entry: Entry<T>, handle: &dyn Fn() -> Future<T>) {
         match entry {
             Entry::Waker(_, waker) => waker.wake(),
-            Entry::Notify(observer, index) => observer.notify(index),
+            Entry::Notify(observer, index) => {
+                if let Some(observer) = observer.upgrade() {
+                    observer.notify(index);
+                }
+            }
             Entry::Callback(_, callback) => {
                 let fut = handle();
                 self.owner.call_soon(move || callback(&fut));
@@ -414,7 +419,12 @@ impl<T: Send + 'static> FutureCore<T> {
 
     /// Registers an internal observer; if the future is already done and drained it is
     /// notified at once (on this thread).
-    pub(crate) fn add_notify(&self, observer: Arc<dyn Notify>, index: u32, handle: &dyn Fn() -> Future<T>) {
+    pub(crate) fn add_notify(
+        &self,
+        observer: Weak<dyn Notify>,
+        index: u32,
+        handle: &dyn Fn() -> Future<T>,
+    ) {
         let mut inner = self.lock();
         if let Err(entry) = Self::register(&mut inner, Entry::Notify(observer, index)) {
             drop(inner);

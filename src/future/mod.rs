@@ -293,7 +293,7 @@ impl<T: Send + 'static> Future<T> {
     }
 
     /// Registers an internal observer told `index` when this future completes.
-    pub(crate) fn add_notify(&self, observer: Arc<dyn Notify>, index: u32) {
+    pub(crate) fn add_notify(&self, observer: std::sync::Weak<dyn Notify>, index: u32) {
         self.core().add_notify(observer, index, &|| self.clone());
     }
 
