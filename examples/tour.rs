@@ -165,6 +165,42 @@ fn main() -> std::io::Result<()> {
         }
     });
 
+    println!("== gather: a fan-out of tasks, one failing, one cancelled");
+    rt.block_on(async {
+        let fetch = |id: u64, ms: u64| {
+            evloop::create_task(async move {
+                evloop::time::sleep(Duration::from_millis(ms)).await?;
+                if id == 3 {
+                    return Err(evloop::Error::msg(format!("fetch {id} failed")));
+                }
+                Ok(id * 100)
+            })
+        };
+        let tasks: Vec<_> = [(1, 3), (2, 1), (3, 2), (4, 50)]
+            .into_iter()
+            .map(|(id, ms)| fetch(id, ms))
+            .collect();
+        let slow = tasks[3].future();
+        evloop::time::sleep(Duration::from_millis(5)).await.unwrap();
+        slow.cancel_with("too slow");
+        // gather_results (return_exceptions=True): every outcome, in argument order.
+        let outcomes = evloop::gather_results(tasks).await.unwrap();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            println!("  task {}: {outcome:?}", i + 1);
+        }
+        // gather: the first failure finishes the outer at once.
+        let ok = evloop::gather([fetch(5, 1), fetch(6, 2)]).await.unwrap();
+        println!("  gather([5, 6]) = {ok:?}");
+        let err = evloop::gather([fetch(7, 1), fetch(3, 1)])
+            .await
+            .unwrap_err();
+        println!("  gather([7, 3]) failed: {err}");
+        // gather! for mixed types.
+        let name = evloop::create_task(async { Ok::<_, evloop::Error>(String::from("evloop")) });
+        let (n, s) = evloop::gather!(fetch(8, 1), name).await.unwrap();
+        println!("  gather!(u64, String) = ({n}, {s:?})");
+    });
+
     println!("== stats");
     let stats = loop_.stats();
     println!("  {stats:#?}");
