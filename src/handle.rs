@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use crate::callback::{Handle, TimerHandle, cancelled_callback, new_callback};
 use crate::context;
 use crate::core;
+use crate::error::{Error, InvalidStateError};
 use crate::exception::{self, ExceptionContext};
+use crate::executor::Executor;
+use crate::future::Future;
 use crate::shared::{Remote, Shared};
 use crate::stats::LoopStats;
 
@@ -248,10 +251,87 @@ impl LoopHandle {
     /// live; elsewhere they are as of the end of the last iteration.
     pub fn stats(&self) -> LoopStats {
         let mut stats = self.shared.stats.snapshot();
+        if let Some(exec) = self.shared.running_default_executor() {
+            stats.executor_threads = exec.threads() as u64;
+            stats.executor_queued_jobs = exec.queued_jobs() as u64;
+        }
         context::with_local(self.shared.id, |local| {
             (stats.ready_len, stats.timers_pending, stats.live_tasks) = local.gauges();
         });
         stats
+    }
+
+    /// Runs `f` on a thread pool (E4, asyncio's `run_in_executor`): `None` for the
+    /// loop's default executor (started on first use with the runtime's
+    /// `blocking_threads` and `thread_keep_alive`), or `Some(&executor)`. The future is
+    /// bound to this loop; callable from any thread.
+    ///
+    /// After [`shutdown_default_executor`](Self::shutdown_default_executor), or on a
+    /// closed loop, `run_in_executor(None, f)` returns a future that already failed
+    /// with `Error::InvalidState("executor shut down")` (E3).
+    ///
+    /// ```
+    /// evloop::run(async {
+    ///     let loop_ = evloop::LoopHandle::current();
+    ///     let name = loop_
+    ///         .run_in_executor(None, || std::thread::current().name().map(String::from))
+    ///         .await
+    ///         .unwrap();
+    ///     assert!(name.unwrap().starts_with("evloop-blocking-"));
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn run_in_executor<T, F>(&self, executor: Option<&Executor>, f: F) -> Future<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match executor {
+            Some(exec) => exec.submit_to(self, f),
+            None => match self.shared.default_executor().filter(|_| !self.is_closed()) {
+                Some(exec) => exec.submit_to(self, f),
+                None => {
+                    let fut = Future::with_loop(self);
+                    let _ = fut.set_exception(Error::InvalidState(InvalidStateError::new(
+                        "executor shut down",
+                    )));
+                    fut
+                }
+            },
+        }
+    }
+
+    /// Shuts the default executor down (asyncio's `shutdown_default_executor`): it takes
+    /// no more jobs, and the returned future completes once its queued and running jobs
+    /// have finished and its threads have exited (waiting happens off the loop).
+    /// Afterwards `run_in_executor(None, …)` fails as after
+    /// [`Executor::shutdown`]; explicit executors are unaffected.
+    ///
+    /// # Errors
+    ///
+    /// Only when the awaiting task is cancelled.
+    pub fn shutdown_default_executor(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + use<> {
+        let done = Future::with_loop(self);
+        match self.shared.take_default_executor() {
+            Some(exec) => {
+                let signal = done.clone();
+                let joined = std::thread::Builder::new()
+                    .name("evloop-executor-shutdown".into())
+                    .spawn(move || {
+                        exec.shutdown(true);
+                        let _ = signal.set_result(());
+                    });
+                if let Err(e) = joined {
+                    let _ = done.set_exception(Error::new(e));
+                }
+            }
+            None => {
+                let _ = done.set_result(());
+            }
+        }
+        done
     }
 
     fn closed_handle(&self, what: &str) -> Handle {

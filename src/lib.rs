@@ -65,6 +65,7 @@ mod context;
 mod core;
 mod error;
 mod exception;
+mod executor;
 mod future;
 mod gather;
 mod handle;
@@ -86,8 +87,10 @@ pub use chain::{
     wait_for,
 };
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
+pub use evloop_macros::{main, run_on_executor, test};
 pub use exception::{ExceptionContext, ExceptionSource};
-pub use future::{CallbackId, Future};
+pub use executor::{Executor, spawn_blocking};
+pub use future::{CallbackId, Future, Take};
 #[doc(hidden)]
 pub use gather::__private as __gather_private;
 pub use gather::{gather, gather_results};

@@ -17,6 +17,7 @@ use crate::context::{self, EnterGuard};
 use crate::core::{CoreConfig, Local};
 use crate::error::{Error, InvalidStateError};
 use crate::handle::LoopHandle;
+use crate::shared::ExecutorConfig;
 
 /// Configures a [`Runtime`] (R1).
 ///
@@ -111,6 +112,10 @@ impl Builder {
             .debug
             .unwrap_or_else(|| std::env::var_os("EVLOOP_DEBUG").is_some_and(|v| v == "1"));
         let local = Local::new(CoreConfig {
+            executor: ExecutorConfig {
+                max_threads: self.blocking_threads,
+                keep_alive: self.thread_keep_alive,
+            },
             event_capacity: self.event_capacity,
             debug,
             slow_callback_duration: self.slow_callback_duration,
@@ -299,7 +304,9 @@ impl Drop for Running<'_> {
 impl Drop for Runtime {
     /// Shuts the loop down (R5) and closes it (L14): every pending task is cancelled
     /// and the loop runs until they finish, for at most `shutdown_timeout`; tasks still
-    /// alive then are aborted. Never panics, never hangs.
+    /// alive then are aborted. Then the default executor is shut down: queued jobs are
+    /// dropped (their futures fail), running jobs are waited for up to the same
+    /// timeout, then detached. Never panics, never hangs.
     fn drop(&mut self) {
         let _entered = context::enter_for_shutdown(self.local.clone());
         // While this thread is already unwinding, a second panic in user code would
@@ -309,6 +316,15 @@ impl Drop for Runtime {
             let graceful = catch_unwind(AssertUnwindSafe(|| self.local.shutdown_tasks(timeout)));
             if graceful.is_err() {
                 log::error!(target: "evloop", "loop #{}: shutdown of its tasks panicked", self.handle.id());
+            }
+        }
+        if let Some(exec) = self.handle.shared.take_default_executor() {
+            if !exec.shutdown_now(self.config.shutdown_timeout) {
+                log::warn!(
+                    target: "evloop",
+                    "loop #{}: blocking jobs still running after the shutdown timeout were detached",
+                    self.handle.id()
+                );
             }
         }
         self.local.close();

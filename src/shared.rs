@@ -8,10 +8,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::callback::Callback;
 use crate::exception::HandlerFn;
+use crate::executor::Executor;
 use crate::loom::SegQueue;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::park::{Notify, ParkState};
@@ -67,6 +68,20 @@ impl Remote {
 
 static NEXT_LOOP_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
+/// The loop's default blocking executor (E4): created on first use.
+pub(crate) enum DefaultExecutor {
+    NotStarted,
+    Running(Executor),
+    ShutDown,
+}
+
+/// How the default executor is built (from the runtime's `Builder`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExecutorConfig {
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+}
+
 pub(crate) struct Shared {
     pub(crate) id: u64,
     remote: SegQueue<Remote>,
@@ -76,10 +91,12 @@ pub(crate) struct Shared {
     pub(crate) running: AtomicBool,
     pub(crate) handler: Mutex<Option<Arc<HandlerFn>>>,
     pub(crate) stats: Counters,
+    pub(crate) executor_config: ExecutorConfig,
+    pub(crate) default_executor: Mutex<DefaultExecutor>,
 }
 
 impl Shared {
-    pub(crate) fn new(unparker: Unparker) -> Shared {
+    pub(crate) fn new(unparker: Unparker, executor_config: ExecutorConfig) -> Shared {
         Shared {
             id: NEXT_LOOP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             remote: SegQueue::new(),
@@ -89,6 +106,50 @@ impl Shared {
             running: AtomicBool::new(false),
             handler: Mutex::new(None),
             stats: Counters::default(),
+            executor_config,
+            default_executor: Mutex::new(DefaultExecutor::NotStarted),
+        }
+    }
+
+    /// The default executor, started on first use; `None` once it was shut down.
+    pub(crate) fn default_executor(&self) -> Option<Executor> {
+        let mut slot = self
+            .default_executor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*slot {
+            DefaultExecutor::Running(exec) => Some(exec.clone()),
+            DefaultExecutor::ShutDown => None,
+            DefaultExecutor::NotStarted => {
+                let config = self.executor_config;
+                let exec = Executor::with_keep_alive(config.max_threads, config.keep_alive);
+                *slot = DefaultExecutor::Running(exec.clone());
+                Some(exec)
+            }
+        }
+    }
+
+    /// Marks the default executor shut down, handing it back if it had started.
+    pub(crate) fn take_default_executor(&self) -> Option<Executor> {
+        let mut slot = self
+            .default_executor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match std::mem::replace(&mut *slot, DefaultExecutor::ShutDown) {
+            DefaultExecutor::Running(exec) => Some(exec),
+            _ => None,
+        }
+    }
+
+    /// The default executor if it runs now (for statistics; never starts it).
+    pub(crate) fn running_default_executor(&self) -> Option<Executor> {
+        match &*self
+            .default_executor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            DefaultExecutor::Running(exec) => Some(exec.clone()),
+            _ => None,
         }
     }
 

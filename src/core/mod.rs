@@ -27,7 +27,7 @@ use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
 use crate::park::Park;
 use crate::reactor::{Reactor, Timeout};
-use crate::shared::{Remote, Shared};
+use crate::shared::{ExecutorConfig, Remote, Shared};
 use crate::stats::{bump, set};
 use crate::wheel::{TimerKey, Wheel};
 
@@ -63,6 +63,7 @@ pub(crate) enum TimerPayload {
 /// Loop configuration the core needs at run time.
 #[derive(Clone, Debug)]
 pub(crate) struct CoreConfig {
+    pub(crate) executor: ExecutorConfig,
     pub(crate) event_capacity: usize,
     pub(crate) debug: bool,
     pub(crate) slow_callback_duration: Duration,
@@ -90,7 +91,7 @@ pub(crate) struct Local {
 impl Local {
     pub(crate) fn new(config: CoreConfig) -> io::Result<Rc<Local>> {
         let (reactor, unparker) = Reactor::new(config.event_capacity)?;
-        let shared = Arc::new(Shared::new(unparker));
+        let shared = Arc::new(Shared::new(unparker, config.executor));
         let handle = LoopHandle { shared };
         let root_waker = Waker::from(Arc::new(RootWaker {
             owner: handle.clone(),
@@ -463,6 +464,10 @@ mod tests {
 
     fn local() -> Rc<Local> {
         Local::new(CoreConfig {
+            executor: ExecutorConfig {
+                max_threads: 2,
+                keep_alive: Duration::from_secs(1),
+            },
             event_capacity: 64,
             debug: false,
             slow_callback_duration: Duration::from_secs(1),

@@ -529,6 +529,11 @@ impl<T> Done<'_, T> {
         }
     }
 
+    /// Whether a value was moved out.
+    pub(crate) fn is_taken(&self) -> bool {
+        self.inner.outcome.is_none()
+    }
+
     /// F5: `Ok(None)` for a result, `Ok(Some(e))` for an exception, `Err` if cancelled.
     pub(crate) fn exception(&self) -> Result<Option<Error>, Error> {
         match &self.inner.outcome {

@@ -252,6 +252,29 @@ impl<T: Send + 'static> Future<T> {
         self.obj.cancel(self, Some(Arc::from(message.into())))
     }
 
+    /// Awaits the result and *moves* it out, so `T` need not be `Clone` (for example a
+    /// `File` from [`spawn_blocking`](crate::spawn_blocking)). Other handles of this
+    /// future then see `Error::InvalidState` from `result()`; use the plain `.await`
+    /// when the value must be shared. A loop-native await, like `.await` (T3).
+    ///
+    /// ```
+    /// evloop::run(async {
+    ///     let fut = evloop::Future::new();
+    ///     fut.set_result(std::sync::Mutex::new(5)).unwrap(); // not Clone
+    ///     let m = fut.clone().take().await.unwrap();
+    ///     assert_eq!(*m.lock().unwrap(), 5);
+    ///     assert!(fut.result_is_taken());
+    /// });
+    /// ```
+    pub fn take(self) -> Take<T> {
+        Take { fut: self }
+    }
+
+    /// Whether the value was moved out by [`take`](Self::take) or by awaiting a task.
+    pub fn result_is_taken(&self) -> bool {
+        self.read_done(|done| done.is_taken()).unwrap_or(false)
+    }
+
     /// Registers `callback` to run on the future's loop once it is done (F7). It is
     /// never called synchronously: if the future is already done it is scheduled now.
     /// Callbacks run in registration order, each as its own loop callback (one that
@@ -350,6 +373,26 @@ impl<T: Send + 'static> Future<T> {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// Future returned by [`Future::take`]: the result, moved out.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Take<T> {
+    fut: Future<T>,
+}
+
+impl<T: Send + 'static> StdFuture for Take<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.fut.poll_outcome(cx, |done| done.result_taken())
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Take<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Take").field(&self.fut).finish()
     }
 }
 

@@ -1,0 +1,279 @@
+//! Procedural macros of [evloop](https://docs.rs/evloop), re-exported by it:
+//! `#[evloop::run_on_executor]`, `#[evloop::main]` and `#[evloop::test]`.
+//!
+//! Owns: code generation only. Must not touch: runtime behaviour — the generated code
+//! calls evloop's public API (`Executor::submit`, `Runtime::builder`).
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{
+    Expr, ExprLit, FnArg, ImplItemFn, ItemFn, Lit, LitStr, Meta, MetaNameValue, Pat, ReturnType,
+    Token, parse_macro_input,
+};
+
+/// Runs a `&self` method on a blocking [`Executor`] held in a field of `self`
+/// (Tornado's `@run_on_executor`). Put it on a method of an `impl`:
+///
+/// * `#[run_on_executor]` or `#[run_on_executor()]` uses the field `executor`;
+/// * `#[run_on_executor(executor = "pool")]` uses the field `pool`.
+///
+/// `fn m(&self, args…) -> R` becomes `fn m(&self, args…) -> evloop::Future<R>`: it
+/// clones `self` (so `Self: Clone + Send + 'static`) and submits the body to the
+/// executor; the future is bound to the calling loop. The method must be a plain
+/// (not `async`), non-generic `&self` method; anything else is a compile error.
+///
+/// [`Executor`]: https://docs.rs/evloop/latest/evloop/struct.Executor.html
+#[proc_macro_attribute]
+pub fn run_on_executor(args: TokenStream, item: TokenStream) -> TokenStream {
+    let field = match parse_executor_field(args.into()) {
+        Ok(field) => field,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let method = parse_macro_input!(item as ImplItemFn);
+    match expand_run_on_executor(field, method) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The executor field named by the attribute (`executor` by default), with the span to
+/// report a missing field at.
+fn parse_executor_field(args: TokenStream2) -> syn::Result<syn::Ident> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+    let mut field = None;
+    for meta in metas {
+        match meta {
+            Meta::NameValue(MetaNameValue {
+                path,
+                value:
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(name),
+                        ..
+                    }),
+                ..
+            }) if path.is_ident("executor") => {
+                if field.is_some() {
+                    return Err(syn::Error::new(name.span(), "`executor` is given twice"));
+                }
+                field = Some(field_ident(&name)?);
+            }
+            Meta::NameValue(MetaNameValue { path, value, .. }) if path.is_ident("executor") => {
+                return Err(syn::Error::new(
+                    value.span(),
+                    "expected a string: #[run_on_executor(executor = \"field_name\")]",
+                ));
+            }
+            other => {
+                return Err(syn::Error::new(
+                    other.span(),
+                    "unknown argument: the only argument is `executor = \"field_name\"`",
+                ));
+            }
+        }
+    }
+    Ok(field.unwrap_or_else(|| syn::Ident::new("executor", Span::call_site())))
+}
+
+fn field_ident(name: &LitStr) -> syn::Result<syn::Ident> {
+    syn::parse_str::<syn::Ident>(&name.value())
+        .map(|mut ident| {
+            ident.set_span(name.span());
+            ident
+        })
+        .map_err(|_| syn::Error::new(name.span(), "`executor` must name a field of `self`"))
+}
+
+fn expand_run_on_executor(field: syn::Ident, method: ImplItemFn) -> syn::Result<TokenStream2> {
+    let sig = &method.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        return Err(syn::Error::new(
+            asyncness.span(),
+            "#[run_on_executor] cannot be used on an `async fn`: the body runs on a blocking \
+             pool thread; make it a plain `fn` (it will return an `evloop::Future`)",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "#[run_on_executor] does not support generic methods: the body is moved to a \
+             pool thread as a closure of concrete types",
+        ));
+    }
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) => {
+            return Err(syn::Error::new(
+                r.span(),
+                "#[run_on_executor] needs `&self`: the body runs on a pool thread with a \
+                 clone of `self` (`self` by value or `&mut self` cannot be shared with it)",
+            ));
+        }
+        _ => {
+            return Err(syn::Error::new(
+                sig.ident.span(),
+                "#[run_on_executor] needs a method taking `&self` (the executor is a field \
+                 of `self`)",
+            ));
+        }
+    }
+
+    let attrs = &method.attrs;
+    let vis = &method.vis;
+    let name = &sig.ident;
+    let inner = format_ident!("__evloop_run_on_executor_{}", name);
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let mut outer_args = Vec::new();
+    let mut forwarded = Vec::new();
+    let mut inner_args = Vec::new();
+    for (i, arg) in sig.inputs.iter().skip(1).enumerate() {
+        let FnArg::Typed(typed) = arg else {
+            unreachable!("only the first argument is a receiver")
+        };
+        let ty = &typed.ty;
+        let ident = match &*typed.pat {
+            Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
+            _ => format_ident!("__evloop_arg{}", i),
+        };
+        outer_args.push(quote!(#ident: #ty));
+        forwarded.push(quote!(#ident));
+        inner_args.push(arg.clone());
+    }
+    let body = &method.block;
+    let field_access = quote_spanned!(field.span()=> &self.#field);
+    Ok(quote! {
+        #(#attrs)*
+        #vis fn #name(&self, #(#outer_args),*) -> ::evloop::Future<#output> {
+            let __evloop_this = ::core::clone::Clone::clone(self);
+            let __evloop_executor: &::evloop::Executor = #field_access;
+            __evloop_executor.submit(move || __evloop_this.#inner(#(#forwarded),*))
+        }
+
+        #[doc(hidden)]
+        #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+        fn #inner(&self, #(#inner_args),*) -> #output #body
+    })
+}
+
+/// Runs `async fn main` on a fresh evloop [`Runtime`] (the convention tokio users
+/// expect). Builder options are attribute arguments: `blocking_threads = 4`,
+/// `event_capacity = 256`, `debug = true`, `thread_keep_alive_ms = 500`,
+/// `slow_callback_duration_ms = 50`, `shutdown_timeout_ms = 200`.
+///
+/// ```ignore
+/// #[evloop::main(blocking_threads = 4)]
+/// async fn main() -> Result<(), evloop::Error> {
+///     evloop::time::sleep(std::time::Duration::from_millis(1)).await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// [`Runtime`]: https://docs.rs/evloop/latest/evloop/struct.Runtime.html
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(args.into(), item, false)
+}
+
+/// Runs an `async fn` test on a fresh evloop [`Runtime`]; takes the same arguments as
+/// [`macro@main`].
+///
+/// [`Runtime`]: https://docs.rs/evloop/latest/evloop/struct.Runtime.html
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry(args.into(), item, true)
+}
+
+fn entry(args: TokenStream2, item: TokenStream, is_test: bool) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand_entry(args, func, is_test) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_entry(args: TokenStream2, func: ItemFn, is_test: bool) -> syn::Result<TokenStream2> {
+    let what = if is_test {
+        "#[evloop::test]"
+    } else {
+        "#[evloop::main]"
+    };
+    if func.sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            func.sig.fn_token.span(),
+            format!("{what} goes on an `async fn`"),
+        ));
+    }
+    if !func.sig.inputs.is_empty() {
+        return Err(syn::Error::new(
+            func.sig.inputs.span(),
+            format!("{what}: the function cannot take arguments"),
+        ));
+    }
+    if !func.sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            func.sig.generics.span(),
+            format!("{what}: the function cannot be generic"),
+        ));
+    }
+    let mut options = Vec::new();
+    for meta in Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)? {
+        let Some(name) = meta.path.get_ident().map(ToString::to_string) else {
+            return Err(syn::Error::new(meta.path.span(), "expected an option name"));
+        };
+        let value = &meta.value;
+        let option = match name.as_str() {
+            "blocking_threads" => quote!(.blocking_threads(#value)),
+            "event_capacity" => quote!(.event_capacity(#value)),
+            "debug" => quote!(.debug(#value)),
+            "thread_keep_alive_ms" => {
+                quote!(.thread_keep_alive(::core::time::Duration::from_millis(#value)))
+            }
+            "slow_callback_duration_ms" => {
+                quote!(.slow_callback_duration(::core::time::Duration::from_millis(#value)))
+            }
+            "shutdown_timeout_ms" => {
+                quote!(.shutdown_timeout(::core::time::Duration::from_millis(#value)))
+            }
+            _ => {
+                return Err(syn::Error::new(
+                    meta.path.span(),
+                    format!(
+                        "unknown option `{name}`; expected one of: blocking_threads, \
+                         event_capacity, debug, thread_keep_alive_ms, \
+                         slow_callback_duration_ms, shutdown_timeout_ms"
+                    ),
+                ));
+            }
+        };
+        options.push(option);
+    }
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let mut sig = func.sig.clone();
+    sig.asyncness = None;
+    let body = &func.block;
+    let test_attr = if is_test {
+        quote!(#[::core::prelude::v1::test])
+    } else {
+        quote!()
+    };
+    let message = format!("{what}: cannot create the evloop runtime");
+    Ok(quote! {
+        #test_attr
+        #(#attrs)*
+        #vis #sig {
+            let __evloop_runtime = ::evloop::Runtime::builder()
+                #(#options)*
+                .build()
+                .expect(#message);
+            __evloop_runtime.block_on(async move #body)
+        }
+    })
+}
