@@ -156,13 +156,19 @@ impl Executor {
     /// Runs `f` on the pool with a future bound to `owner`; callable from any thread
     /// (E2). A panic in `f` becomes the future's exception; cancelling the future
     /// before `f` starts means `f` never runs. After [`shutdown`](Self::shutdown) the
-    /// future already holds `Error::InvalidState("executor shut down")` (E3).
+    /// future already holds `Error::InvalidState("executor shut down")` (E3). If
+    /// `owner` is closed, `f` is dropped without running and the future is already
+    /// cancelled (L14).
     #[track_caller]
     pub fn submit_to<T, F>(&self, owner: &LoopHandle, f: F) -> Future<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        if owner.is_closed() {
+            log::debug!(target: "evloop", "job submitted to closed loop #{}: dropped", owner.id());
+            return crate::handle::closed_future(owner);
+        }
         let fut = Future::with_loop(owner);
         let job: BoxedJob = Box::new(JobCell {
             f,

@@ -266,9 +266,10 @@ impl LoopHandle {
     /// `blocking_threads` and `thread_keep_alive`), or `Some(&executor)`. The future is
     /// bound to this loop; callable from any thread.
     ///
-    /// After [`shutdown_default_executor`](Self::shutdown_default_executor), or on a
-    /// closed loop, `run_in_executor(None, f)` returns a future that already failed
-    /// with `Error::InvalidState("executor shut down")` (E3).
+    /// After [`shutdown_default_executor`](Self::shutdown_default_executor),
+    /// `run_in_executor(None, f)` returns a future that already failed with
+    /// `Error::InvalidState("executor shut down")` (E3). On a closed loop `f` is dropped
+    /// without running and the future is already cancelled (L14), whichever executor.
     ///
     /// ```
     /// evloop::run(async {
@@ -286,9 +287,13 @@ impl LoopHandle {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        if self.is_closed() {
+            log::debug!(target: "evloop", "run_in_executor on closed loop #{}: job dropped", self.shared.id);
+            return closed_future(self);
+        }
         match executor {
             Some(exec) => exec.submit_to(self, f),
-            None => match self.shared.default_executor().filter(|_| !self.is_closed()) {
+            None => match self.shared.default_executor() {
                 Some(exec) => exec.submit_to(self, f),
                 None => {
                     let fut = Future::with_loop(self);
@@ -340,6 +345,13 @@ impl LoopHandle {
             cell: cancelled_callback(),
         }
     }
+}
+
+/// A future bound to a closed loop, already cancelled (L14).
+pub(crate) fn closed_future<T: Send + 'static>(owner: &LoopHandle) -> Future<T> {
+    let fut = Future::with_loop(owner);
+    fut.cancel();
+    fut
 }
 
 /// `now + delay`, saturating to a deadline that is never reached in practice.

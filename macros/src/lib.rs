@@ -6,7 +6,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -23,8 +23,13 @@ use syn::{
 ///
 /// `fn m(&self, args…) -> R` becomes `fn m(&self, args…) -> evloop::Future<R>`: it
 /// clones `self` (so `Self: Clone + Send + 'static`) and submits the body to the
-/// executor; the future is bound to the calling loop. The method must be a plain
-/// (not `async`), non-generic `&self` method; anything else is a compile error.
+/// executor, where `self` is that clone; the future is bound to the calling loop. It
+/// works in inherent and trait impls. The method must be a plain (not `async`),
+/// non-generic `&self` method; anything else is a compile error.
+///
+/// Return `Result<T, evloop::Error>` rather than `io::Result<T>` when the future will
+/// be awaited by clone or gathered: `evloop::Error` is `Clone` and `?` converts any
+/// standard error into it (or await with `.take()`).
 ///
 /// [`Executor`]: https://docs.rs/evloop/latest/evloop/struct.Executor.html
 #[proc_macro_attribute]
@@ -125,41 +130,82 @@ fn expand_run_on_executor(field: syn::Ident, method: ImplItemFn) -> syn::Result<
     let attrs = &method.attrs;
     let vis = &method.vis;
     let name = &sig.ident;
-    let inner = format_ident!("__evloop_run_on_executor_{}", name);
     let output = match &sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
+    // The body moves into the job's closure, where `self` is a clone of the receiver
+    // (bound under a hygienic name, so user code cannot collide with it). Working
+    // inside the method keeps it valid in trait impls too.
+    let this = syn::Ident::new("__evloop_self", Span::mixed_site());
     let mut outer_args = Vec::new();
-    let mut forwarded = Vec::new();
-    let mut inner_args = Vec::new();
+    let mut bindings = Vec::new();
     for (i, arg) in sig.inputs.iter().skip(1).enumerate() {
         let FnArg::Typed(typed) = arg else {
             unreachable!("only the first argument is a receiver")
         };
         let ty = &typed.ty;
-        let ident = match &*typed.pat {
-            Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
-            _ => format_ident!("__evloop_arg{}", i),
-        };
-        outer_args.push(quote!(#ident: #ty));
-        forwarded.push(quote!(#ident));
-        inner_args.push(arg.clone());
+        let pat = &typed.pat;
+        match &**pat {
+            Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => {
+                let ident = &p.ident;
+                outer_args.push(quote!(#ident: #ty));
+                if p.mutability.is_some() {
+                    bindings.push(quote!(let mut #ident = #ident;));
+                }
+            }
+            _ => {
+                let ident = format_ident!("__evloop_arg{}", i, span = Span::mixed_site());
+                outer_args.push(quote!(#ident: #ty));
+                bindings.push(quote!(let #pat: #ty = #ident;));
+            }
+        }
     }
-    let body = &method.block;
+    let body = rename_self(method.block.to_token_stream(), &this);
     let field_access = quote_spanned!(field.span()=> &self.#field);
     Ok(quote! {
         #(#attrs)*
         #vis fn #name(&self, #(#outer_args),*) -> ::evloop::Future<#output> {
-            let __evloop_this = ::core::clone::Clone::clone(self);
+            let #this = ::core::clone::Clone::clone(self);
             let __evloop_executor: &::evloop::Executor = #field_access;
-            __evloop_executor.submit(move || __evloop_this.#inner(#(#forwarded),*))
+            __evloop_executor.submit(move || -> #output {
+                let #this = &#this;
+                #(#bindings)*
+                #body
+            })
         }
-
-        #[doc(hidden)]
-        #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
-        fn #inner(&self, #(#inner_args),*) -> #output #body
     })
+}
+
+/// Replaces the receiver `self` in `tokens` with `this` (a `&Self` binding). `self::`
+/// paths are module paths, not the receiver, and are left alone.
+fn rename_self(tokens: TokenStream2, this: &syn::Ident) -> TokenStream2 {
+    use proc_macro2::{Group, TokenTree};
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let is_path =
+                    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if is_path {
+                    out.push(TokenTree::Ident(ident));
+                } else {
+                    // Resolves like `this` (hygienic), points at the original `self`.
+                    let mut renamed = this.clone();
+                    renamed.set_span(this.span().located_at(ident.span()));
+                    out.push(TokenTree::Ident(renamed));
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut renamed = Group::new(group.delimiter(), rename_self(group.stream(), this));
+                renamed.set_span(group.span());
+                out.push(TokenTree::Group(renamed));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Runs `async fn main` on a fresh evloop [`Runtime`] (the convention tokio users
@@ -192,9 +238,16 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn entry(args: TokenStream2, item: TokenStream, is_test: bool) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
-    match expand_entry(args, func, is_test) {
+    match expand_entry(args, func.clone(), is_test) {
         Ok(tokens) => tokens.into(),
-        Err(e) => e.to_compile_error().into(),
+        Err(e) => {
+            // Keep a function of that name so the error above is the only one (no
+            // "`main` function not found" on top of it).
+            let error = e.to_compile_error();
+            let name = &func.sig.ident;
+            let vis = &func.vis;
+            quote!(#error #vis fn #name() { ::core::unimplemented!() }).into()
+        }
     }
 }
 

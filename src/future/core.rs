@@ -571,7 +571,7 @@ mod loom_models {
     use crate::future::Future;
     use crate::handle::LoopHandle;
     use crate::reactor::Reactor;
-    use crate::shared::{Remote, Shared};
+    use crate::shared::{ExecutorConfig, Remote, Shared};
 
     /// The future's lock spins (yielding under loom), so allow more branches than the
     /// default and bound preemptions to keep the exploration finite.
@@ -585,7 +585,13 @@ mod loom_models {
     fn test_loop() -> LoopHandle {
         let (_reactor, unparker) = Reactor::new(4).unwrap();
         LoopHandle {
-            shared: Arc::new(Shared::new(unparker)),
+            shared: Arc::new(Shared::new(
+                unparker,
+                ExecutorConfig {
+                    max_threads: 1,
+                    keep_alive: std::time::Duration::from_secs(1),
+                },
+            )),
         }
     }
 
