@@ -8,7 +8,30 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use evloop::{ExceptionContext, LoopHandle, Runtime};
+use evloop::{ExceptionContext, Executor, LoopHandle, Runtime, run_on_executor};
+
+/// A service whose blocking work runs on its own thread pool (Tornado's
+/// `@run_on_executor`): each method returns an `evloop::Future` at once.
+#[derive(Clone)]
+struct Resolver {
+    executor: Executor,
+}
+
+impl Resolver {
+    /// DNS resolution blocks in the C library: run it off the loop. (Returning
+    /// `evloop::Error` keeps the result `Clone`, so it can be gathered; `?` converts.)
+    #[run_on_executor]
+    fn resolve(&self, host: String) -> Result<Vec<std::net::SocketAddr>, evloop::Error> {
+        use std::net::ToSocketAddrs;
+        Ok((host.as_str(), 80).to_socket_addrs()?.collect())
+    }
+
+    /// File I/O blocks too.
+    #[run_on_executor]
+    fn file_len(&self, path: &'static str) -> Result<u64, evloop::Error> {
+        Ok(std::fs::metadata(path)?.len())
+    }
+}
 
 fn main() -> std::io::Result<()> {
     let rt = Runtime::new()?;
@@ -199,6 +222,29 @@ fn main() -> std::io::Result<()> {
         let name = evloop::create_task(async { Ok::<_, evloop::Error>(String::from("evloop")) });
         let (n, s) = evloop::gather!(fetch(8, 1), name).await.unwrap();
         println!("  gather!(u64, String) = ({n}, {s:?})");
+    });
+
+    println!("== blocking work off the loop: #[run_on_executor] and spawn_blocking");
+    rt.block_on(async {
+        let resolver = Resolver {
+            executor: Executor::new(2),
+        };
+        let (addrs, len) = evloop::gather!(
+            resolver.resolve("localhost".into()),
+            resolver.file_len("Cargo.toml")
+        )
+        .await
+        .unwrap();
+        match addrs {
+            Ok(addrs) => println!("  localhost resolves to {} address(es)", addrs.len()),
+            Err(e) => println!("  localhost did not resolve: {e}"),
+        }
+        println!("  Cargo.toml is {} bytes", len.unwrap());
+        let who = evloop::spawn_blocking(|| std::thread::current().name().map(String::from))
+            .await
+            .unwrap();
+        println!("  spawn_blocking ran on {who:?}");
+        resolver.executor.shutdown(true);
     });
 
     println!("== stats");

@@ -1,0 +1,2 @@
+#[evloop::main(worker_threads = 4)]
+async fn main() {}

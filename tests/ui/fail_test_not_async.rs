@@ -1,0 +1,4 @@
+#[evloop::test]
+fn not_async() {}
+
+fn main() {}
