@@ -24,23 +24,21 @@ fn pending_timers() -> u64 {
     LoopHandle::current().stats().timers_pending
 }
 
-#[test]
-fn sleep_never_completes_early() {
-    evloop::run(async {
-        for d in [0u64, 1, 2, 3] {
-            let d = Duration::from_micros(d * 700);
-            let start = Instant::now();
-            time::sleep(d).await.unwrap();
-            assert!(start.elapsed() >= d, "sleep({d:?}) completed early");
-        }
-        for us in [100u64, 1500, 2500] {
-            let deadline = Instant::now() + Duration::from_micros(us);
-            let s = time::sleep_until(deadline);
-            assert_eq!(s.deadline(), deadline);
-            s.await.unwrap();
-            assert!(Instant::now() >= deadline, "sleep_until completed early");
-        }
-    });
+#[evloop::test]
+async fn sleep_never_completes_early() {
+    for d in [0u64, 1, 2, 3] {
+        let d = Duration::from_micros(d * 700);
+        let start = Instant::now();
+        time::sleep(d).await.unwrap();
+        assert!(start.elapsed() >= d, "sleep({d:?}) completed early");
+    }
+    for us in [100u64, 1500, 2500] {
+        let deadline = Instant::now() + Duration::from_micros(us);
+        let s = time::sleep_until(deadline);
+        assert_eq!(s.deadline(), deadline);
+        s.await.unwrap();
+        assert!(Instant::now() >= deadline, "sleep_until completed early");
+    }
 }
 
 #[test]
@@ -89,64 +87,58 @@ fn sleep_zero_completes_on_the_next_iteration_even_when_the_loop_is_busy() {
     );
 }
 
-#[test]
-fn sleep_zero_yields_to_the_loop_once() {
-    evloop::run(async {
-        let ran = Arc::new(AtomicBool::new(false));
-        {
-            let ran = ran.clone();
-            LoopHandle::current().call_soon(move || ran.store(true, Ordering::SeqCst));
-        }
-        let mut s = time::sleep(Duration::ZERO);
-        assert!(
-            !poll_once(&mut s).await,
-            "sleep(ZERO) must not complete at once"
-        );
-        assert!(!ran.load(Ordering::SeqCst));
-        s.await.unwrap();
-        assert!(
-            ran.load(Ordering::SeqCst),
-            "the callback scheduled before sleep(ZERO) did not run first"
-        );
-    });
+#[evloop::test]
+async fn sleep_zero_yields_to_the_loop_once() {
+    let ran = Arc::new(AtomicBool::new(false));
+    {
+        let ran = ran.clone();
+        LoopHandle::current().call_soon(move || ran.store(true, Ordering::SeqCst));
+    }
+    let mut s = time::sleep(Duration::ZERO);
+    assert!(
+        !poll_once(&mut s).await,
+        "sleep(ZERO) must not complete at once"
+    );
+    assert!(!ran.load(Ordering::SeqCst));
+    s.await.unwrap();
+    assert!(
+        ran.load(Ordering::SeqCst),
+        "the callback scheduled before sleep(ZERO) did not run first"
+    );
 }
 
-#[test]
-fn dropping_a_registered_sleep_deregisters_it() {
-    evloop::run(async {
-        let base = pending_timers();
-        let mut s = time::sleep(Duration::from_secs(3600));
-        assert_eq!(
-            pending_timers(),
-            base,
-            "sleep is lazy: no timer before the first poll"
-        );
-        assert!(!poll_once(&mut s).await);
-        assert_eq!(pending_timers(), base + 1);
-        assert!(!poll_once(&mut s).await);
-        assert_eq!(
-            pending_timers(),
-            base + 1,
-            "polling again does not add a timer"
-        );
-        drop(s);
-        assert_eq!(pending_timers(), base, "drop unlinks the timer at once");
-    });
+#[evloop::test]
+async fn dropping_a_registered_sleep_deregisters_it() {
+    let base = pending_timers();
+    let mut s = time::sleep(Duration::from_secs(3600));
+    assert_eq!(
+        pending_timers(),
+        base,
+        "sleep is lazy: no timer before the first poll"
+    );
+    assert!(!poll_once(&mut s).await);
+    assert_eq!(pending_timers(), base + 1);
+    assert!(!poll_once(&mut s).await);
+    assert_eq!(
+        pending_timers(),
+        base + 1,
+        "polling again does not add a timer"
+    );
+    drop(s);
+    assert_eq!(pending_timers(), base, "drop unlinks the timer at once");
 }
 
-#[test]
-fn dropping_a_registered_sleep_on_another_thread_deregisters_it() {
-    evloop::run(async {
-        let l = LoopHandle::current();
-        let base = pending_timers();
-        let mut s = time::sleep(Duration::from_secs(3600));
-        assert!(!poll_once(&mut s).await);
-        assert_eq!(pending_timers(), base + 1);
-        std::thread::spawn(move || drop(s)).join().unwrap();
-        // The loop unlinks it when it drains its cross-thread queue.
-        time::sleep(Duration::ZERO).await.unwrap();
-        assert_eq!(l.stats().timers_pending, base);
-    });
+#[evloop::test]
+async fn dropping_a_registered_sleep_on_another_thread_deregisters_it() {
+    let l = LoopHandle::current();
+    let base = pending_timers();
+    let mut s = time::sleep(Duration::from_secs(3600));
+    assert!(!poll_once(&mut s).await);
+    assert_eq!(pending_timers(), base + 1);
+    std::thread::spawn(move || drop(s)).join().unwrap();
+    // The loop unlinks it when it drains its cross-thread queue.
+    time::sleep(Duration::ZERO).await.unwrap();
+    assert_eq!(l.stats().timers_pending, base);
 }
 
 #[test]
@@ -177,48 +169,46 @@ fn a_sleep_polled_on_another_loop_moves_there() {
     assert_eq!(pending, 0);
 }
 
-#[test]
-fn reset_moves_the_deadline() {
-    evloop::run(async {
-        let base = pending_timers();
-        // Earlier: a one-hour sleep reset to 1 ms completes.
-        let mut s = time::sleep(Duration::from_secs(3600));
-        assert!(!poll_once(&mut s).await);
-        assert_eq!(pending_timers(), base + 1);
-        let new_deadline = Instant::now() + Duration::from_millis(1);
-        s.reset(new_deadline);
-        assert_eq!(s.deadline(), new_deadline);
-        assert_eq!(
-            pending_timers(),
-            base,
-            "reset unlinks the old timer at once"
-        );
-        let out = time::timeout(Duration::from_secs(5), &mut s).await;
-        assert!(
-            out.is_ok(),
-            "the reset sleep did not complete (still one hour?)"
-        );
-        assert!(Instant::now() >= new_deadline);
-        assert!(s.is_elapsed());
+#[evloop::test]
+async fn reset_moves_the_deadline() {
+    let base = pending_timers();
+    // Earlier: a one-hour sleep reset to 1 ms completes.
+    let mut s = time::sleep(Duration::from_secs(3600));
+    assert!(!poll_once(&mut s).await);
+    assert_eq!(pending_timers(), base + 1);
+    let new_deadline = Instant::now() + Duration::from_millis(1);
+    s.reset(new_deadline);
+    assert_eq!(s.deadline(), new_deadline);
+    assert_eq!(
+        pending_timers(),
+        base,
+        "reset unlinks the old timer at once"
+    );
+    let out = time::timeout(Duration::from_secs(5), &mut s).await;
+    assert!(
+        out.is_ok(),
+        "the reset sleep did not complete (still one hour?)"
+    );
+    assert!(Instant::now() >= new_deadline);
+    assert!(s.is_elapsed());
 
-        // Later: a 1 ms sleep reset to 3 ms does not complete at 1 ms.
-        let mut s = time::sleep(Duration::from_millis(1));
-        assert!(!poll_once(&mut s).await);
-        let later = Instant::now() + Duration::from_millis(3);
-        s.reset(later);
-        s.await.unwrap();
-        assert!(Instant::now() >= later, "completed at the old deadline");
+    // Later: a 1 ms sleep reset to 3 ms does not complete at 1 ms.
+    let mut s = time::sleep(Duration::from_millis(1));
+    assert!(!poll_once(&mut s).await);
+    let later = Instant::now() + Duration::from_millis(3);
+    s.reset(later);
+    s.await.unwrap();
+    assert!(Instant::now() >= later, "completed at the old deadline");
 
-        // A completed sleep can be reset and awaited again.
-        let mut s = time::sleep(Duration::ZERO);
-        (&mut s).await.unwrap();
-        let again = Instant::now() + Duration::from_millis(1);
-        s.reset(again);
-        assert!(!s.is_elapsed());
-        s.await.unwrap();
-        assert!(Instant::now() >= again);
-        assert_eq!(pending_timers(), base);
-    });
+    // A completed sleep can be reset and awaited again.
+    let mut s = time::sleep(Duration::ZERO);
+    (&mut s).await.unwrap();
+    let again = Instant::now() + Duration::from_millis(1);
+    s.reset(again);
+    assert!(!s.is_elapsed());
+    s.await.unwrap();
+    assert!(Instant::now() >= again);
+    assert_eq!(pending_timers(), base);
 }
 
 #[test]
@@ -240,61 +230,57 @@ impl Drop for DropFlag {
     }
 }
 
-#[test]
-fn timeout_returns_the_output_of_a_fast_future() {
-    evloop::run(async {
-        assert_eq!(
-            time::timeout(Duration::from_secs(1), async { 5 })
-                .await
-                .unwrap(),
-            5
-        );
-        let out = time::timeout(Duration::from_secs(1), async {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-            "slept"
-        })
-        .await;
-        assert_eq!(out.unwrap(), "slept");
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let t = time::timeout_at(deadline, std::future::ready(7));
-        let _inner: &std::future::Ready<i32> = t.get_ref();
-        assert_eq!(t.await.unwrap(), 7);
-        assert_eq!(pending_timers(), 0, "the timeout's timer is gone");
-    });
+#[evloop::test]
+async fn timeout_returns_the_output_of_a_fast_future() {
+    assert_eq!(
+        time::timeout(Duration::from_secs(1), async { 5 })
+            .await
+            .unwrap(),
+        5
+    );
+    let out = time::timeout(Duration::from_secs(1), async {
+        time::sleep(Duration::from_millis(1)).await.unwrap();
+        "slept"
+    })
+    .await;
+    assert_eq!(out.unwrap(), "slept");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let t = time::timeout_at(deadline, std::future::ready(7));
+    let _inner: &std::future::Ready<i32> = t.get_ref();
+    assert_eq!(t.await.unwrap(), 7);
+    assert_eq!(pending_timers(), 0, "the timeout's timer is gone");
 }
 
-#[test]
-fn timeout_of_a_slow_future_is_an_error_and_drops_the_future() {
-    evloop::run(async {
-        let dropped = Arc::new(AtomicBool::new(false));
-        let guard = DropFlag(dropped.clone());
-        let slow = async move {
-            let _guard = guard;
-            time::sleep(Duration::from_secs(3600)).await.unwrap();
-            "never"
-        };
-        let start = Instant::now();
-        let err = time::timeout(Duration::from_millis(2), slow)
-            .await
-            .unwrap_err();
-        assert!(
-            start.elapsed() >= Duration::from_millis(2),
-            "timed out early"
-        );
-        assert!(err.is_timeout(), "{err:?}");
-        assert_eq!(err.to_string(), "deadline has elapsed");
-        assert!(
-            dropped.load(Ordering::SeqCst),
-            "the inner future was not dropped"
-        );
-        assert_eq!(pending_timers(), 0, "the inner sleep is still registered");
+#[evloop::test]
+async fn timeout_of_a_slow_future_is_an_error_and_drops_the_future() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let guard = DropFlag(dropped.clone());
+    let slow = async move {
+        let _guard = guard;
+        time::sleep(Duration::from_secs(3600)).await.unwrap();
+        "never"
+    };
+    let start = Instant::now();
+    let err = time::timeout(Duration::from_millis(2), slow)
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() >= Duration::from_millis(2),
+        "timed out early"
+    );
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(err.to_string(), "deadline has elapsed");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the inner future was not dropped"
+    );
+    assert_eq!(pending_timers(), 0, "the inner sleep is still registered");
 
-        // Any future works, also one that never wakes anybody.
-        let err = time::timeout(Duration::from_millis(1), std::future::pending::<()>())
-            .await
-            .unwrap_err();
-        assert!(err.is_timeout());
-    });
+    // Any future works, also one that never wakes anybody.
+    let err = time::timeout(Duration::from_millis(1), std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
 }
 
 /// Polls the next tick; also reports whether it was ready on the very first poll.
@@ -309,57 +295,53 @@ async fn tick(iv: &mut Interval) -> (Instant, bool) {
     (t, polls == 1)
 }
 
-#[test]
-fn interval_first_tick_is_immediate_and_ticks_are_one_period_apart() {
-    evloop::run(async {
-        let period = Duration::from_millis(2);
-        let before = Instant::now();
-        let mut iv = time::interval(period);
-        let after = Instant::now();
-        assert_eq!(iv.period(), period);
-        assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Burst);
-        let (first, immediate) = tick(&mut iv).await;
-        assert!(immediate, "the first tick must complete without waiting");
-        assert!(
-            before <= first && first <= after,
-            "the first tick is the start instant"
+#[evloop::test]
+async fn interval_first_tick_is_immediate_and_ticks_are_one_period_apart() {
+    let period = Duration::from_millis(2);
+    let before = Instant::now();
+    let mut iv = time::interval(period);
+    let after = Instant::now();
+    assert_eq!(iv.period(), period);
+    assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Burst);
+    let (first, immediate) = tick(&mut iv).await;
+    assert!(immediate, "the first tick must complete without waiting");
+    assert!(
+        before <= first && first <= after,
+        "the first tick is the start instant"
+    );
+    let mut prev = first;
+    for k in 1..=4 {
+        let (t, _) = tick(&mut iv).await;
+        assert!(Instant::now() >= t, "tick {k} completed before its instant");
+        assert_eq!(
+            t - prev,
+            period,
+            "tick {k} is not one period after the last"
         );
-        let mut prev = first;
-        for k in 1..=4 {
-            let (t, _) = tick(&mut iv).await;
-            assert!(Instant::now() >= t, "tick {k} completed before its instant");
-            assert_eq!(
-                t - prev,
-                period,
-                "tick {k} is not one period after the last"
-            );
-            prev = t;
-        }
-        // tick() is the async form of poll_tick.
-        let t = iv.tick().await.unwrap();
-        assert_eq!(t - prev, period);
-    });
+        prev = t;
+    }
+    // tick() is the async form of poll_tick.
+    let t = iv.tick().await.unwrap();
+    assert_eq!(t - prev, period);
 }
 
-#[test]
-fn interval_at_a_future_start_waits_for_it_and_reset_restarts() {
-    evloop::run(async {
-        let period = Duration::from_millis(1);
-        let start = Instant::now() + Duration::from_millis(2);
-        let mut iv = time::interval_at(start, period);
-        let (t, immediate) = tick(&mut iv).await;
-        assert_eq!(t, start);
-        assert!(!immediate);
-        assert!(Instant::now() >= start);
-        let before = Instant::now();
-        iv.reset();
-        let (t, _) = tick(&mut iv).await;
-        assert!(
-            t >= before + period,
-            "after reset the next tick is a period away"
-        );
-        assert!(Instant::now() >= t);
-    });
+#[evloop::test]
+async fn interval_at_a_future_start_waits_for_it_and_reset_restarts() {
+    let period = Duration::from_millis(1);
+    let start = Instant::now() + Duration::from_millis(2);
+    let mut iv = time::interval_at(start, period);
+    let (t, immediate) = tick(&mut iv).await;
+    assert_eq!(t, start);
+    assert!(!immediate);
+    assert!(Instant::now() >= start);
+    let before = Instant::now();
+    iv.reset();
+    let (t, _) = tick(&mut iv).await;
+    assert!(
+        t >= before + period,
+        "after reset the next tick is a period away"
+    );
+    assert!(Instant::now() >= t);
 }
 
 #[test]
@@ -379,83 +361,77 @@ async fn first_tick_then_block(iv: &mut Interval) -> Instant {
     t0
 }
 
-#[test]
-fn missed_ticks_burst_fires_the_missed_instants_back_to_back() {
-    evloop::run(async {
-        let mut iv = time::interval(PERIOD);
-        iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let t0 = first_tick_then_block(&mut iv).await;
-        for k in 1..=3 {
-            let (t, immediate) = tick(&mut iv).await;
-            assert_eq!(
-                t,
-                t0 + PERIOD * k,
-                "burst tick {k} is not on the original grid"
-            );
-            assert!(immediate, "missed tick {k} was not delivered at once");
-        }
-        // Then back on schedule, still on the original grid.
-        let (t, _) = tick(&mut iv).await;
-        assert_eq!(t, t0 + PERIOD * 4);
-        assert!(Instant::now() >= t);
-    });
+#[evloop::test]
+async fn missed_ticks_burst_fires_the_missed_instants_back_to_back() {
+    let mut iv = time::interval(PERIOD);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let t0 = first_tick_then_block(&mut iv).await;
+    for k in 1..=3 {
+        let (t, immediate) = tick(&mut iv).await;
+        assert_eq!(
+            t,
+            t0 + PERIOD * k,
+            "burst tick {k} is not on the original grid"
+        );
+        assert!(immediate, "missed tick {k} was not delivered at once");
+    }
+    // Then back on schedule, still on the original grid.
+    let (t, _) = tick(&mut iv).await;
+    assert_eq!(t, t0 + PERIOD * 4);
+    assert!(Instant::now() >= t);
 }
 
-#[test]
-fn missed_ticks_delay_fires_once_then_continues_a_period_after_now() {
-    evloop::run(async {
-        let mut iv = time::interval(PERIOD);
-        iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Delay);
-        let t0 = first_tick_then_block(&mut iv).await;
-        let before = Instant::now();
-        let (t1, immediate) = tick(&mut iv).await;
-        let after = Instant::now();
-        assert!(immediate);
-        assert_eq!(
-            t1,
-            t0 + PERIOD,
-            "the late tick reports its scheduled instant"
-        );
-        let (t2, _) = tick(&mut iv).await;
-        assert!(
-            t2 >= before + PERIOD && t2 <= after + PERIOD,
-            "the next tick must be one period after the late one was taken"
-        );
-        assert!(Instant::now() >= t2);
-        let (t3, _) = tick(&mut iv).await;
-        // Exactly one period on an idle machine; later only if this task itself was
-        // late again (then Delay shifts the phase once more), never earlier.
-        assert!(t3 - t2 >= PERIOD, "the new phase is kept");
-    });
+#[evloop::test]
+async fn missed_ticks_delay_fires_once_then_continues_a_period_after_now() {
+    let mut iv = time::interval(PERIOD);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    assert_eq!(iv.missed_tick_behavior(), MissedTickBehavior::Delay);
+    let t0 = first_tick_then_block(&mut iv).await;
+    let before = Instant::now();
+    let (t1, immediate) = tick(&mut iv).await;
+    let after = Instant::now();
+    assert!(immediate);
+    assert_eq!(
+        t1,
+        t0 + PERIOD,
+        "the late tick reports its scheduled instant"
+    );
+    let (t2, _) = tick(&mut iv).await;
+    assert!(
+        t2 >= before + PERIOD && t2 <= after + PERIOD,
+        "the next tick must be one period after the late one was taken"
+    );
+    assert!(Instant::now() >= t2);
+    let (t3, _) = tick(&mut iv).await;
+    // Exactly one period on an idle machine; later only if this task itself was
+    // late again (then Delay shifts the phase once more), never earlier.
+    assert!(t3 - t2 >= PERIOD, "the new phase is kept");
 }
 
-#[test]
-fn missed_ticks_skip_fires_once_then_continues_on_the_original_grid() {
-    evloop::run(async {
-        let mut iv = time::interval(PERIOD);
-        iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let t0 = first_tick_then_block(&mut iv).await;
-        let before = Instant::now();
-        let (t1, immediate) = tick(&mut iv).await;
-        let after = Instant::now();
-        assert!(immediate);
-        assert_eq!(t1, t0 + PERIOD);
-        let (t2, _) = tick(&mut iv).await;
-        let offset = (t2 - t0).as_nanos();
-        assert_eq!(
-            offset % PERIOD.as_nanos(),
-            0,
-            "the next tick is off the original grid"
-        );
-        assert!(
-            t2 > before,
-            "the next tick must be after the late one was taken"
-        );
-        assert!(t2 <= after + PERIOD, "more than one period was skipped");
-        assert!(t2 >= t0 + PERIOD * 4, "3.5 periods were missed");
-        assert!(Instant::now() >= t2);
-    });
+#[evloop::test]
+async fn missed_ticks_skip_fires_once_then_continues_on_the_original_grid() {
+    let mut iv = time::interval(PERIOD);
+    iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let t0 = first_tick_then_block(&mut iv).await;
+    let before = Instant::now();
+    let (t1, immediate) = tick(&mut iv).await;
+    let after = Instant::now();
+    assert!(immediate);
+    assert_eq!(t1, t0 + PERIOD);
+    let (t2, _) = tick(&mut iv).await;
+    let offset = (t2 - t0).as_nanos();
+    assert_eq!(
+        offset % PERIOD.as_nanos(),
+        0,
+        "the next tick is off the original grid"
+    );
+    assert!(
+        t2 > before,
+        "the next tick must be after the late one was taken"
+    );
+    assert!(t2 <= after + PERIOD, "more than one period was skipped");
+    assert!(t2 >= t0 + PERIOD * 4, "3.5 periods were missed");
+    assert!(Instant::now() >= t2);
 }
 
 #[test]
