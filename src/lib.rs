@@ -70,14 +70,17 @@ mod future;
 mod gather;
 mod handle;
 mod loom;
+pub mod net;
 mod park;
 mod reactor;
 mod runtime;
 mod shared;
+pub mod signal;
 mod stats;
 mod sys;
 mod task;
 pub mod time;
+mod watch;
 mod wheel;
 
 pub use callback::{Handle, TimerHandle};

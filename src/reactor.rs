@@ -31,13 +31,38 @@ use crate::sys::TimerFd;
 const WAKE_TOKEN: Token = Token(usize::MAX);
 const TIMER_TOKEN: Token = Token(usize::MAX - 1);
 
-/// Wakes a loop blocked in its reactor from any thread (one eventfd write).
+/// Wakes a loop blocked in its reactor from any thread (one eventfd write, which is
+/// async-signal-safe: signal handlers use it too).
 #[derive(Debug)]
 pub(crate) struct Unparker(mio::Waker);
 
 impl Unparker {
     pub(crate) fn unpark(&self) -> io::Result<()> {
         self.0.wake()
+    }
+}
+
+/// Changes registrations of a loop's poller from any thread (`epoll_ctl` is
+/// thread-safe): I/O objects dropped off their loop deregister their fd *before* it is
+/// closed, so a reused fd number can never be confused with it.
+#[derive(Debug)]
+pub(crate) struct Registrar(mio::Registry);
+
+impl Registrar {
+    pub(crate) fn deregister(&self, fd: RawFd) -> io::Result<()> {
+        self.0.deregister(&mut SourceFd(&fd))
+    }
+
+    /// Re-arms a registration: the kernel re-checks readiness and reports it again if
+    /// it still holds (how level-triggered watches are built on edge-triggered epoll).
+    pub(crate) fn reregister(
+        &self,
+        io: &ScheduledIo,
+        fd: RawFd,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.0
+            .reregister(&mut SourceFd(&fd), Token(io.token), interest.to_mio())
     }
 }
 
@@ -86,14 +111,7 @@ impl Ready {
     pub(crate) fn is_empty(self) -> bool {
         self.0 == 0
     }
-
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-        )
-    )]
+    #[cfg(test)]
     pub(crate) fn contains(self, other: Ready) -> bool {
         self.0 & other.0 == other.0
     }
@@ -121,13 +139,6 @@ impl Direction {
 }
 
 /// What a registration is interested in.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-    )
-)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interest {
     Readable,
@@ -177,14 +188,6 @@ pub(crate) struct ScheduledIo {
     readiness: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
-
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-    )
-)]
 impl ScheduledIo {
     /// Ready if the cached readiness allows progress in `dir`; otherwise registers the
     /// waker (replacing an older one) and returns `Pending`.
@@ -209,19 +212,11 @@ impl ScheduledIo {
         }
     }
 
-    fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
+    pub(crate) fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
         let (ready, tick) = unpack(self.readiness.load(Ordering::Acquire));
         let ready = ready.intersect(dir.mask());
         (!ready.is_empty()).then_some(ReadyEvent { ready, tick })
     }
-
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-        )
-    )]
     /// Forgets the readable / writable bits of `ev` after an operation hit
     /// `WouldBlock`, unless a newer event arrived meanwhile. Closed and error bits stay.
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
@@ -272,11 +267,12 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    /// A reactor with room for `event_capacity` events per poll, and the unparker
-    /// other threads use to wake it.
-    pub(crate) fn new(event_capacity: usize) -> io::Result<(Reactor, Unparker)> {
+    /// A reactor with room for `event_capacity` events per poll, the unparker other
+    /// threads use to wake it, and a registrar they use to deregister fds.
+    pub(crate) fn new(event_capacity: usize) -> io::Result<(Reactor, Unparker, Registrar)> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
+        let registrar = Registrar(poll.registry().try_clone()?);
         let timer = match TimerFd::new() {
             Ok(timer) => {
                 let fd = timer.raw_fd();
@@ -297,7 +293,7 @@ impl Reactor {
             timer,
             armed: None,
         };
-        Ok((reactor, Unparker(waker)))
+        Ok((reactor, Unparker(waker), registrar))
     }
 
     /// Whether any I/O source is registered (the mid-run-phase poll is skipped if not).
@@ -351,13 +347,6 @@ impl Reactor {
     }
 
     /// Registers `fd` (edge-triggered) and returns its readiness cell.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-        )
-    )]
     pub(crate) fn register(
         &mut self,
         fd: RawFd,
@@ -379,37 +368,9 @@ impl Reactor {
         entry.insert(io.clone());
         Ok(io)
     }
-
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-        )
-    )]
-    /// Changes the interest of a registration. Re-registering also makes the kernel
-    /// re-check readiness and report it again if it still holds.
-    pub(crate) fn reregister(
-        &mut self,
-        io: &ScheduledIo,
-        fd: RawFd,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.poll
-            .registry()
-            .reregister(&mut SourceFd(&fd), Token(io.token), interest.to_mio())
-    }
-
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "used by the socket types of evloop::net (issue 6) and the tests below"
-        )
-    )]
-    /// Removes a registration. Its token is free for reuse afterwards; the kernel drops
-    /// any event still queued for the fd.
-    pub(crate) fn deregister(&mut self, io: &ScheduledIo, fd: RawFd) -> io::Result<()> {
+    /// Frees the slot of a registration whose fd was already deregistered (or closed).
+    /// A slot that was reused meanwhile (another `ScheduledIo`) is left alone.
+    pub(crate) fn forget(&mut self, io: &ScheduledIo) {
         if self
             .ios
             .get(io.token)
@@ -417,7 +378,6 @@ impl Reactor {
         {
             self.ios.remove(io.token);
         }
-        self.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
     /// Drops every registration's wakers (loop close), returning them to be dropped
@@ -456,7 +416,7 @@ mod tests {
 
     #[test]
     fn readiness_is_cached_until_would_block_and_wakes_the_reader() {
-        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (mut reactor, _unparker, registrar) = Reactor::new(16).unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
@@ -500,13 +460,14 @@ mod tests {
         io.clear_readiness(ev);
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
 
-        reactor.deregister(&io, a.as_raw_fd()).unwrap();
+        registrar.deregister(a.as_raw_fd()).unwrap();
+        reactor.forget(&io);
         assert!(!reactor.has_sources());
     }
 
     #[test]
     fn clear_is_skipped_when_a_newer_event_arrived() {
-        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (mut reactor, _unparker, _registrar) = Reactor::new(16).unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
@@ -535,7 +496,7 @@ mod tests {
 
     #[test]
     fn writable_interest_and_reregister() {
-        let (mut reactor, _unparker) = Reactor::new(16).unwrap();
+        let (mut reactor, _unparker, registrar) = Reactor::new(16).unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Writable).unwrap();
@@ -554,7 +515,7 @@ mod tests {
 
         // Re-registering for both makes the kernel report current readiness again.
         b.write_all(b"x").unwrap();
-        reactor
+        registrar
             .reregister(&io, a.as_raw_fd(), Interest::Both)
             .unwrap();
         reactor
@@ -564,12 +525,13 @@ mod tests {
             )
             .unwrap();
         assert!(io.ready_now(Direction::Read).is_some());
-        reactor.deregister(&io, a.as_raw_fd()).unwrap();
+        registrar.deregister(a.as_raw_fd()).unwrap();
+        reactor.forget(&io);
     }
 
     #[test]
     fn unparker_wakes_a_blocked_poll() {
-        let (mut reactor, unparker) = Reactor::new(4).unwrap();
+        let (mut reactor, unparker, _registrar) = Reactor::new(4).unwrap();
         // The thread hands the unparker back: dropping it closes the eventfd, and epoll
         // forgets a closed fd's pending event, so it must outlive the poll (as it does
         // in the loop, where `Shared` owns it).
@@ -585,7 +547,7 @@ mod tests {
 
     #[test]
     fn timed_poll_does_not_return_before_its_deadline() {
-        let (mut reactor, _unparker) = Reactor::new(4).unwrap();
+        let (mut reactor, _unparker, _registrar) = Reactor::new(4).unwrap();
         let deadline = Instant::now() + Duration::from_micros(1500);
         let mut wakers = vec![];
         while Instant::now() < deadline {

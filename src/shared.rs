@@ -16,7 +16,7 @@ use crate::executor::Executor;
 use crate::loom::SegQueue;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::park::{Notify, ParkState};
-use crate::reactor::Unparker;
+use crate::reactor::{Registrar, ScheduledIo, Unparker};
 use crate::stats::Counters;
 use crate::task::Runnable;
 use crate::wheel::TimerKey;
@@ -37,6 +37,9 @@ pub(crate) enum Remote {
     Spawn(Arc<dyn Runnable>),
     /// Poll a task whose waker was called off the loop thread.
     Wake(Arc<dyn Runnable>),
+    /// Free the slot of an I/O registration dropped off its loop thread (its fd was
+    /// already deregistered).
+    ForgetIo(Arc<ScheduledIo>),
 }
 
 impl Remote {
@@ -86,7 +89,9 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     remote: SegQueue<Remote>,
     pub(crate) park: ParkState,
-    unparker: Unparker,
+    unparker: Arc<Unparker>,
+    pub(crate) registrar: Registrar,
+    pub(crate) signals: crate::signal::Signals,
     stop: AtomicBool,
     pub(crate) running: AtomicBool,
     pub(crate) handler: Mutex<Option<Arc<HandlerFn>>>,
@@ -96,12 +101,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(unparker: Unparker, executor_config: ExecutorConfig) -> Shared {
+    pub(crate) fn new(
+        unparker: Unparker,
+        registrar: Registrar,
+        executor_config: ExecutorConfig,
+    ) -> Shared {
+        let unparker = Arc::new(unparker);
         Shared {
+            signals: crate::signal::Signals::new(unparker.clone()),
             id: NEXT_LOOP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             remote: SegQueue::new(),
             park: ParkState::new(),
             unparker,
+            registrar,
             stop: AtomicBool::new(false),
             running: AtomicBool::new(false),
             handler: Mutex::new(None),

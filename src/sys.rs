@@ -19,6 +19,18 @@ fn cvt(res: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Flags for `send` on stream sockets: never raise SIGPIPE on a closed peer (N5); the
+/// error comes back as `EPIPE` instead.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// Whether an error means the process or system is out of file descriptors.
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
 #[cfg(target_os = "linux")]
 pub(crate) use linux::TimerFd;
 

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
 use crate::park::Park;
-use crate::reactor::{Reactor, Timeout};
+use crate::reactor::{Interest, Reactor, ScheduledIo, Timeout};
 use crate::shared::{ExecutorConfig, Remote, Shared};
 use crate::stats::{bump, set};
 use crate::wheel::{TimerKey, Wheel};
@@ -84,14 +84,16 @@ pub(crate) struct Local {
     fired: RefCell<Vec<TimerPayload>>,
     /// Live tasks (see `tasks`).
     tasks: RefCell<Slab<TaskSlot>>,
+    /// fds watched by `add_reader` / `add_writer`.
+    pub(crate) watches: RefCell<crate::watch::Watches>,
     next_generation: Cell<u32>,
     config: CoreConfig,
 }
 
 impl Local {
     pub(crate) fn new(config: CoreConfig) -> io::Result<Rc<Local>> {
-        let (reactor, unparker) = Reactor::new(config.event_capacity)?;
-        let shared = Arc::new(Shared::new(unparker, config.executor));
+        let (reactor, unparker, registrar) = Reactor::new(config.event_capacity)?;
+        let shared = Arc::new(Shared::new(unparker, registrar, config.executor));
         let handle = LoopHandle { shared };
         let root_waker = Waker::from(Arc::new(RootWaker {
             owner: handle.clone(),
@@ -113,6 +115,7 @@ impl Local {
             io_wakers: RefCell::new(Vec::new()),
             fired: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
+            watches: RefCell::new(crate::watch::Watches::default()),
             next_generation: Cell::new(0),
             config,
         }))
@@ -191,6 +194,20 @@ impl Local {
         )
     }
 
+    /// Registers `fd` with this loop's reactor (edge-triggered).
+    pub(crate) fn register_io(
+        &self,
+        fd: std::os::fd::RawFd,
+        interest: Interest,
+    ) -> io::Result<Arc<ScheduledIo>> {
+        self.reactor.borrow_mut().register(fd, interest)
+    }
+
+    /// Frees a registration's slot (its fd was deregistered through the `Registrar`).
+    pub(crate) fn forget_io(&self, io: &ScheduledIo) {
+        self.reactor.borrow_mut().forget(io);
+    }
+
     /// Unlinks a timer; the payload is dropped after the wheel borrow ends.
     pub(crate) fn remove_timer(&self, key: TimerKey) {
         let removed = self.wheel.borrow_mut().remove(key);
@@ -210,6 +227,9 @@ impl Local {
         };
         self.poll_reactor(timeout);
         self.drain_remote();
+        if self.shared().signals.any_pending() {
+            self.shared().signals.dispatch(&self.handle);
+        }
 
         // (b) expired timers, in deadline order.
         self.fire_timers();
@@ -310,6 +330,7 @@ impl Local {
                 Remote::WakeRoot => self.schedule_root(),
                 Remote::Spawn(task) => self.spawn_task(task),
                 Remote::Wake(task) => self.schedule_task(task.header()),
+                Remote::ForgetIo(io) => self.reactor.borrow_mut().forget(&io),
             }
         }
         bump(&shared.stats.remote_schedules, scheduled);
@@ -372,6 +393,8 @@ impl Local {
     /// cancelled. Never panics.
     pub(crate) fn close(&self) {
         self.abort_all_tasks();
+        self.clear_watches();
+        self.shared().signals.clear();
         let shared = self.shared();
         shared.park.close();
         shared.drain_closed();
@@ -521,10 +544,12 @@ mod tests {
             "tick poll + one every 64 items"
         );
         local
-            .reactor
-            .borrow_mut()
-            .deregister(&io, a.as_raw_fd())
+            .handle
+            .shared
+            .registrar
+            .deregister(a.as_raw_fd())
             .unwrap();
+        local.forget_io(&io);
         local.close();
     }
 

@@ -583,10 +583,11 @@ mod loom_models {
     }
 
     fn test_loop() -> LoopHandle {
-        let (_reactor, unparker) = Reactor::new(4).unwrap();
+        let (_reactor, unparker, registrar) = Reactor::new(4).unwrap();
         LoopHandle {
             shared: Arc::new(Shared::new(
                 unparker,
+                registrar,
                 ExecutorConfig {
                     max_threads: 1,
                     keep_alive: std::time::Duration::from_secs(1),

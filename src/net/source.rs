@@ -1,0 +1,179 @@
+//! An fd registered with its loop's reactor, and the readiness loop every socket type
+//! runs its syscalls in.
+//!
+//! Owns: the lifetime of one registration (register on creation, deregister before
+//! the fd closes — from any thread) and the rule "try the syscall; on `WouldBlock`
+//! forget the cached readiness and wait for the next event". Must not touch: mio (the
+//! reactor does) or the socket's own syscalls (the socket types pass them in).
+//!
+//! Every wait is a loop-native await (T3): a pending cancellation of the current task
+//! is delivered as an `io::Error` wrapping `CancelledError`, which `?` turns into
+//! `Error::Cancelled`. Dropping a pending read or write future loses nothing: data is
+//! only consumed by a syscall that returns it in the same poll (N4).
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use crate::context;
+use crate::handle::LoopHandle;
+use crate::reactor::{Direction, Interest, ReadyEvent, ScheduledIo};
+use crate::shared::Remote;
+use crate::task::coop;
+
+/// A registration of one fd with the reactor of the loop it was created on.
+pub(crate) struct Registration {
+    owner: LoopHandle,
+    io: Arc<ScheduledIo>,
+    fd: RawFd,
+}
+
+impl Registration {
+    /// Registers `fd` (edge-triggered, for `interest`) with the loop running on this
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// When no loop runs on this thread, or the reactor refuses the fd.
+    pub(crate) fn new(fd: RawFd, interest: Interest) -> io::Result<Registration> {
+        context::with_current(|local| {
+            Ok(Registration {
+                owner: local.handle.clone(),
+                io: local.register_io(fd, interest)?,
+                fd,
+            })
+        })
+        .unwrap_or_else(|| {
+            Err(io::Error::other(
+                "evloop: no running event loop on this thread; sockets are registered with \
+                 the loop they are created on (create them inside Runtime::block_on or a task)",
+            ))
+        })
+    }
+
+    /// Ready when the cached readiness allows progress in `dir`; otherwise registers the
+    /// waker. A loop-native await: delivers a pending cancellation of the current task.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        if let Some(cancelled) = coop::take_cancel() {
+            return Poll::Ready(Err(io::Error::from(cancelled)));
+        }
+        self.io.poll_ready(cx, dir).map(Ok)
+    }
+
+    /// Runs `op` once readiness allows it, retrying after each `WouldBlock` (which
+    /// clears the cached readiness, unless a newer event arrived meanwhile).
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let event = ready!(self.poll_ready(cx, dir))?;
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Runs `op` now, without waiting (`try_read` / `try_write`). A `WouldBlock` clears
+    /// the cached readiness so the next wait really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let event = self.io.ready_now(dir);
+        let result = op();
+        if let (Err(e), Some(event)) = (&result, event) {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                self.io.clear_readiness(event);
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Deregister before the owner closes the fd (it is dropped after this), so the
+        // fd number can be reused safely. `epoll_ctl` works from any thread.
+        let _ = self.owner.shared.registrar.deregister(self.fd);
+        let io = self.io.clone();
+        let id = self.owner.id();
+        if context::with_local(id, |local| local.forget_io(&io)).is_none()
+            && !self.owner.is_closed()
+        {
+            self.owner.shared.push_remote(Remote::ForgetIo(io));
+        }
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("loop", &self.owner.id())
+            .finish()
+    }
+}
+
+/// A socket `S` and its registration; the registration is declared first so it is
+/// dropped (deregistered) before the socket closes its fd.
+pub(crate) struct Source<S> {
+    pub(crate) registration: Registration,
+    pub(crate) io: S,
+}
+
+impl<S: AsRawFd> Source<S> {
+    /// Registers `io` (already non-blocking) with the current loop.
+    pub(crate) fn new(io: S, interest: Interest) -> io::Result<Source<S>> {
+        let registration = Registration::new(io.as_raw_fd(), interest)?;
+        Ok(Source { registration, io })
+    }
+
+    pub(crate) fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let mut op = op;
+        self.registration
+            .poll_io(cx, Direction::Read, || op(&self.io))
+    }
+
+    pub(crate) fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let mut op = op;
+        self.registration
+            .poll_io(cx, Direction::Write, || op(&self.io))
+    }
+
+    pub(crate) fn try_read_with<R>(&self, op: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {
+        self.registration.try_io(Direction::Read, || op(&self.io))
+    }
+
+    pub(crate) fn try_write_with<R>(&self, op: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {
+        self.registration.try_io(Direction::Write, || op(&self.io))
+    }
+
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<io::Result<()>> {
+        self.registration.poll_ready(cx, dir).map_ok(|_| ())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Source<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.io, f)
+    }
+}
