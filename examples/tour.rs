@@ -247,6 +247,38 @@ fn main() -> std::io::Result<()> {
         resolver.executor.shutdown(true);
     });
 
+    println!("== networking: a loopback TCP echo round");
+    rt.block_on(async {
+        let listener = evloop::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = evloop::create_task(async move {
+            let (stream, peer) = listener.accept().await?;
+            let mut buf = [0u8; 1024];
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, evloop::Error>(peer);
+                }
+                stream.write_all(&buf[..n]).await?;
+            }
+        });
+        let client = evloop::net::TcpStream::connect(addr).await?;
+        client.set_nodelay(true)?;
+        let t = Instant::now();
+        for round in 0..100u32 {
+            client.write_all(&round.to_le_bytes()).await?;
+            let mut back = [0u8; 4];
+            client.read_exact(&mut back).await?;
+            assert_eq!(u32::from_le_bytes(back), round);
+        }
+        let per_round = t.elapsed() / 100;
+        client.shutdown(std::net::Shutdown::Write)?;
+        let peer = server.await?;
+        println!("  100 round trips via {addr} from {peer}: {per_round:?} each");
+        Ok::<_, evloop::Error>(())
+    })
+    .unwrap();
+
     println!("== stats");
     let stats = loop_.stats();
     println!("  {stats:#?}");

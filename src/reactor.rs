@@ -180,32 +180,76 @@ struct Waiters {
     writer: Option<Waker>,
 }
 
-/// One I/O registration: cached readiness and the tasks waiting on it.
+/// The identity (data and vtable addresses) of the waker registered for one
+/// direction, readable without the lock. Written only under the lock; the slot keeps
+/// its waker alive, so the addresses cannot be reused while they are registered.
+#[derive(Debug, Default)]
+struct WakerId {
+    data: AtomicUsize,
+    vtable: AtomicUsize,
+}
+
+impl WakerId {
+    fn is(&self, waker: &Waker) -> bool {
+        self.data.load(Ordering::Acquire) == waker.data() as usize
+            && self.vtable.load(Ordering::Acquire) == waker.vtable() as *const _ as usize
+    }
+
+    fn set(&self, waker: &Waker) {
+        self.data.store(waker.data() as usize, Ordering::Release);
+        self.vtable
+            .store(waker.vtable() as *const _ as usize, Ordering::Release);
+    }
+}
+
+/// One I/O registration: cached readiness and the tasks waiting on it (one waker per
+/// direction; a waker stays registered until replaced, so a task that keeps polling
+/// the same socket registers once).
 #[derive(Debug)]
 pub(crate) struct ScheduledIo {
     token: usize,
     /// Readiness bits in the low byte; the number of events dispatched above them.
     readiness: AtomicUsize,
     waiters: Mutex<Waiters>,
+    reader_id: WakerId,
+    writer_id: WakerId,
 }
 impl ScheduledIo {
-    /// Ready if the cached readiness allows progress in `dir`; otherwise registers the
-    /// waker (replacing an older one) and returns `Pending`.
+    fn new(token: usize) -> ScheduledIo {
+        ScheduledIo {
+            token,
+            readiness: AtomicUsize::new(0),
+            waiters: Mutex::new(Waiters::default()),
+            reader_id: WakerId::default(),
+            writer_id: WakerId::default(),
+        }
+    }
+
+    /// Ready if the cached readiness allows progress in `dir`; otherwise makes sure the
+    /// task's waker is the registered one (no lock when it already is) and returns
+    /// `Pending`.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_now(dir) {
             return Poll::Ready(ev);
         }
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = match dir {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
+        let id = match dir {
+            Direction::Read => &self.reader_id,
+            Direction::Write => &self.writer_id,
         };
-        match slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
+        if !id.is(cx.waker()) {
+            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = match dir {
+                Direction::Read => &mut waiters.reader,
+                Direction::Write => &mut waiters.writer,
+            };
+            match slot {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+            id.set(slot.as_ref().expect("just set"));
         }
-        // The reactor sets readiness before it takes this lock to wake, so checking
-        // again under the lock cannot miss an event.
+        // The reactor sets readiness before it wakes the registered waker, so checking
+        // again now cannot miss an event.
         match self.ready_now(dir) {
             Some(ev) => Poll::Ready(ev),
             None => Poll::Pending,
@@ -238,13 +282,23 @@ impl ScheduledIo {
             });
     }
 
-    fn take_wakers(&self, ready: Ready, out: &mut Vec<Waker>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Wakes the registered wakers that `ready` concerns, leaving them registered.
+    ///
+    /// Called while the reactor is borrowed and with this registration's lock held:
+    /// waking is `wake_by_ref`, which never drops a task (the slot keeps its
+    /// reference), and the wakers evloop creates only queue a task. A waker must not
+    /// register or poll I/O synchronously (no executor's does).
+    fn wake(&self, ready: Ready) {
+        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         if !ready.intersect(Direction::Read.mask()).is_empty() {
-            out.extend(waiters.reader.take());
+            if let Some(w) = &waiters.reader {
+                w.wake_by_ref();
+            }
         }
         if !ready.intersect(Direction::Write.mask()).is_empty() {
-            out.extend(waiters.writer.take());
+            if let Some(w) = &waiters.writer {
+                w.wake_by_ref();
+            }
         }
     }
 
@@ -253,6 +307,10 @@ impl ScheduledIo {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         out.extend(waiters.reader.take());
         out.extend(waiters.writer.take());
+        for id in [&self.reader_id, &self.writer_id] {
+            id.data.store(0, Ordering::Release);
+            id.vtable.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -302,9 +360,9 @@ impl Reactor {
     }
 
     /// Polls for events, blocking as `timeout` allows. Sets the readiness of every
-    /// registration that had an event and appends the wakers to wake to `wakers`.
-    /// Returns the number of I/O events.
-    pub(crate) fn poll(&mut self, timeout: Timeout, wakers: &mut Vec<Waker>) -> io::Result<usize> {
+    /// registration that had an event and wakes its waiters. Returns the number of I/O
+    /// events.
+    pub(crate) fn poll(&mut self, timeout: Timeout) -> io::Result<usize> {
         let mio_timeout = match timeout {
             Timeout::Zero => Some(Duration::ZERO),
             Timeout::Forever => None,
@@ -337,7 +395,7 @@ impl Reactor {
                     if let Some(io) = self.ios.get(key) {
                         let ready = Ready::from_event(event);
                         io.set_readiness(ready);
-                        io.take_wakers(ready, wakers);
+                        io.wake(ready);
                         n += 1;
                     }
                 }
@@ -360,11 +418,7 @@ impl Reactor {
         self.poll
             .registry()
             .register(&mut SourceFd(&fd), Token(token), interest.to_mio())?;
-        let io = Arc::new(ScheduledIo {
-            token,
-            readiness: AtomicUsize::new(0),
-            waiters: Mutex::new(Waiters::default()),
-        });
+        let io = Arc::new(ScheduledIo::new(token));
         entry.insert(io.clone());
         Ok(io)
     }
@@ -425,21 +479,19 @@ mod tests {
         let counter = std::sync::Arc::new(CountWake(StdAtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut wakers = vec![];
-        reactor.poll(Timeout::Zero, &mut wakers).unwrap();
+        reactor.poll(Timeout::Zero).unwrap();
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
 
         b.write_all(b"hi").unwrap();
         let n = reactor
-            .poll(
-                Timeout::At(Instant::now() + Duration::from_secs(5)),
-                &mut wakers,
-            )
+            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert_eq!(n, 1);
-        assert_eq!(wakers.len(), 1);
-        wakers.drain(..).for_each(Waker::wake);
-        assert_eq!(counter.0.load(StdOrdering::SeqCst), 1);
+        assert_eq!(
+            counter.0.load(StdOrdering::SeqCst),
+            1,
+            "woken during the poll"
+        );
 
         // Edge-triggered: the cached readiness survives until WouldBlock.
         let ev = match io.poll_ready(&mut cx, Direction::Read) {
@@ -472,20 +524,13 @@ mod tests {
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
         b.write_all(b"1").unwrap();
-        let mut wakers = vec![];
         reactor
-            .poll(
-                Timeout::At(Instant::now() + Duration::from_secs(5)),
-                &mut wakers,
-            )
+            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         let stale = io.ready_now(Direction::Read).unwrap();
         b.write_all(b"2").unwrap();
         reactor
-            .poll(
-                Timeout::At(Instant::now() + Duration::from_secs(5)),
-                &mut wakers,
-            )
+            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         io.clear_readiness(stale);
         assert!(
@@ -500,12 +545,8 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Writable).unwrap();
-        let mut wakers = vec![];
         reactor
-            .poll(
-                Timeout::At(Instant::now() + Duration::from_secs(5)),
-                &mut wakers,
-            )
+            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert!(
             io.ready_now(Direction::Write).is_some(),
@@ -519,10 +560,7 @@ mod tests {
             .reregister(&io, a.as_raw_fd(), Interest::Both)
             .unwrap();
         reactor
-            .poll(
-                Timeout::At(Instant::now() + Duration::from_secs(5)),
-                &mut wakers,
-            )
+            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert!(io.ready_now(Direction::Read).is_some());
         registrar.deregister(a.as_raw_fd()).unwrap();
@@ -540,8 +578,7 @@ mod tests {
             unparker.unpark().unwrap();
             unparker
         });
-        let mut wakers = vec![];
-        assert_eq!(reactor.poll(Timeout::Forever, &mut wakers).unwrap(), 0);
+        assert_eq!(reactor.poll(Timeout::Forever).unwrap(), 0);
         drop(t.join().unwrap());
     }
 
@@ -549,9 +586,8 @@ mod tests {
     fn timed_poll_does_not_return_before_its_deadline() {
         let (mut reactor, _unparker, _registrar) = Reactor::new(4).unwrap();
         let deadline = Instant::now() + Duration::from_micros(1500);
-        let mut wakers = vec![];
         while Instant::now() < deadline {
-            reactor.poll(Timeout::At(deadline), &mut wakers).unwrap();
+            reactor.poll(Timeout::At(deadline)).unwrap();
         }
         assert!(Instant::now() >= deadline);
     }

@@ -5,9 +5,10 @@
 //! queue, fire timers, run the snapshot. Must not touch: mio (only `reactor` does) or
 //! other threads' state except through `Shared`.
 //!
-//! Borrowing rule: no `RefCell` borrow is ever held while user code runs (callbacks,
-//! wakers, futures); wakers collected from the reactor or the wheel are woken after the
-//! borrow ends.
+//! Borrowing rule: no `RefCell` borrow is held while user code runs (callbacks,
+//! futures); wakers from the wheel are woken after its borrow ends. I/O wakers are
+//! woken by reference during the reactor's dispatch (see `ScheduledIo::wake`): evloop's
+//! own wakers only queue a task, and none is dropped there.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -79,8 +80,7 @@ pub(crate) struct Local {
     base: Instant,
     root_scheduled: Cell<bool>,
     root_waker: Waker,
-    /// Scratch buffers reused every iteration.
-    io_wakers: RefCell<Vec<Waker>>,
+    /// Scratch buffer reused every iteration.
     fired: RefCell<Vec<TimerPayload>>,
     /// Live tasks (see `tasks`).
     tasks: RefCell<Slab<TaskSlot>>,
@@ -112,7 +112,6 @@ impl Local {
             base,
             root_scheduled: Cell::new(false),
             root_waker,
-            io_wakers: RefCell::new(Vec::new()),
             fired: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             watches: RefCell::new(crate::watch::Watches::default()),
@@ -291,8 +290,7 @@ impl Local {
             }
             return;
         }
-        let mut wakers = self.io_wakers.take();
-        let result = self.reactor.borrow_mut().poll(timeout, &mut wakers);
+        let result = self.reactor.borrow_mut().poll(timeout);
         if blocking {
             let _ = shared.park.unpark();
         }
@@ -304,10 +302,6 @@ impl Local {
                 self.id()
             ),
         }
-        for waker in wakers.drain(..) {
-            waker.wake();
-        }
-        self.io_wakers.replace(wakers);
     }
 
     fn drain_remote(&self) {

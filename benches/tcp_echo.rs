@@ -1,0 +1,238 @@
+//! SPEC §11 P12: 64 loopback TCP connections on one loop, each doing 100 round trips of
+//! a 64-byte message through an echo server on the same loop — evloop, tokio
+//! `current_thread`, and a hand-written mio loop without any runtime (the floor), in the
+//! same run. Connections are set up once; an iteration is 64 × 100 round trips.
+//!
+//! Run: `cargo bench --bench tcp_echo`.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const CONNS: usize = 64;
+const ROUNDS: usize = 100;
+const MSG: usize = 64;
+
+fn evloop_echo(
+    c: &mut Criterion,
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
+    let _ = c;
+    let rt = evloop::Runtime::new().unwrap();
+    let clients: Vec<evloop::net::TcpStream> = rt.block_on(async {
+        let listener = evloop::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..CONNS {
+            let client = evloop::net::TcpStream::connect(addr).await.unwrap();
+            client.set_nodelay(true).unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            server.set_nodelay(true).unwrap();
+            evloop::create_task(async move {
+                let mut buf = [0u8; MSG];
+                loop {
+                    server.read_exact(&mut buf).await?;
+                    server.write_all(&buf).await?;
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), evloop::Error>(())
+            });
+            clients.push(client);
+        }
+        clients
+    });
+    let clients: Vec<std::rc::Rc<evloop::net::TcpStream>> =
+        clients.into_iter().map(std::rc::Rc::new).collect();
+    g.bench_function("evloop", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = clients
+                    .iter()
+                    .map(|client| {
+                        let client = client.clone();
+                        evloop::create_task(async move {
+                            let msg = [7u8; MSG];
+                            let mut buf = [0u8; MSG];
+                            for _ in 0..ROUNDS {
+                                client.write_all(&msg).await?;
+                                client.read_exact(&mut buf).await?;
+                            }
+                            Ok::<(), evloop::Error>(())
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+        })
+    });
+}
+
+fn tokio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let clients: Vec<tokio::net::TcpStream> = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..CONNS {
+            let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            client.set_nodelay(true).unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            server.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; MSG];
+                while server.read_exact(&mut buf).await.is_ok() {
+                    if server.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            clients.push(client);
+        }
+        clients
+    });
+    let mut clients: Vec<Option<tokio::net::TcpStream>> = clients.into_iter().map(Some).collect();
+    g.bench_function("tokio_current_thread", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = clients
+                    .iter_mut()
+                    .map(|slot| {
+                        let mut client = slot.take().unwrap();
+                        tokio::spawn(async move {
+                            let msg = [7u8; MSG];
+                            let mut buf = [0u8; MSG];
+                            for _ in 0..ROUNDS {
+                                client.write_all(&msg).await.unwrap();
+                                client.read_exact(&mut buf).await.unwrap();
+                            }
+                            client
+                        })
+                    })
+                    .collect();
+                for (slot, t) in clients.iter_mut().zip(tasks) {
+                    *slot = Some(t.await.unwrap());
+                }
+            })
+        })
+    });
+}
+
+/// The floor: one mio `Poll`, non-blocking std sockets, a state machine per connection.
+fn mio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use mio::net::TcpStream;
+    use mio::{Events, Interest, Poll, Token};
+
+    struct Conn {
+        client: TcpStream,
+        server: TcpStream,
+        rounds_left: usize,
+        client_got: usize,
+        server_got: usize,
+        server_buf: [u8; MSG],
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut conns = Vec::new();
+    for i in 0..CONNS {
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        for s in [&client, &server] {
+            s.set_nodelay(true).unwrap();
+            s.set_nonblocking(true).unwrap();
+        }
+        let mut client = TcpStream::from_std(client);
+        let mut server = TcpStream::from_std(server);
+        poll.registry()
+            .register(&mut client, Token(2 * i), Interest::READABLE)
+            .unwrap();
+        poll.registry()
+            .register(&mut server, Token(2 * i + 1), Interest::READABLE)
+            .unwrap();
+        conns.push(Conn {
+            client,
+            server,
+            rounds_left: 0,
+            client_got: 0,
+            server_got: 0,
+            server_buf: [0; MSG],
+        });
+    }
+    let mut events = Events::with_capacity(1024);
+    g.bench_function("mio_floor", |b| {
+        b.iter(|| {
+            let msg = [7u8; MSG];
+            let mut busy = CONNS;
+            for conn in conns.iter_mut() {
+                conn.rounds_left = ROUNDS;
+                conn.client.write_all(&msg).unwrap();
+            }
+            let mut buf = [0u8; MSG];
+            while busy > 0 {
+                poll.poll(&mut events, None).unwrap();
+                for event in events.iter() {
+                    let conn = &mut conns[event.token().0 / 2];
+                    if event.token().0 % 2 == 1 {
+                        // Server side: echo every complete message.
+                        loop {
+                            match conn.server.read(&mut conn.server_buf[conn.server_got..]) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    conn.server_got += n;
+                                    if conn.server_got == MSG {
+                                        conn.server.write_all(&conn.server_buf).unwrap();
+                                        conn.server_got = 0;
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    } else {
+                        loop {
+                            match conn.client.read(&mut buf[conn.client_got..]) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    conn.client_got += n;
+                                    if conn.client_got == MSG {
+                                        conn.client_got = 0;
+                                        conn.rounds_left -= 1;
+                                        if conn.rounds_left == 0 {
+                                            busy -= 1;
+                                        } else {
+                                            conn.client.write_all(&msg).unwrap();
+                                        }
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    });
+}
+
+fn tcp_echo(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tcp_echo_64x100");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(5));
+    mio_echo(&mut g);
+    tokio_echo(&mut g);
+    let mut c2 = Criterion::default();
+    evloop_echo(&mut c2, &mut g);
+    g.finish();
+}
+
+criterion_group!(benches, tcp_echo);
+criterion_main!(benches);
