@@ -174,10 +174,17 @@ fn unpack(word: usize) -> (Ready, usize) {
     (Ready((word & READY_MASK) as u8), word >> TICK_SHIFT)
 }
 
+/// The wakers of one registration. Each direction has a *sticky* waker (the task that
+/// polled last; it stays registered, so a task looping on one socket registers once) and
+/// a list of *displaced* ones: when another task polls the same direction, the previous
+/// waker moves to that list and is woken — once — by the next event. So several tasks
+/// may wait on one socket (two `accept`s on a shared listener) without a lost wake-up.
 #[derive(Debug, Default)]
 struct Waiters {
     reader: Option<Waker>,
     writer: Option<Waker>,
+    displaced_readers: Vec<Waker>,
+    displaced_writers: Vec<Waker>,
 }
 
 /// The identity (data and vtable addresses) of the waker registered for one
@@ -238,13 +245,20 @@ impl ScheduledIo {
         };
         if !id.is(cx.waker()) {
             let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-            let slot = match dir {
-                Direction::Read => &mut waiters.reader,
-                Direction::Write => &mut waiters.writer,
+            let waiters = &mut *waiters;
+            let (slot, displaced) = match dir {
+                Direction::Read => (&mut waiters.reader, &mut waiters.displaced_readers),
+                Direction::Write => (&mut waiters.writer, &mut waiters.displaced_writers),
             };
             match slot {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
+                Some(w) => {
+                    let previous = std::mem::replace(w, cx.waker().clone());
+                    if !displaced.iter().any(|d| d.will_wake(&previous)) {
+                        displaced.push(previous);
+                    }
+                }
+                None => *slot = Some(cx.waker().clone()),
             }
             id.set(slot.as_ref().expect("just set"));
         }
@@ -261,10 +275,14 @@ impl ScheduledIo {
         let ready = ready.intersect(dir.mask());
         (!ready.is_empty()).then_some(ReadyEvent { ready, tick })
     }
-    /// Forgets the readable / writable bits of `ev` after an operation hit
-    /// `WouldBlock`, unless a newer event arrived meanwhile. Closed and error bits stay.
+    /// Forgets the readable / writable / error bits of `ev` after an operation hit
+    /// `WouldBlock`, unless a newer event arrived meanwhile. The closed bits stay (end of
+    /// stream is permanent). The error bit goes too: the error was returned by an earlier
+    /// call (`WouldBlock` proves it is gone), and a lasting error would be returned again
+    /// instead of `WouldBlock`. (Regression: keeping it made the next wait spin forever.)
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        let clear = usize::from(ev.ready.0 & (Ready::READABLE.0 | Ready::WRITABLE.0));
+        let clear =
+            usize::from(ev.ready.0 & (Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::ERROR.0));
         let _ = self
             .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
@@ -282,23 +300,25 @@ impl ScheduledIo {
             });
     }
 
-    /// Wakes the registered wakers that `ready` concerns, leaving them registered.
-    ///
-    /// Called while the reactor is borrowed and with this registration's lock held:
-    /// waking is `wake_by_ref`, which never drops a task (the slot keeps its
-    /// reference), and the wakers evloop creates only queue a task. A waker must not
-    /// register or poll I/O synchronously (no executor's does).
-    fn wake(&self, ready: Ready) {
-        let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Wakes the wakers that `ready` concerns. The sticky ones stay registered and are
+    /// woken by reference here — while the reactor is borrowed and this registration's
+    /// lock is held, which is fine because `wake_by_ref` never drops a task (the slot
+    /// keeps its reference) and evloop's wakers only queue a task; a waker must not
+    /// register or poll I/O synchronously (no executor's does). Displaced wakers are
+    /// handed to `later`, to be woken (and perhaps dropped) after the borrow ends.
+    fn wake(&self, ready: Ready, later: &mut Vec<Waker>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         if !ready.intersect(Direction::Read.mask()).is_empty() {
             if let Some(w) = &waiters.reader {
                 w.wake_by_ref();
             }
+            later.append(&mut waiters.displaced_readers);
         }
         if !ready.intersect(Direction::Write.mask()).is_empty() {
             if let Some(w) = &waiters.writer {
                 w.wake_by_ref();
             }
+            later.append(&mut waiters.displaced_writers);
         }
     }
 
@@ -307,6 +327,8 @@ impl ScheduledIo {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         out.extend(waiters.reader.take());
         out.extend(waiters.writer.take());
+        out.append(&mut waiters.displaced_readers);
+        out.append(&mut waiters.displaced_writers);
         for id in [&self.reader_id, &self.writer_id] {
             id.data.store(0, Ordering::Release);
             id.vtable.store(0, Ordering::Release);
@@ -360,9 +382,10 @@ impl Reactor {
     }
 
     /// Polls for events, blocking as `timeout` allows. Sets the readiness of every
-    /// registration that had an event and wakes its waiters. Returns the number of I/O
-    /// events.
-    pub(crate) fn poll(&mut self, timeout: Timeout) -> io::Result<usize> {
+    /// registration that had an event and wakes its waiters (displaced ones are appended
+    /// to `later`, for the caller to wake after releasing the reactor). Returns the
+    /// number of I/O events.
+    pub(crate) fn poll(&mut self, timeout: Timeout, later: &mut Vec<Waker>) -> io::Result<usize> {
         let mio_timeout = match timeout {
             Timeout::Zero => Some(Duration::ZERO),
             Timeout::Forever => None,
@@ -395,12 +418,21 @@ impl Reactor {
                     if let Some(io) = self.ios.get(key) {
                         let ready = Ready::from_event(event);
                         io.set_readiness(ready);
-                        io.wake(ready);
+                        io.wake(ready, later);
                         n += 1;
                     }
                 }
             }
         }
+        Ok(n)
+    }
+
+    /// `poll`, waking displaced wakers too (tests).
+    #[cfg(test)]
+    fn poll_all(&mut self, timeout: Timeout) -> io::Result<usize> {
+        let mut later = Vec::new();
+        let n = self.poll(timeout, &mut later)?;
+        later.into_iter().for_each(Waker::wake);
         Ok(n)
     }
 
@@ -479,12 +511,12 @@ mod tests {
         let counter = std::sync::Arc::new(CountWake(StdAtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
-        reactor.poll(Timeout::Zero).unwrap();
+        reactor.poll_all(Timeout::Zero).unwrap();
         assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
 
         b.write_all(b"hi").unwrap();
         let n = reactor
-            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
+            .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(
@@ -525,12 +557,12 @@ mod tests {
         let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
         b.write_all(b"1").unwrap();
         reactor
-            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
+            .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         let stale = io.ready_now(Direction::Read).unwrap();
         b.write_all(b"2").unwrap();
         reactor
-            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
+            .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         io.clear_readiness(stale);
         assert!(
@@ -546,7 +578,7 @@ mod tests {
         a.set_nonblocking(true).unwrap();
         let io = reactor.register(a.as_raw_fd(), Interest::Writable).unwrap();
         reactor
-            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
+            .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert!(
             io.ready_now(Direction::Write).is_some(),
@@ -560,7 +592,7 @@ mod tests {
             .reregister(&io, a.as_raw_fd(), Interest::Both)
             .unwrap();
         reactor
-            .poll(Timeout::At(Instant::now() + Duration::from_secs(5)))
+            .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
             .unwrap();
         assert!(io.ready_now(Direction::Read).is_some());
         registrar.deregister(a.as_raw_fd()).unwrap();
@@ -578,7 +610,7 @@ mod tests {
             unparker.unpark().unwrap();
             unparker
         });
-        assert_eq!(reactor.poll(Timeout::Forever).unwrap(), 0);
+        assert_eq!(reactor.poll_all(Timeout::Forever).unwrap(), 0);
         drop(t.join().unwrap());
     }
 
@@ -587,7 +619,7 @@ mod tests {
         let (mut reactor, _unparker, _registrar) = Reactor::new(4).unwrap();
         let deadline = Instant::now() + Duration::from_micros(1500);
         while Instant::now() < deadline {
-            reactor.poll(Timeout::At(deadline)).unwrap();
+            reactor.poll_all(Timeout::At(deadline)).unwrap();
         }
         assert!(Instant::now() >= deadline);
     }

@@ -30,6 +30,9 @@ struct Slot {
     /// `None` while the callback runs.
     callback: Option<Callback>,
     generation: u64,
+    /// One waker for the slot's lifetime: re-arming registers the same identity, so it
+    /// neither locks nor displaces a stale waker.
+    waker: Waker,
 }
 
 struct Watch {
@@ -91,14 +94,26 @@ fn fire(fd: RawFd, dir: Direction, generation: u64) {
     let Some(local) = context::current() else {
         return;
     };
-    let callback = {
+    let (callback, io, waker) = {
         let mut watches = local.watches.borrow_mut();
-        match watches.map.get_mut(&fd).and_then(|w| w.slot(dir).as_mut()) {
-            Some(slot) if slot.generation == generation => slot.callback.take(),
-            _ => None,
+        let Some(watch) = watches.map.get_mut(&fd) else {
+            return;
+        };
+        let io = watch.io.clone();
+        match watch.slot(dir).as_mut() {
+            Some(slot) if slot.generation == generation => {
+                // Level-triggered: only call it while the fd really is ready.
+                if io.ready_now(dir).is_none() {
+                    (None, io, slot.waker.clone())
+                } else {
+                    (slot.callback.take(), io, slot.waker.clone())
+                }
+            }
+            _ => return,
         }
     };
     let Some(mut callback) = callback else {
+        arm(&io, dir, &waker);
         return;
     };
     if let Err(payload) = catch_unwind(AssertUnwindSafe(&mut callback)) {
@@ -137,23 +152,17 @@ fn fire(fd: RawFd, dir: Direction, generation: u64) {
             );
             return;
         }
-        arm(&local.handle, &io, fd, dir, generation);
+        arm(&io, dir, &waker);
     }
 }
 
-/// Registers the waker of `(fd, dir)`; if readiness is already there, fires next.
-fn arm(owner: &LoopHandle, io: &ScheduledIo, fd: RawFd, dir: Direction, generation: u64) {
-    let waker = Waker::from(Arc::new(WatchWaker {
-        owner: owner.clone(),
-        fd,
-        dir,
-        generation,
-    }));
+/// Registers a slot's waker; if readiness is already there, fires next iteration.
+fn arm(io: &ScheduledIo, dir: Direction, waker: &Waker) {
     if io
-        .poll_ready(&mut Context::from_waker(&waker), dir)
+        .poll_ready(&mut Context::from_waker(waker), dir)
         .is_ready()
     {
-        waker.wake();
+        waker.wake_by_ref();
     }
 }
 
@@ -162,9 +171,16 @@ impl Local {
         let mut watches = self.watches.borrow_mut();
         let generation = watches.next_generation;
         watches.next_generation += 1;
+        let waker = Waker::from(Arc::new(WatchWaker {
+            owner: self.handle.clone(),
+            fd,
+            dir,
+            generation,
+        }));
         let slot = Slot {
             callback: Some(callback),
             generation,
+            waker: waker.clone(),
         };
         let io = match watches.map.get_mut(&fd) {
             Some(watch) => {
@@ -196,7 +212,7 @@ impl Local {
             }
         };
         drop(watches);
-        arm(&self.handle, &io, fd, dir, generation);
+        arm(&io, dir, &waker);
         Ok(())
     }
 

@@ -80,7 +80,8 @@ pub(crate) struct Local {
     base: Instant,
     root_scheduled: Cell<bool>,
     root_waker: Waker,
-    /// Scratch buffer reused every iteration.
+    /// Scratch buffers reused every iteration.
+    io_wakers: RefCell<Vec<Waker>>,
     fired: RefCell<Vec<TimerPayload>>,
     /// Live tasks (see `tasks`).
     tasks: RefCell<Slab<TaskSlot>>,
@@ -112,6 +113,7 @@ impl Local {
             base,
             root_scheduled: Cell::new(false),
             root_waker,
+            io_wakers: RefCell::new(Vec::new()),
             fired: RefCell::new(Vec::new()),
             tasks: RefCell::new(Slab::new()),
             watches: RefCell::new(crate::watch::Watches::default()),
@@ -290,7 +292,8 @@ impl Local {
             }
             return;
         }
-        let result = self.reactor.borrow_mut().poll(timeout);
+        let mut later = self.io_wakers.take();
+        let result = self.reactor.borrow_mut().poll(timeout, &mut later);
         if blocking {
             let _ = shared.park.unpark();
         }
@@ -302,6 +305,12 @@ impl Local {
                 self.id()
             ),
         }
+        // Displaced I/O wakers are woken (and may drop their task) only now that the
+        // reactor is no longer borrowed.
+        for waker in later.drain(..) {
+            waker.wake();
+        }
+        self.io_wakers.replace(later);
     }
 
     fn drain_remote(&self) {
