@@ -59,10 +59,7 @@ fn set_soft_nofile(limit: u64) {
         rlim_max: 0,
     };
     // SAFETY: `lim` is a valid, writable rlimit.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) },
-        0
-    );
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
     lim.rlim_cur = limit;
     // SAFETY: `lim` is a valid rlimit; lowering the soft limit is always permitted.
     assert_eq!(
@@ -258,5 +255,8 @@ fn accept_at_emfile_backs_off_without_spinning_and_recovers() {
         stdout.contains("CHILD OK "),
         "the child-mode test did not run:\n{stdout}"
     );
-    println!("{}", stdout.lines().find(|l| l.contains("CHILD OK")).unwrap());
+    println!(
+        "{}",
+        stdout.lines().find(|l| l.contains("CHILD OK")).unwrap()
+    );
 }

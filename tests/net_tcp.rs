@@ -362,11 +362,22 @@ fn reunite_gives_back_a_working_stream_and_refuses_mismatched_halves() {
             assert_eq!(&buf, msg);
         }
 
-        // `forget` keeps the write direction open: the echo still answers.
+        // `forget` keeps the write direction open: the echo server gets no EOF, so it
+        // does not close, and the read half sees no end-of-stream.
         let (r, w) = one.into_split();
-        let w_stream_addr = w.as_ref().local_addr()?;
+        assert_eq!(r.as_ref().local_addr()?, one_local);
         w.forget();
-        assert_eq!(r.as_ref().local_addr()?, w_stream_addr);
+        let mut buf = [0u8; 8];
+        let r = time::timeout(Duration::from_millis(20), r.read(&mut buf)).await;
+        assert!(
+            r.as_ref().is_err_and(Error::is_timeout),
+            "no EOF after forget(): {r:?}"
+        );
+        // Dropping the write half (without forget) does send EOF: the server closes.
+        let (r, w) = two.into_split();
+        drop(w);
+        let n = within_10s("EOF after dropping the write half", r.read(&mut buf)).await?;
+        assert_eq!(n, 0);
         server.cancel();
         Ok::<_, Error>(())
     })
@@ -951,6 +962,62 @@ fn futures_io_on_split_halves() {
             "echo through split halves differs"
         );
         server.cancel();
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------
+// Regression pin: several tasks waiting on one socket
+// ---------------------------------------------------------------------------------
+
+/// Pins a bug (fails until fixed; takes 10 s then): two tasks accepting on one shared
+/// listener (tokio's common `Arc<TcpListener>` pattern). The reactor keeps one waker per
+/// direction of a socket, and the second task's registration replaces the first's. The
+/// second task accepts the first connection and ends; the second connection then
+/// waits in the accept queue, the listener is readable, and nobody wakes the first
+/// task: a lost wake-up (Q1), a connection never served. The same holds for two tasks
+/// in `recv_from` on one `UdpSocket`, or in `readable()` on one stream.
+#[test]
+fn two_tasks_accepting_on_one_listener_are_both_woken() {
+    common::run_guarded(async {
+        let listener = Rc::new(TcpListener::bind("127.0.0.1:0").await?);
+        let addr = listener.local_addr()?;
+        let acceptors: Vec<Task<SocketAddr>> = (0..2)
+            .map(|_| {
+                let listener = listener.clone();
+                evloop::create_task(async move {
+                    let (_stream, peer) = listener.accept().await?;
+                    Ok(peer)
+                })
+            })
+            .collect();
+        // Both are blocked in accept before anyone connects.
+        common::yield_times(5).await;
+        assert!(acceptors.iter().all(|t| !t.done()));
+        let first = TcpStream::connect(addr).await?;
+        eventually("one acceptor got the first connection", || {
+            acceptors.iter().any(|t| t.done())
+        })
+        .await;
+        let second = TcpStream::connect(addr).await?;
+        let deadline = Instant::now() + TEN_S;
+        while !acceptors.iter().all(|t| t.done()) {
+            assert!(
+                Instant::now() < deadline,
+                "the second connection waits in the accept queue and the other acceptor \
+                 was never woken (10 s)"
+            );
+            time::sleep(Duration::from_millis(1)).await?;
+        }
+        let mut peers = Vec::new();
+        for t in acceptors {
+            peers.push(t.await?);
+        }
+        peers.sort();
+        let mut expected = vec![first.local_addr()?, second.local_addr()?];
+        expected.sort();
+        assert_eq!(peers, expected);
         Ok::<_, Error>(())
     })
     .unwrap();

@@ -356,3 +356,115 @@ fn unix_datagram_bind_send_to_recv_from_and_connect() {
     })
     .unwrap();
 }
+
+// ---------------------------------------------------------------------------------
+// Regression pins: a consumed socket error must not leave the socket "ready"
+// ---------------------------------------------------------------------------------
+
+/// A connected UDP socket whose peer port is closed: the first send is answered by an
+/// ICMP "port unreachable", which the next receive reports as `ConnectionRefused`.
+async fn udp_with_a_consumed_icmp_error() -> io::Result<(UdpSocket, std::net::SocketAddr)> {
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+    let sock = UdpSocket::bind("127.0.0.1:0").await?;
+    sock.connect(closed).await?;
+    sock.send(b"anyone?").await?;
+    let mut buf = [0u8; 16];
+    let err = within_10s("the ICMP error", sock.recv(&mut buf))
+        .await
+        .expect_err("the closed port answers with an error");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    Ok((sock, closed))
+}
+
+/// Pins a bug (fails until fixed): once the error has been returned and a
+/// `try_recv_from` has reported `WouldBlock`, the socket is neither readable nor in
+/// error, so `readable()` must wait (a `readable()` false positive is fine once, as in
+/// tokio, but a `WouldBlock` must reset it). evloop's readiness cache keeps the error
+/// bit forever (`clear_readiness` only clears readable / writable), so `readable()`
+/// stays ready and the usual `loop { readable().await; try_recv… WouldBlock =>
+/// continue }` spins.
+#[test]
+fn udp_readable_waits_after_a_consumed_icmp_error_and_a_would_block() {
+    common::run_guarded(async {
+        let (sock, _closed) = udp_with_a_consumed_icmp_error().await?;
+        let mut buf = [0u8; 16];
+        let err = sock.try_recv_from(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        let r = time::timeout(Duration::from_millis(20), sock.readable()).await;
+        assert!(
+            r.as_ref().is_err_and(Error::is_timeout),
+            "readable() right after a WouldBlock, with nothing to read and no pending \
+             error, returned {r:?}"
+        );
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+const ICMP_CHILD: &str = "EVLOOP_UDP_ICMP_CHILD";
+
+/// Child mode (a no-op unless `EVLOOP_UDP_ICMP_CHILD` is set) of the test below.
+#[test]
+fn child_mode_udp_recv_after_a_consumed_icmp_error() {
+    if std::env::var_os(ICMP_CHILD).is_none() {
+        return;
+    }
+    evloop::run(async {
+        let (sock, closed) = udp_with_a_consumed_icmp_error().await?;
+        let mut buf = [0u8; 16];
+        let r = time::timeout(Duration::from_millis(20), sock.recv(&mut buf)).await;
+        assert!(r.is_err_and(|e| e.is_timeout()), "nothing was sent");
+        // The socket still works: a datagram from the (re-bound) peer port arrives.
+        let peer = std::net::UdpSocket::bind(closed)?;
+        peer.send_to(b"late", sock.local_addr()?)?;
+        let n = within_10s("recv", sock.recv(&mut buf)).await?;
+        assert_eq!(&buf[..n], b"late");
+        println!("CHILD OK");
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+/// Pins a bug (fails until fixed; takes 10 s then): the same stale error bit turns the
+/// next `recv` into a busy loop inside one poll — `recv` returns `WouldBlock`, the
+/// cached readiness still says "error", `recv` again, forever — so the loop thread
+/// spins at 100 % CPU and even the `time::timeout` around the `recv` can never fire
+/// (N5 / Q3: nothing hangs). Run in a child process so the spin can be killed.
+#[test]
+fn udp_recv_after_a_consumed_icmp_error_waits_instead_of_spinning() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "child_mode_udp_recv_after_a_consumed_icmp_error",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ICMP_CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("re-executing the test binary");
+    let deadline = std::time::Instant::now() + TEN_S;
+    let mut killed = false;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !killed,
+        "the child was still running after 10 s: recv spun instead of waiting"
+    );
+    assert!(
+        out.status.success() && stdout.contains("CHILD OK"),
+        "child failed ({:?})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,225 @@
+//! `examples/echo_server.rs` as a real process: it echoes, and on SIGTERM / SIGINT it
+//! stops accepting, lets the open connections finish (within its grace period) and
+//! exits with status 0.
+//!
+//! The example binary is built once with `cargo build --example echo_server` (a no-op
+//! when `cargo test` already built it) and run from the target directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const TEN_S: Duration = Duration::from_secs(10);
+
+/// The example's binary, built on first use.
+fn example_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // This test binary is target/<profile dir>/deps/<name>; examples are built into
+        // target/<profile dir>/examples. Build with the same profile.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile dir>");
+        let mut args = vec!["build", "--example", "echo_server", "--quiet"];
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
+        if profile != "debug" {
+            args.extend(["--profile", profile]);
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo {args:?} failed");
+        let binary = profile_dir.join("examples").join("echo_server");
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// The running example: its stdout lines arrive on a channel (read by a thread), and
+/// it is killed on drop if still running.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(grace_secs: u64) -> Server {
+        let mut child = Command::new(example_binary())
+            .args(["0", &grace_secs.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the example");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines,
+            seen: Vec::new(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = server.line_containing("listening on ");
+        server.addr = line
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        server
+    }
+
+    /// Waits (10 s at most) for a stdout line containing `needle`.
+    fn line_containing(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + TEN_S;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {needle:?} within 10 s; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn signal(&self, signum: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits in pid_t");
+        // SAFETY: kill(2) on our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
+    }
+
+    /// Waits (10 s at most) for the process to exit.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TEN_S;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the example did not exit within 10 s; stdout so far: {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to the example");
+    s.set_read_timeout(Some(TEN_S)).unwrap();
+    s
+}
+
+fn echo(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).expect("the echo");
+    assert_eq!(back, msg);
+}
+
+#[test]
+fn sigterm_stops_accepting_lets_an_open_connection_finish_and_exits_0() {
+    let mut server = Server::start(10);
+    let mut open = connect(server.addr);
+    echo(&mut open, b"hello");
+
+    server.signal(libc::SIGTERM);
+    server.line_containing("no longer accepting");
+
+    // New connections are refused once the listener is gone.
+    let deadline = Instant::now() + TEN_S;
+    loop {
+        match TcpStream::connect(server.addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still accepting 10 s after SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    // The open connection is still served, and the process waits for it.
+    echo(&mut open, b"still here");
+    assert!(server.still_running(), "exited while a connection was open");
+
+    drop(open); // EOF: its echo task finishes, and with it the server.
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}; stdout: {:?}", server.seen);
+    assert_eq!(status.code(), Some(0));
+    let bye = server.line_containing("finished");
+    assert!(
+        bye.contains("1 connection(s) finished (15 bytes echoed)"),
+        "{bye:?}"
+    );
+}
+
+#[test]
+fn sigint_with_no_open_connection_exits_0() {
+    let mut server = Server::start(10);
+    let mut s = connect(server.addr);
+    echo(&mut s, b"one round");
+    drop(s);
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("signal 2");
+}
+
+/// A connection that never closes does not keep the process alive past the grace
+/// period (1 s here).
+#[test]
+fn a_connection_that_never_closes_is_cut_after_the_grace_period() {
+    let mut server = Server::start(1);
+    let mut open = connect(server.addr);
+    echo(&mut open, b"idle after this");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("grace period over");
+    // The connection is closed with the process.
+    let mut buf = [0u8; 8];
+    let n = open.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the connection ends with the process");
+}
