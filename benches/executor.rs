@@ -1,21 +1,25 @@
-//! SPEC §11 P10: 10 000 trivial blocking jobs in batches of 16, awaited from the loop,
-//! evloop (`spawn_blocking`, the default executor) side by side with tokio
-//! `current_thread` (`tokio::task::spawn_blocking`) in the same run.
+//! SPEC §11 P10: 10 000 trivial blocking jobs in batches of 16, awaited from the loop —
+//! evloop (`spawn_blocking`, the default executor), tokio `current_thread` and
+//! `multi_thread` with 1 worker (`tokio::task::spawn_blocking`), and smol
+//! (`smol::unblock`, the `blocking` crate's pool) in the same run.
 //!
 //! Run: `cargo bench --bench executor`.
+
+mod common;
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const JOBS: usize = 10_000;
 const BATCH: usize = 16;
 
 fn run_in_executor(c: &mut Criterion) {
-    let mut g = c.benchmark_group("executor_10k_in_batches_of_16");
-    let rt = evloop::Runtime::new().unwrap();
-    g.bench_function("evloop", |b| {
+    let mut g = c.benchmark_group("P10_executor");
+    let rt = evloop_rt();
+    g.bench_function(EVLOOP, |b| {
         b.iter(|| {
             rt.block_on(async {
                 for batch in 0..JOBS / BATCH {
@@ -29,18 +33,29 @@ fn run_in_executor(c: &mut Criterion) {
             })
         })
     });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    g.bench_function("tokio_current_thread", |b| {
+    async fn tokio_body() {
+        for batch in 0..JOBS / BATCH {
+            let jobs: Vec<_> = (0..BATCH)
+                .map(|i| tokio::task::spawn_blocking(move || black_box(batch + i)))
+                .collect();
+            for job in jobs {
+                job.await.unwrap();
+            }
+        }
+    }
+    let rt = tokio_ct();
+    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
+    let rt = tokio_mt1();
+    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    g.bench_function(SMOL, |b| {
         b.iter(|| {
-            rt.block_on(async {
+            smol_block_on(async {
                 for batch in 0..JOBS / BATCH {
                     let jobs: Vec<_> = (0..BATCH)
-                        .map(|i| tokio::task::spawn_blocking(move || black_box(batch + i)))
+                        .map(|i| smol::unblock(move || black_box(batch + i)))
                         .collect();
                     for job in jobs {
-                        job.await.unwrap();
+                        job.await;
                     }
                 }
             })
@@ -49,16 +64,15 @@ fn run_in_executor(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
+fn config_executor() -> Criterion {
+    config_heavy()
         .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5))
 }
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = config_executor();
     targets = run_in_executor
 }
 criterion_main!(benches);

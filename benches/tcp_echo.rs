@@ -1,25 +1,28 @@
 //! SPEC §11 P12: 64 loopback TCP connections on one loop, each doing 100 round trips of
 //! a 64-byte message through an echo server on the same loop — evloop, tokio
-//! `current_thread`, and a hand-written mio loop without any runtime (the floor), in the
-//! same run. Connections are set up once; an iteration is 64 × 100 round trips.
+//! `current_thread` and `multi_thread` with 1 worker, smol (`Async<TcpStream>` on its
+//! `LocalExecutor`), and a hand-written mio loop without any runtime (the floor), in
+//! the same run. Connections are set up once; an iteration is 64 × 100 round trips,
+//! one client task per connection, one server task per connection.
 //!
 //! Run: `cargo bench --bench tcp_echo`.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const CONNS: usize = 64;
 const ROUNDS: usize = 100;
 const MSG: usize = 64;
 
-fn evloop_echo(
-    c: &mut Criterion,
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-) {
-    let _ = c;
-    let rt = evloop::Runtime::new().unwrap();
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn evloop_echo(g: &mut Group<'_>) {
+    let rt = evloop_rt();
     let clients: Vec<evloop::net::TcpStream> = rt.block_on(async {
         let listener = evloop::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -44,7 +47,7 @@ fn evloop_echo(
     });
     let clients: Vec<std::rc::Rc<evloop::net::TcpStream>> =
         clients.into_iter().map(std::rc::Rc::new).collect();
-    g.bench_function("evloop", |b| {
+    g.bench_function(EVLOOP, |b| {
         b.iter(|| {
             rt.block_on(async {
                 let tasks: Vec<_> = clients
@@ -70,54 +73,112 @@ fn evloop_echo(
     });
 }
 
-fn tokio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+async fn tokio_setup() -> Vec<tokio::net::TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let clients: Vec<tokio::net::TcpStream> = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..CONNS {
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.set_nodelay(true).unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        server.set_nodelay(true).unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; MSG];
+            while server.read_exact(&mut buf).await.is_ok() {
+                if server.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+        clients.push(client);
+    }
+    clients
+}
+
+/// One iteration: a task per client; the clients are handed back for the next one.
+async fn tokio_round(clients: Vec<tokio::net::TcpStream>) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let msg = [7u8; MSG];
+                let mut buf = [0u8; MSG];
+                for _ in 0..ROUNDS {
+                    client.write_all(&msg).await.unwrap();
+                    client.read_exact(&mut buf).await.unwrap();
+                }
+                client
+            })
+        })
+        .collect();
+    let mut clients = Vec::with_capacity(CONNS);
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    clients
+}
+
+fn tokio_echo(g: &mut Group<'_>) {
+    let rt = tokio_ct();
+    let mut clients = Some(rt.block_on(tokio_setup()));
+    g.bench_function(TOKIO_CT, |b| {
+        b.iter(|| clients = Some(rt.block_on(tokio_round(clients.take().unwrap()))))
+    });
+    let rt = tokio_mt1();
+    let mut clients = Some(tokio_on_worker(&rt, tokio_setup()));
+    g.bench_function(TOKIO_MT1, |b| {
+        b.iter(|| clients = Some(tokio_on_worker(&rt, tokio_round(clients.take().unwrap()))))
+    });
+}
+
+fn smol_echo(g: &mut Group<'_>) {
+    use smol::Async;
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
+    use std::rc::Rc;
+    let clients: Vec<Rc<Async<std::net::TcpStream>>> = smol_block_on(async {
+        let listener = Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+        let addr = listener.get_ref().local_addr().unwrap();
         let mut clients = Vec::new();
         for _ in 0..CONNS {
-            let client = tokio::net::TcpStream::connect(addr).await.unwrap();
-            client.set_nodelay(true).unwrap();
+            let client = Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+            client.get_ref().set_nodelay(true).unwrap();
             let (mut server, _) = listener.accept().await.unwrap();
-            server.set_nodelay(true).unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; MSG];
-                while server.read_exact(&mut buf).await.is_ok() {
-                    if server.write_all(&buf).await.is_err() {
-                        break;
+            server.get_ref().set_nodelay(true).unwrap();
+            smol_ex()
+                .spawn(async move {
+                    let mut buf = [0u8; MSG];
+                    while server.read_exact(&mut buf).await.is_ok() {
+                        if server.write_all(&buf).await.is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-            clients.push(client);
+                })
+                .detach();
+            clients.push(Rc::new(client));
         }
         clients
     });
-    let mut clients: Vec<Option<tokio::net::TcpStream>> = clients.into_iter().map(Some).collect();
-    g.bench_function("tokio_current_thread", |b| {
+    g.bench_function(SMOL, |b| {
         b.iter(|| {
-            rt.block_on(async {
+            smol_block_on(async {
                 let tasks: Vec<_> = clients
-                    .iter_mut()
-                    .map(|slot| {
-                        let mut client = slot.take().unwrap();
-                        tokio::spawn(async move {
+                    .iter()
+                    .map(|client| {
+                        let client = client.clone();
+                        smol_ex().spawn(async move {
                             let msg = [7u8; MSG];
                             let mut buf = [0u8; MSG];
                             for _ in 0..ROUNDS {
-                                client.write_all(&msg).await.unwrap();
-                                client.read_exact(&mut buf).await.unwrap();
+                                (&*client).write_all(&msg).await.unwrap();
+                                (&*client).read_exact(&mut buf).await.unwrap();
                             }
-                            client
                         })
                     })
                     .collect();
-                for (slot, t) in clients.iter_mut().zip(tasks) {
-                    *slot = Some(t.await.unwrap());
+                for t in tasks {
+                    t.await;
                 }
             })
         })
@@ -125,7 +186,7 @@ fn tokio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::Wall
 }
 
 /// The floor: one mio `Poll`, non-blocking std sockets, a state machine per connection.
-fn mio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn mio_echo(g: &mut Group<'_>) {
     use mio::net::TcpStream;
     use mio::{Events, Interest, Poll, Token};
 
@@ -167,7 +228,7 @@ fn mio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
         });
     }
     let mut events = Events::with_capacity(1024);
-    g.bench_function("mio_floor", |b| {
+    g.bench_function(MIO_FLOOR, |b| {
         b.iter(|| {
             let msg = [7u8; MSG];
             let mut busy = CONNS;
@@ -224,13 +285,13 @@ fn mio_echo(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
 }
 
 fn tcp_echo(c: &mut Criterion) {
-    let mut g = c.benchmark_group("tcp_echo_64x100");
+    let mut g = c.benchmark_group("P12_tcp_echo");
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(5));
     mio_echo(&mut g);
     tokio_echo(&mut g);
-    let mut c2 = Criterion::default();
-    evloop_echo(&mut c2, &mut g);
+    smol_echo(&mut g);
+    evloop_echo(&mut g);
     g.finish();
 }
 

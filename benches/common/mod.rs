@@ -1,0 +1,149 @@
+//! What every SPEC §11 benchmark shares: the peers, how each one runs a workload, and
+//! the criterion settings.
+//!
+//! Peers and the names their results are stored under (`target/criterion/<group>/<peer>`,
+//! read by `cargo xtask bench`):
+//!
+//! | name | runtime |
+//! |---|---|
+//! | `evloop` | `evloop::Runtime::block_on` |
+//! | `tokio_current_thread` | tokio `current_thread` (the reference of every ratio) |
+//! | `tokio_multi_thread_1` | tokio `multi_thread` with 1 worker; the workload body runs *in a task on the worker* (as a tokio service would), awaited from `block_on` |
+//! | `smol` | `smol::LocalExecutor` driven by `async_io::block_on` (smol's single-threaded setup) |
+//! | `mio_floor` | a hand-written mio loop with no runtime (I/O workloads only) |
+
+#![allow(dead_code, reason = "each bench binary uses part of this module")]
+
+use std::future::Future;
+use std::time::Duration;
+
+use criterion::Criterion;
+
+pub const EVLOOP: &str = "evloop";
+pub const TOKIO_CT: &str = "tokio_current_thread";
+pub const TOKIO_MT1: &str = "tokio_multi_thread_1";
+pub const SMOL: &str = "smol";
+pub const MIO_FLOOR: &str = "mio_floor";
+
+pub fn evloop_rt() -> evloop::Runtime {
+    evloop::Runtime::new().expect("evloop runtime")
+}
+
+pub fn tokio_ct() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio current_thread runtime")
+}
+
+pub fn tokio_mt1() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio multi_thread runtime")
+}
+
+/// Runs `body` as a task on the multi-thread runtime's worker and waits for it, so the
+/// spawns inside `body` are worker-local (tokio's fast path), not injected.
+pub fn tokio_on_worker<F>(rt: &tokio::runtime::Runtime, body: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt.block_on(rt.spawn(body)).expect("tokio bench task")
+}
+
+thread_local! {
+    static SMOL_EX: &'static smol::LocalExecutor<'static> =
+        Box::leak(Box::new(smol::LocalExecutor::new()));
+}
+
+/// This thread's smol `LocalExecutor` (leaked: it lives as long as the bench).
+pub fn smol_ex() -> &'static smol::LocalExecutor<'static> {
+    SMOL_EX.with(|ex| *ex)
+}
+
+/// smol's single-threaded `block_on`: async-io's reactor on this thread, the local
+/// executor running the spawned tasks.
+pub fn smol_block_on<F: Future>(fut: F) -> F::Output {
+    smol::block_on(smol_ex().run(fut))
+}
+
+/// The default settings: enough samples for a stable median in a few seconds.
+pub fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+}
+
+/// For workloads whose iteration takes tens of milliseconds.
+pub fn config_heavy() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4))
+}
+
+/// A small deterministic generator (xorshift), so every peer gets the same deadlines.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A duration in `0..max`, microsecond-grained.
+    pub fn duration_below(&mut self, max: Duration) -> Duration {
+        Duration::from_micros(self.next_u64() % max.as_micros() as u64)
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A helper thread that runs closures on request: "another thread" for the remote
+/// workloads, started once so thread creation is not part of what is measured.
+pub struct Helper {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Helper {
+    pub fn new() -> Helper {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("bench-helper".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("helper thread");
+        Helper { jobs }
+    }
+
+    /// Runs `f` on the helper thread and waits for its result.
+    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .expect("helper thread alive");
+        rx.recv().expect("helper job finished")
+    }
+
+    /// Starts `f` on the helper thread without waiting.
+    pub fn start(&self, f: impl FnOnce() + Send + 'static) {
+        self.jobs.send(Box::new(f)).expect("helper thread alive");
+    }
+}

@@ -1,0 +1,396 @@
+//! The rows of `BENCHMARKS.md`: one per SPEC §11 workload, with every peer's result,
+//! the ratio to tokio `current_thread`, the target and whether it is met.
+
+use std::fmt::Write;
+use std::process::Command;
+
+use crate::results::Results;
+
+pub const EVLOOP: &str = "evloop";
+pub const TOKIO_CT: &str = "tokio_current_thread";
+pub const TOKIO_MT1: &str = "tokio_multi_thread_1";
+pub const SMOL: &str = "smol";
+pub const MIO_FLOOR: &str = "mio_floor";
+
+/// The peers with a column of their own, in column order.
+const PEERS: [&str; 4] = [EVLOOP, TOKIO_CT, TOKIO_MT1, SMOL];
+
+/// One line of the table.
+pub struct Row {
+    pub id: &'static str,
+    /// A few words for the plot.
+    pub short: &'static str,
+    pub workload: &'static str,
+    /// One cell per entry of `PEERS` ("–" when the peer does not run it).
+    pub cells: Vec<String>,
+    /// Other functions of the group (variants, the mio floor), as "name: value".
+    pub other: Vec<String>,
+    /// evloop vs tokio `current_thread`: > 1 means evloop is better.
+    pub ratio: Option<f64>,
+    pub target: &'static str,
+    /// The ratio the target asks for, when the target is a ratio.
+    pub target_ratio: Option<f64>,
+    /// `None`: not measured.
+    pub met: Option<bool>,
+}
+
+/// A throughput workload measured by criterion: the ratio is tokio's time over evloop's.
+struct TimeWorkload {
+    id: &'static str,
+    group: &'static str,
+    workload: &'static str,
+    target: &'static str,
+    target_ratio: f64,
+}
+
+const TIME_WORKLOADS: [TimeWorkload; 12] = [
+    tw(
+        "P1",
+        "P1_spawn_many_local",
+        "spawn 10 000 tasks that finish at once, await all",
+        1.25,
+    ),
+    tw(
+        "P2",
+        "P2_spawn_many_remote",
+        "10 000 spawns from another thread, await all",
+        1.25,
+    ),
+    tw("P3", "P3_yield_many", "200 tasks × 1 000 `yield_now`", 1.25),
+    tw(
+        "P4",
+        "P4_ping_pong",
+        "1 000 task pairs exchanging a message and its reply",
+        1.25,
+    ),
+    tw(
+        "P5",
+        "P5_chained_spawn",
+        "each task spawns the next, depth 1 000",
+        1.25,
+    ),
+    tw(
+        "P6",
+        "P6_request_reply",
+        "1 000 round trips to a server task",
+        1.25,
+    ),
+    TimeWorkload {
+        id: "P7",
+        group: "P7_timers_insert_cancel",
+        workload: "1 000 000 timers over 0–10 s inserted, half cancelled",
+        target: "≥ 1.5×",
+        target_ratio: 1.5,
+    },
+    tw(
+        "P7",
+        "P7_timers_fire",
+        "100 000 timers due now, fired",
+        1.25,
+    ),
+    tw(
+        "P9",
+        "P9_cross_thread",
+        "2 threads × 500 000 cross-thread schedules, loop busy",
+        1.25,
+    ),
+    TimeWorkload {
+        id: "P10",
+        group: "P10_executor",
+        workload: "10 000 trivial blocking jobs, batches of 16",
+        target: "≥ 1.0×",
+        target_ratio: 1.0,
+    },
+    tw(
+        "P11",
+        "P11_gather",
+        "gather of 100 000 futures completed from a worker thread",
+        1.25,
+    ),
+    TimeWorkload {
+        id: "P12",
+        group: "P12_tcp_echo",
+        workload: "64 TCP connections × 100 round trips of 64 bytes, loopback",
+        target: "≥ 1.05×; ≥ 0.95× the mio floor",
+        target_ratio: 1.05,
+    },
+];
+
+const fn tw(id: &'static str, group: &'static str, workload: &'static str, r: f64) -> TimeWorkload {
+    TimeWorkload {
+        id,
+        group,
+        workload,
+        target: "≥ 1.25×",
+        target_ratio: r,
+    }
+}
+
+/// Every row, in SPEC order.
+pub fn rows(results: &Results) -> Vec<Row> {
+    let mut rows: Vec<Row> = TIME_WORKLOADS
+        .iter()
+        .map(|w| time_row(results, w))
+        .collect();
+    rows.insert(8, precision_row(results));
+    rows.insert(10, wakeup_row(results));
+    rows.push(http_row(results));
+    rows.push(memory_row(
+        results,
+        "idle_task",
+        "memory per idle task",
+        "bytes per idle task (100 000 tasks awaiting one future)",
+        "heap_bytes",
+    ));
+    rows.push(memory_row(
+        results,
+        "idle_conn",
+        "RSS per idle connection",
+        "RSS per idle TCP connection (5 000 accepted, each task in `read`)",
+        "rss_bytes",
+    ));
+    rows
+}
+
+fn time_row(results: &Results, w: &TimeWorkload) -> Row {
+    let cells = PEERS
+        .iter()
+        .map(|p| results.time(w.group, p).map_or("–".into(), fmt_time))
+        .collect();
+    let other = results
+        .times
+        .get(w.group)
+        .map(|fns| {
+            fns.iter()
+                .filter(|(name, _)| !PEERS.contains(&name.as_str()))
+                .map(|(name, t)| format!("{name}: {}", fmt_time(*t)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let evloop = results.time(w.group, EVLOOP);
+    let ratio = evloop
+        .zip(results.time(w.group, TOKIO_CT))
+        .map(|(e, t)| t / e);
+    let mut met = ratio.map(|r| r >= w.target_ratio);
+    if w.id == "P12" {
+        let floor = evloop
+            .zip(results.time(w.group, MIO_FLOOR))
+            .map(|(e, f)| f / e);
+        met = met.zip(floor).map(|(m, f)| m && f >= 0.95);
+    }
+    Row {
+        id: w.id,
+        short: w.group.split_once('_').map_or(w.group, |(_, rest)| rest),
+        workload: w.workload,
+        cells,
+        other,
+        ratio,
+        target: w.target,
+        target_ratio: Some(w.target_ratio),
+        met,
+    }
+}
+
+fn precision_row(results: &Results) -> Row {
+    let cells = PEERS
+        .iter()
+        .map(|p| {
+            match (
+                results.metric("precision", p, "p50_ms"),
+                results.metric("precision", p, "p99_ms"),
+            ) {
+                (Some(p50), Some(p99)) => format!("p50 {p50:.3} ms, p99 {p99:.3} ms"),
+                _ => "–".into(),
+            }
+        })
+        .collect();
+    let p50 = |p| results.metric("precision", p, "p50_ms");
+    let p99 = results.metric("precision", EVLOOP, "p99_ms");
+    Row {
+        id: "P8",
+        short: "timer precision (p50)",
+        workload: "lateness of 1 ms sleeps (2 000 in a row)",
+        cells,
+        other: vec![],
+        ratio: p50(EVLOOP).zip(p50(TOKIO_CT)).map(|(e, t)| t / e),
+        target: "p50 ≤ 0.1 ms, p99 ≤ 0.5 ms",
+        target_ratio: None,
+        met: p50(EVLOOP).zip(p99).map(|(a, b)| a <= 0.1 && b <= 0.5),
+    }
+}
+
+fn wakeup_row(results: &Results) -> Row {
+    let per = results.metric("wakeups", EVLOOP, "per_1000");
+    let mut cells = vec!["–".to_string(); PEERS.len()];
+    if let (Some(per), Some(n), Some(remote)) = (
+        per,
+        results.metric("wakeups", EVLOOP, "wakeups"),
+        results.metric("wakeups", EVLOOP, "remote_schedules"),
+    ) {
+        cells[0] = format!("{per:.3} per 1 000 ({n} for {remote})");
+    }
+    Row {
+        id: "P9",
+        short: "wake-ups per 1 000",
+        workload: "wake-up syscalls per 1 000 cross-thread schedules (from `stats()`)",
+        cells,
+        other: vec![],
+        ratio: None,
+        target: "≤ 10 per 1 000",
+        target_ratio: None,
+        met: per.map(|p| p <= 10.0),
+    }
+}
+
+fn http_row(results: &Results) -> Row {
+    let group = "P13_http";
+    let mut row = time_row(
+        results,
+        &TimeWorkload {
+            id: "P13",
+            group,
+            workload: "hyper hello-world, HTTP/1.1 keep-alive, 64 connections",
+            target: "≥ 1.0× hyper on tokio",
+            target_ratio: 1.0,
+        },
+    );
+    if !results.times.contains_key(group) {
+        row.other = vec!["not measured yet: needs the hyper integration (issue 9)".into()];
+    }
+    row
+}
+
+fn memory_row(
+    results: &Results,
+    what: &str,
+    short: &'static str,
+    workload: &'static str,
+    key: &str,
+) -> Row {
+    let cells = PEERS
+        .iter()
+        .map(|p| {
+            match (
+                results.metric(what, p, "heap_bytes"),
+                results.metric(what, p, "rss_bytes"),
+            ) {
+                (Some(heap), Some(rss)) => format!("heap {heap:.0} B, RSS {rss:.0} B"),
+                _ => "–".into(),
+            }
+        })
+        .collect();
+    let e = results.metric(what, EVLOOP, key);
+    let t = results.metric(what, TOKIO_CT, key);
+    let ratio = e.zip(t).map(|(e, t)| t / e);
+    Row {
+        id: "P14",
+        short,
+        workload,
+        cells,
+        other: vec![format!("compared: {}", key.replace('_', " "))],
+        ratio,
+        target: "≤ tokio",
+        target_ratio: Some(1.0),
+        met: ratio.map(|r| r >= 1.0),
+    }
+}
+
+fn fmt_time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.1} µs", ns / 1e3)
+    }
+}
+
+/// What the machine is, for the report's header.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let output = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cpu}, {cores} cores available, {mem_gib:.0} GiB RAM; Linux {}; {}; {}",
+        kernel.trim(),
+        output("rustc", &["-V"]),
+        output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+    )
+}
+
+/// The whole `BENCHMARKS.md`.
+pub fn markdown(machine: &str, rows: &[Row], results: &Results) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# evloop benchmarks\n\n\
+         Generated by `cargo xtask bench` (do not edit by hand): every workload of SPEC §11, \
+         evloop and its peers in the same run, release mode, criterion medians of one \
+         iteration. **Ratio** is evloop against tokio `current_thread` (its time divided by \
+         evloop's; for memory, its bytes divided by evloop's): above 1 means evloop is \
+         faster or smaller. The workloads, and how each peer runs them, are described at \
+         the top of each file in `benches/`.\n\n\
+         Machine: {machine}.\n\n\
+         ![ratios](benchmarks.svg)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| id | workload | evloop | tokio current_thread | tokio multi_thread (1 worker) | smol | also measured | ratio | target | met |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.id,
+            r.workload,
+            r.cells[0],
+            r.cells[1],
+            r.cells[2],
+            r.cells[3],
+            r.other.join("; "),
+            r.ratio.map_or("–".into(), |x| format!("{x:.2}×")),
+            r.target,
+            met
+        );
+    }
+    if let (Some(e), Some(f)) = (
+        results.time("P12_tcp_echo", EVLOOP),
+        results.time("P12_tcp_echo", MIO_FLOOR),
+    ) {
+        let _ = writeln!(
+            md,
+            "\nP12 against the raw mio floor (the same echo with no runtime): {:.2}× (target ≥ 0.95×).",
+            f / e
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nRegenerate: `cargo xtask bench` (about 10 minutes; `--report-only` rewrites this \
+         file from the results already in `target/`). Criterion's full reports are in \
+         `target/criterion/`."
+    );
+    md
+}
