@@ -4,6 +4,9 @@
 //! restores it around `block_on` / `run_forever`. Must not touch: loop state — it only
 //! hands out the loop core (`Rc<Local>`) to code running on that loop's thread.
 //!
+//! Changing the current loop also settles the loop's handle reserve (`loop_ref`):
+//! it belongs to the current loop only.
+//!
 //! The loop id is kept in its own `Cell<u64>` so that the hot check "am I on loop X's
 //! thread?" (every `call_soon`, every waker) is a single thread-local load.
 
@@ -11,6 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::core::Local;
+use crate::loop_ref;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
@@ -72,26 +76,32 @@ pub(crate) fn enter(local: Rc<Local>) -> Result<EnterGuard, u64> {
 /// running here (a runtime dropped inside another loop's callback shuts down on its
 /// own context); the previous one is restored afterwards.
 pub(crate) fn enter_for_shutdown(local: Rc<Local>) -> SwapGuard {
+    // The previous loop's handle reserve is not this loop's: park it meanwhile.
+    let prev_reserve = loop_ref::suspend_reserve();
     let prev_id = CURRENT_ID.with(|c| c.replace(local.id()));
     let prev = CURRENT.with(|c| c.borrow_mut().replace(local));
     SwapGuard {
-        prev: Some((prev_id, prev)),
+        prev: Some((prev_id, prev, prev_reserve)),
     }
 }
 
 /// Restores the loop that was current before [`enter_for_shutdown`].
 pub(crate) struct SwapGuard {
-    prev: Option<(u64, Option<Rc<Local>>)>,
+    prev: Option<(u64, Option<Rc<Local>>, usize)>,
 }
 
 impl Drop for SwapGuard {
     fn drop(&mut self) {
-        if let Some((id, prev)) = self.prev.take() {
-            let _ = CURRENT_ID.try_with(|c| c.set(id));
+        if let Some((id, prev, prev_reserve)) = self.prev.take() {
             let mine = CURRENT
                 .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))
                 .ok()
                 .flatten();
+            if let Some(mine) = &mine {
+                loop_ref::flush_reserve(&mine.handle.shared);
+            }
+            let _ = CURRENT_ID.try_with(|c| c.set(id));
+            loop_ref::restore_reserve(prev_reserve);
             drop(mine);
         }
     }
@@ -99,8 +109,12 @@ impl Drop for SwapGuard {
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let _ = CURRENT_ID.try_with(|c| c.set(0));
         let prev = CURRENT.try_with(|c| c.borrow_mut().take()).ok().flatten();
+        if let Some(prev) = &prev {
+            // Still the current id, and `prev` holds a handle: see `loop_ref`.
+            loop_ref::flush_reserve(&prev.handle.shared);
+        }
+        let _ = CURRENT_ID.try_with(|c| c.set(0));
         drop(prev);
     }
 }

@@ -17,7 +17,8 @@ use crate::error::{Error, InvalidStateError};
 use crate::exception::{self, ExceptionContext};
 use crate::executor::Executor;
 use crate::future::Future;
-use crate::shared::{Remote, Shared};
+use crate::loop_ref::LoopRef;
+use crate::shared::Remote;
 use crate::stats::LoopStats;
 
 /// A handle to an event loop: `Clone + Send + Sync`, usable from any thread.
@@ -43,7 +44,7 @@ use crate::stats::LoopStats;
 /// ```
 #[derive(Clone)]
 pub struct LoopHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: LoopRef,
 }
 
 impl LoopHandle {

@@ -70,6 +70,7 @@ mod future;
 mod gather;
 mod handle;
 mod loom;
+mod loop_ref;
 pub mod net;
 mod park;
 mod reactor;

@@ -26,6 +26,7 @@ use crate::context;
 use crate::error::Error;
 use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
+use crate::loop_ref::LoopRef;
 use crate::park::Park;
 use crate::reactor::{Interest, Reactor, ScheduledIo, Timeout};
 use crate::shared::{ExecutorConfig, Remote, Shared};
@@ -94,7 +95,7 @@ pub(crate) struct Local {
 impl Local {
     pub(crate) fn new(config: CoreConfig) -> io::Result<Rc<Local>> {
         let (reactor, unparker, registrar) = Reactor::new(config.event_capacity)?;
-        let shared = Arc::new(Shared::new(unparker, registrar, config.executor));
+        let shared = LoopRef::new(Shared::new(unparker, registrar, config.executor));
         let handle = LoopHandle { shared };
         let root_waker = Waker::from(Arc::new(RootWaker {
             owner: handle.clone(),

@@ -585,7 +585,7 @@ mod loom_models {
     fn test_loop() -> LoopHandle {
         let (_reactor, unparker, registrar) = Reactor::new(4).unwrap();
         LoopHandle {
-            shared: Arc::new(Shared::new(
+            shared: crate::loop_ref::LoopRef::new(Shared::new(
                 unparker,
                 registrar,
                 ExecutorConfig {

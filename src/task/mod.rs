@@ -125,7 +125,8 @@ impl<T: Send + 'static> Task<T> {
         self.fut.clone()
     }
 
-    /// The task's id, unique in the process.
+    /// The task's id: unique in the process, increasing in creation order among the
+    /// tasks created on one thread.
     pub fn id(&self) -> u64 {
         self.ops().header().id
     }
