@@ -30,6 +30,7 @@ use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Notify, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::self_arc::SelfArc;
 use crate::task::TaskOps;
 
 /// A child of a gather, whatever its type.
@@ -113,6 +114,8 @@ impl<T: Send + Clone + 'static> Children for Outcomes<T> {
 
 /// The outer future of a gather, with its children and bookkeeping.
 struct GatherCell<C: Children> {
+    /// This cell's own `Arc` (see `self_arc`).
+    me: SelfArc<Self>,
     core: FutureCore<C::Output>,
     children: C,
     return_exceptions: bool,
@@ -214,14 +217,10 @@ impl<C: Children> Notify for GatherCell<C> {
 
 impl<C: Children> GatherCell<C> {
     fn arc(&self) -> Arc<Self> {
-        let ptr: *const Self = self;
         // SAFETY: a `GatherCell` is only ever created inside an `Arc` (by `start`) and
-        // reached through one, so the strong count is at least 1 while `&self` exists;
-        // we add the reference we are about to own.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
+        // reached through one, and no `arc()` call happens from its `Drop`, so the
+        // strong count is at least 1 while `&self` exists.
+        unsafe { self.me.arc() }
     }
 }
 
@@ -273,7 +272,8 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
             )
         });
     let len = children.len();
-    let cell = Arc::new(GatherCell {
+    let cell = Arc::new_cyclic(|me| GatherCell {
+        me: SelfArc::new(me),
         core: FutureCore::new(owner, std::panic::Location::caller()),
         children,
         return_exceptions,

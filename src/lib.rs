@@ -75,6 +75,7 @@ pub mod net;
 mod park;
 mod reactor;
 mod runtime;
+mod self_arc;
 mod shared;
 pub mod signal;
 mod stats;

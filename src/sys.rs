@@ -31,10 +31,10 @@ pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) use linux::TimerFd;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 mod linux {
     use super::*;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -85,14 +85,15 @@ mod linux {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 pub(crate) use fallback::TimerFd;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 mod fallback {
     use super::*;
 
-    /// No precision timer on this platform: the reactor uses mio's poll timeout.
+    /// No precision timer on this platform (or under Miri, which has no timerfd): the
+    /// reactor uses mio's poll timeout.
     #[derive(Debug)]
     pub(crate) struct TimerFd(());
 
@@ -110,7 +111,7 @@ mod fallback {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", not(miri)))]
 mod tests {
     use super::*;
     use std::time::Instant;

@@ -263,3 +263,26 @@ fn retrieved_or_cancelled_tasks_are_not_reported() {
         reports_of(&reports)
     );
 }
+
+/// L10: a task's report names the line of the `create_task` call that made it (the
+/// creation site is recorded with `#[track_caller]` through `create_task`).
+#[test]
+fn a_task_report_shows_where_the_task_was_created() {
+    let rt = Runtime::builder().debug(true).build().unwrap();
+    let reports = common::capture_exceptions(&rt.handle());
+    let line = rt.block_on(async {
+        let line = line!() + 1;
+        let task = evloop::create_task(async { Err::<u8, _>(Error::msg("where-from")) });
+        drop(task);
+        until_reported(&reports, 1).await;
+        line
+    });
+    let got = reports_of(&reports);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let site = format!("future_never_retrieved.rs:{line}:");
+    assert!(
+        got[0].message.contains(&site),
+        "{} lacks {site}",
+        got[0].message
+    );
+}

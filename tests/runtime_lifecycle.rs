@@ -416,6 +416,41 @@ fn debug_mode_warns_about_slow_callbacks() {
     assert_eq!(common::logs_containing(root).len(), before + 1);
 }
 
+/// L10 for tasks: a slow poll of a task is logged with the task's name and the line
+/// that created it, so the warning points at the code to fix; fast polls are not.
+#[test]
+fn debug_mode_names_slow_task_polls_and_their_creation_site() {
+    common::init_logger();
+    const MSG: &str = "Executing a poll of task 'sluggish' (created at ";
+    let before = common::logs_containing(MSG).len();
+    let rt = Runtime::builder()
+        .debug(true)
+        .slow_callback_duration(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let line = rt.block_on(async {
+        let fast = evloop::create_task(async { Ok(()) });
+        fast.set_name("quick");
+        let line = line!() + 1;
+        let slow = evloop::create_task(async {
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(())
+        });
+        slow.set_name("sluggish");
+        fast.await.unwrap();
+        slow.await.unwrap();
+        line
+    });
+    let lines = common::logs_containing(MSG);
+    assert_eq!(lines.len(), before + 1, "{lines:?}");
+    let site = format!("runtime_lifecycle.rs:{line}:");
+    assert!(
+        lines.last().unwrap().contains(&site),
+        "{lines:?} lack {site}"
+    );
+    assert!(common::logs_containing("task 'quick'").is_empty());
+}
+
 #[test]
 fn loop_handles_compare_and_hash_by_loop() {
     let rt1 = Runtime::new().unwrap();

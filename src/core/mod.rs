@@ -378,7 +378,7 @@ impl Local {
     }
 
     /// Debug mode (L10): warn about a callback or poll slower than the threshold.
-    pub(crate) fn check_slow(&self, start: Option<Instant>, what: &str) {
+    pub(crate) fn check_slow(&self, start: Option<Instant>, what: impl std::fmt::Display) {
         if let Some(start) = start {
             let took = start.elapsed();
             if took >= self.config.slow_callback_duration {

@@ -6,6 +6,10 @@
 //! The state machine lives in [`core`](self::core).
 
 mod core;
+#[cfg(all(test, loom))]
+mod loom_models;
+#[cfg(all(test, not(loom)))]
+mod tests;
 
 pub(crate) use self::core::{DoneCallback, EntryId, FutureCore, Notify, Outcome};
 

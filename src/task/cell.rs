@@ -27,6 +27,7 @@ use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::self_arc::SelfArc;
 use crate::shared::Remote;
 
 static NEXT_TASK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -159,6 +160,8 @@ enum Stage<F> {
 
 /// One task: future state, header and coroutine in a single allocation.
 pub(crate) struct TaskCell<T, F> {
+    /// This cell's own `Arc` (see `self_arc`).
+    me: SelfArc<Self>,
     core: FutureCore<T>,
     header: TaskHeader,
     /// Loop thread only (see the module docs).
@@ -191,7 +194,8 @@ where
         created_at: &'static Location<'static>,
     ) -> Arc<Self> {
         let loop_id = owner.shared.id;
-        Arc::new(TaskCell {
+        Arc::new_cyclic(|me| TaskCell {
+            me: SelfArc::new(me),
             core: FutureCore::new(owner, created_at),
             header: TaskHeader {
                 id: next_task_id(),
@@ -209,15 +213,10 @@ where
 
     /// An owned `Arc` to this cell.
     fn arc(&self) -> Arc<Self> {
-        let ptr: *const Self = self;
         // SAFETY: every `TaskCell` is created by `TaskCell::new` inside an `Arc` and is
-        // only reached through one, so `ptr` came from `Arc::into_raw`-compatible
-        // storage and the strong count is at least 1 while `&self` exists; we add the
-        // reference we are about to own.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
+        // only reached through one, and no `arc()` call happens from its `Drop`, so
+        // the strong count is at least 1 while `&self` exists.
+        unsafe { self.me.arc() }
     }
 
     fn handle(&self) -> Future<T> {
@@ -332,7 +331,7 @@ where
                 Stage::Finished => return RunResult::Done,
             }
         };
-        local.check_slow(start, "a task poll");
+        local.check_slow(start, SlowTask(self));
         let (must_cancel, message, abort) = {
             let mut state = self.header.local.get().borrow_mut();
             state.polling = false;
@@ -491,13 +490,12 @@ where
     T: Send + 'static,
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
-    let ptr: *const TaskCell<T, F> = cell;
     // SAFETY: the cell lives in an `Arc` (see `TaskCell::arc`), which the caller keeps
-    // alive for longer than the returned waker is used. `Arc::from_raw` re-creates that
-    // `Arc` without touching the count, and `ManuallyDrop` ensures the borrowed
-    // reference is never released; clones made from the waker increment the count
-    // normally.
-    ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(ptr) }))
+    // alive for longer than the returned waker is used; `me` points at it with
+    // provenance for the whole allocation. `Arc::from_raw` re-creates that `Arc`
+    // without touching the count, and `ManuallyDrop` ensures the borrowed reference is
+    // never released; clones made from the waker increment the count normally.
+    ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(cell.me.as_ptr()) }))
 }
 
 impl<T, F> CancelHook for TaskCell<T, F>
@@ -560,6 +558,22 @@ where
 
     fn runnable(&self) -> Arc<dyn Runnable> {
         self.arc()
+    }
+}
+
+/// What a slow poll of a task is called in the debug-mode warning (L10): built only when
+/// the warning is logged.
+struct SlowTask<'a, T, F>(&'a TaskCell<T, F>);
+
+impl<T, F> std::fmt::Display for SlowTask<'_, T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cell = self.0;
+        write!(
+            f,
+            "a poll of task '{}' (created at {})",
+            cell.header.name(),
+            cell.core.created_at
+        )
     }
 }
 
