@@ -54,7 +54,18 @@ where
     }
 
     fn fail(self: Box<Self>, error: Error) {
-        let _ = self.result.set_exception(error);
+        let JobCell { f, result } = *self;
+        // The job never runs, but dropping it runs its captures' destructors: user
+        // code, which must not unwind into the shutdown (R5, L9).
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
+            result.get_loop().call_exception_handler(
+                crate::exception::ExceptionContext::new(
+                    "Exception while dropping an executor job that never ran",
+                )
+                .with_exception(Error::from_panic(payload)),
+            );
+        }
+        let _ = result.set_exception(error);
     }
 }
 

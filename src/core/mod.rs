@@ -333,7 +333,10 @@ impl Local {
                 Remote::CancelTimerKey(key) => self.remove_timer(key),
                 Remote::WakeRoot => self.schedule_root(),
                 Remote::Spawn(task) => self.spawn_task(task),
-                Remote::Wake(task) => self.schedule_task(task.header()),
+                Remote::Wake(task) => {
+                    self.schedule_task(task.header());
+                    self.release_task(task);
+                }
                 Remote::ForgetIo(io) => self.reactor.borrow_mut().forget(&io),
             }
         }

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use super::{Local, Ready};
 use crate::context;
+use crate::error::Error;
+use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::stats::{bump, set};
 use crate::task::{RunResult, Runnable, TaskHeader};
 
@@ -78,7 +80,23 @@ impl Local {
             RunResult::Done => {
                 let slot = self.tasks.borrow_mut().try_remove(key as usize);
                 drop(slot);
+                // If nobody holds the task any more, this frees its result: user
+                // destructors, which must not unwind into the loop (L9).
+                self.release_task(task);
             }
+        }
+    }
+
+    /// Drops the loop's reference to a task; a panic from the destructors this runs
+    /// (the task's result, when it was the last reference) is reported, not raised.
+    pub(crate) fn release_task(&self, task: Arc<dyn Runnable>) {
+        let id = task.header().id;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+            self.report(
+                ExceptionContext::new("Exception while dropping a finished task's result")
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(ExceptionSource::Task { id, name: None }),
+            );
         }
     }
 

@@ -17,7 +17,9 @@
 //!   `futures-util` extension traits and codecs work on them.
 //!
 //! An I/O object is driven by the reactor of the loop it was created on: it can be
-//! used from other loops' tasks, but only while its own loop runs.
+//! used from other loops' tasks, but only while its own loop runs. Once that loop is
+//! closed (its `Runtime` dropped), an operation that would have to wait fails with an
+//! `io::Error` instead of waiting forever.
 
 mod addr;
 mod source;

@@ -63,7 +63,16 @@ impl Registration {
         if let Some(cancelled) = coop::take_cancel() {
             return Poll::Ready(Err(io::Error::from(cancelled)));
         }
-        self.io.poll_ready(cx, dir).map(Ok)
+        match self.io.poll_ready(cx, dir) {
+            Poll::Ready(event) => Poll::Ready(Ok(event)),
+            // Readiness only ever comes from the owner's reactor: once it is closed
+            // (L14) a wait would never end, so it fails instead (Q3).
+            Poll::Pending if self.owner.is_closed() => Poll::Ready(Err(io::Error::other(
+                "evloop: the event loop this socket was created on is closed; its I/O \
+                 cannot make progress any more",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Runs `op` once readiness allows it, retrying after each `WouldBlock` (which

@@ -228,8 +228,34 @@ where
         self.header.local.get().borrow_mut().waiters.clear();
         // SAFETY: loop thread only (asserted just above by `LoopLocal::get`), and never
         // while the coroutine is being polled: `run` calls this after the poll returned.
-        unsafe { *self.stage.get() = Stage::Finished };
+        unsafe { self.drop_coroutine("Exception while dropping a finished task") };
         let _ = self.core.complete(outcome, &|| self.handle());
+    }
+
+    /// Drops the coroutine in place. Its destructors are user code (an unstarted
+    /// coroutine still owns everything it captured): a panic there is reported with
+    /// `what` and never escapes into the loop (L9).
+    ///
+    /// # Safety
+    ///
+    /// Loop thread only, and not while the coroutine is being polled.
+    unsafe fn drop_coroutine(&self, what: &str) {
+        // SAFETY: the caller's contract: nothing else touches `stage` now.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            *self.stage.get() = Stage::Finished
+        }));
+        if let Err(payload) = dropped {
+            // Whatever the unwind left in `stage` (the assignment writes `Finished`
+            // even on unwind), make sure it is `Finished` without dropping anything
+            // twice.
+            // SAFETY: as above; `write` does not drop the old value.
+            unsafe { std::ptr::write(self.stage.get(), Stage::Finished) };
+            self.core.owner.call_exception_handler(
+                ExceptionContext::new(what)
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(self.header.source()),
+            );
+        }
     }
 
     /// Cancel request from any thread (T3). `false` if the task is done.
@@ -373,16 +399,7 @@ where
         // Dropping the coroutine runs user destructors: keep the loop alive if one
         // panics, and still end the task cancelled.
         // SAFETY: loop thread (asserted above) and not polling.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            *self.stage.get() = Stage::Finished
-        }));
-        if let Err(payload) = dropped {
-            self.core.owner.call_exception_handler(
-                ExceptionContext::new("Exception while dropping an aborted task")
-                    .with_exception(Error::from_panic(payload))
-                    .with_source(self.header.source()),
-            );
-        }
+        unsafe { self.drop_coroutine("Exception while dropping an aborted task") };
         let _ = self.core.complete(
             Outcome::Cancelled(CancelledError::from_arc(message)),
             &|| self.handle(),

@@ -392,5 +392,10 @@ pub fn markdown(machine: &str, rows: &[Row], results: &Results) -> String {
          file from the results already in `target/`). Criterion's full reports are in \
          `target/criterion/`."
     );
+    // The hand-written analysis of the misses (profiles and plans), kept next to the
+    // benches so that it survives regeneration.
+    if let Ok(analysis) = std::fs::read_to_string("benches/ANALYSIS.md") {
+        let _ = write!(md, "\n{analysis}");
+    }
     md
 }
