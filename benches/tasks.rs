@@ -46,10 +46,7 @@ fn spawn_many_local(c: &mut Criterion) {
             t.await.unwrap();
         }
     }
-    let rt = tokio_ct();
-    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
-    let rt = tokio_mt1();
-    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    bench_tokio_peers(&mut g, tokio_body);
     g.bench_function(SMOL, |b| {
         b.iter(|| {
             smol_block_on(async {
@@ -161,10 +158,7 @@ fn yield_many(c: &mut Criterion) {
             t.await.unwrap();
         }
     }
-    let rt = tokio_ct();
-    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
-    let rt = tokio_mt1();
-    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    bench_tokio_peers(&mut g, tokio_body);
     g.bench_function(SMOL, |b| {
         b.iter(|| {
             smol_block_on(async {
@@ -235,10 +229,7 @@ fn ping_pong(c: &mut Criterion) {
             p.await.unwrap();
         }
     }
-    let rt = tokio_ct();
-    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
-    let rt = tokio_mt1();
-    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    bench_tokio_peers(&mut g, tokio_body);
     g.bench_function(SMOL, |b| {
         b.iter(|| {
             smol_block_on(async {
@@ -302,10 +293,7 @@ fn chained_spawn(c: &mut Criterion) {
         tokio_link(tx, CHAIN);
         rx.await.unwrap();
     }
-    let rt = tokio_ct();
-    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
-    let rt = tokio_mt1();
-    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    bench_tokio_peers(&mut g, tokio_body);
     fn smol_link(done: smol::channel::Sender<()>, n: usize) {
         if n == 0 {
             done.try_send(()).unwrap();

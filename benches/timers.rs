@@ -187,10 +187,7 @@ fn timers_fire(c: &mut Criterion) {
             t.await.unwrap();
         }
     }
-    let rt = tokio_ct();
-    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(tokio_body())));
-    let rt = tokio_mt1();
-    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, tokio_body())));
+    bench_tokio_peers(&mut g, tokio_body);
     g.bench_function(SMOL, |b| {
         b.iter(|| {
             smol_block_on(async {

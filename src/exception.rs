@@ -100,6 +100,12 @@ impl fmt::Display for ExceptionContext {
 }
 
 /// The default handler: one `log::error!` line.
+/// Drops `value` (user code: its destructors) and hands back a panic from them as an
+/// `Error` to report, so it never unwinds into the loop or a shutdown (L9).
+pub(crate) fn drop_catching<T>(value: T) -> Result<(), Error> {
+    catch_unwind(AssertUnwindSafe(move || drop(value))).map_err(Error::from_panic)
+}
+
 pub(crate) fn default_handler(ctx: &ExceptionContext) {
     log::error!(target: "evloop", "{ctx}");
 }

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, InvalidStateError};
+use crate::exception::{ExceptionContext, drop_catching};
 use crate::future::Future;
 use crate::handle::LoopHandle;
 
@@ -57,12 +58,10 @@ where
         let JobCell { f, result } = *self;
         // The job never runs, but dropping it runs its captures' destructors: user
         // code, which must not unwind into the shutdown (R5, L9).
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(f))) {
+        if let Err(error) = drop_catching(f) {
             result.get_loop().call_exception_handler(
-                crate::exception::ExceptionContext::new(
-                    "Exception while dropping an executor job that never ran",
-                )
-                .with_exception(Error::from_panic(payload)),
+                ExceptionContext::new("Exception while dropping an executor job that never ran")
+                    .with_exception(error),
             );
         }
         let _ = result.set_exception(error);

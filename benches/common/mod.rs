@@ -17,7 +17,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use criterion::Criterion;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
 
 pub const EVLOOP: &str = "evloop";
 pub const TOKIO_CT: &str = "tokio_current_thread";
@@ -52,6 +53,19 @@ where
     F::Output: Send + 'static,
 {
     rt.block_on(rt.spawn(body)).expect("tokio bench task")
+}
+
+/// Runs `body` as both tokio peers of a group: on a `current_thread` runtime
+/// (`block_on`) and as a task on a `multi_thread` runtime with one worker.
+pub fn bench_tokio_peers<F>(g: &mut BenchmarkGroup<'_, WallTime>, body: fn() -> F)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let rt = tokio_ct();
+    g.bench_function(TOKIO_CT, |b| b.iter(|| rt.block_on(body())));
+    let rt = tokio_mt1();
+    g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, body())));
 }
 
 thread_local! {

@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::{Local, Ready};
 use crate::context;
-use crate::error::Error;
-use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::exception::{ExceptionContext, ExceptionSource, drop_catching};
 use crate::stats::{bump, set};
 use crate::task::{RunResult, Runnable, TaskHeader};
 
@@ -91,10 +90,10 @@ impl Local {
     /// (the task's result, when it was the last reference) is reported, not raised.
     pub(crate) fn release_task(&self, task: Arc<dyn Runnable>) {
         let id = task.header().id;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(task))) {
+        if let Err(error) = drop_catching(task) {
             self.report(
                 ExceptionContext::new("Exception while dropping a finished task's result")
-                    .with_exception(Error::from_panic(payload))
+                    .with_exception(error)
                     .with_source(ExceptionSource::Task { id, name: None }),
             );
         }
