@@ -69,6 +69,9 @@ mod executor;
 mod future;
 mod gather;
 mod handle;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod loom;
 mod loop_ref;
 pub mod net;

@@ -34,6 +34,13 @@ pub(crate) mod sealed {
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>>;
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()>;
+        /// Reads into uninitialised memory (hyper's `ReadBufCursor`), no zeroing first.
+        #[cfg(feature = "hyper")]
+        fn poll_read_uninit_priv(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut [std::mem::MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>>;
     }
 
     impl<T: Sealed + ?Sized> Sealed for &T {
@@ -52,6 +59,14 @@ pub(crate) mod sealed {
         }
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
             (**self).shutdown_priv(how)
+        }
+        #[cfg(feature = "hyper")]
+        fn poll_read_uninit_priv(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut [std::mem::MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>> {
+            (**self).poll_read_uninit_priv(cx, buf)
         }
     }
 }
@@ -226,6 +241,16 @@ macro_rules! stream_api {
             fn shutdown_priv(&self, how: std::net::Shutdown) -> io::Result<()> {
                 self.source.io.shutdown(how)
             }
+
+            #[cfg(feature = "hyper")]
+            fn poll_read_uninit_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> std::task::Poll<io::Result<usize>> {
+                self.source
+                    .poll_read_with(cx, |s| $crate::net::stream::recv_uninit(s, &mut *buf))
+            }
         }
 
         impl $crate::net::SplitStream for $ty {}
@@ -300,6 +325,16 @@ pub(crate) use {async_io, stream_api};
 /// `send` with `MSG_NOSIGNAL` (no SIGPIPE).
 pub(crate) fn send<S: std::os::fd::AsFd>(socket: &S, buf: &[u8]) -> io::Result<usize> {
     socket2::SockRef::from(socket).send_with_flags(buf, crate::sys::SEND_FLAGS)
+}
+
+/// `recv` into memory that may be uninitialised; the first `n` bytes of `buf` are
+/// initialised when it returns `Ok(n)`.
+#[cfg(feature = "hyper")]
+pub(crate) fn recv_uninit<S: std::os::fd::AsFd>(
+    socket: &S,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+) -> io::Result<usize> {
+    socket2::SockRef::from(socket).recv(buf)
 }
 
 /// `sendmsg` of several buffers with `MSG_NOSIGNAL`.

@@ -125,6 +125,45 @@ fn unlink(owner: &LoopHandle, key: TimerKey) {
     }
 }
 
+impl Sleep {
+    /// Polls the timer alone: no cancellation delivery (hyper's `Sleep`, which has no
+    /// error to report it with, leaves the cancellation for the connection's next I/O
+    /// await).
+    ///
+    /// # Panics
+    ///
+    /// Off a loop thread.
+    pub(crate) fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if matches!(self.state, State::Fired) {
+            return Poll::Ready(());
+        }
+        let Some(local) = context::current() else {
+            panic!(
+                "evloop: a time::Sleep was polled outside a running event loop; timers need \
+                 evloop's loop (Runtime::block_on / run_forever) on the polling thread"
+            );
+        };
+        if let State::Registered { owner, key } = &self.state {
+            if owner.shared.id == local.id() {
+                return if local.update_timer_waker(*key, cx.waker()) {
+                    Poll::Pending
+                } else {
+                    self.state = State::Fired;
+                    Poll::Ready(())
+                };
+            }
+            // Moved to another loop: leave the old one, register here.
+            self.deregister();
+        }
+        let key = local.insert_timer_waker(self.deadline, cx.waker().clone());
+        self.state = State::Registered {
+            owner: local.handle.clone(),
+            key,
+        };
+        Poll::Pending
+    }
+}
+
 impl Future for Sleep {
     type Output = Result<(), Error>;
 
@@ -133,34 +172,7 @@ impl Future for Sleep {
         if let Some(cancelled) = coop::take_cancel() {
             return Poll::Ready(Err(cancelled));
         }
-        let this = &mut *self;
-        if matches!(this.state, State::Fired) {
-            return Poll::Ready(Ok(()));
-        }
-        let Some(local) = context::current() else {
-            panic!(
-                "evloop: a time::Sleep was polled outside a running event loop; timers need \
-                 evloop's loop (Runtime::block_on / run_forever) on the polling thread"
-            );
-        };
-        if let State::Registered { owner, key } = &this.state {
-            if owner.shared.id == local.id() {
-                return if local.update_timer_waker(*key, cx.waker()) {
-                    Poll::Pending
-                } else {
-                    this.state = State::Fired;
-                    Poll::Ready(Ok(()))
-                };
-            }
-            // Moved to another loop: leave the old one, register here.
-            this.deregister();
-        }
-        let key = local.insert_timer_waker(this.deadline, cx.waker().clone());
-        this.state = State::Registered {
-            owner: local.handle.clone(),
-            key,
-        };
-        Poll::Pending
+        self.poll_timer(cx).map(Ok)
     }
 }
 

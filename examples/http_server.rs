@@ -1,0 +1,220 @@
+//! An HTTP server on evloop with hyper: HTTP/1.1 and HTTP/2 (cleartext, prior
+//! knowledge — detected per connection) on 127.0.0.1.
+//!
+//! ```sh
+//! cargo run --release --features hyper --example http_server -- --port 8080
+//! curl http://127.0.0.1:8080/                               # Hello, world!
+//! curl --http2-prior-knowledge http://127.0.0.1:8080/json   # {"message":…}
+//! ```
+//!
+//! Routes: `GET /` (text), `GET /json` (a small JSON document with the request count
+//! and protocol), `GET /sleep/<ms>` (answers after a timer; for watching graceful
+//! shutdown), anything else 404.
+//!
+//! Options: `--port P` (0, the default, picks a free port; the first line printed is
+//! `listening on http://ADDR`), `--header-timeout-ms MS` (HTTP/1 header-read timeout,
+//! default 10 000: a client that does not finish its request head in time is dropped),
+//! `--grace-secs S` (default 10).
+//!
+//! One task per connection. On SIGTERM or Ctrl-C the server stops accepting, asks every
+//! open connection to shut down gracefully (in-flight requests finish; HTTP/1 closes
+//! after the current response, HTTP/2 sends GOAWAY), waits for them up to the grace
+//! period, and exits with status 0.
+//!
+//! The request counter is an `Rc<Cell<u64>>`: services need not be `Send`, even for
+//! HTTP/2, because hyper's background tasks are spawned on the loop by
+//! [`LocalExec`].
+
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use evloop::hyper::{LocalExec, Timer};
+use evloop::net::{TcpListener, TcpStream};
+use evloop::{Error, Future, LoopHandle, Task, create_task};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::server::conn::auto;
+
+struct Options {
+    port: u16,
+    header_timeout: Duration,
+    grace: Duration,
+}
+
+fn parse_args() -> Result<Options, Error> {
+    let mut options = Options {
+        port: 0,
+        header_timeout: Duration::from_secs(10),
+        grace: Duration::from_secs(10),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| Error::msg(format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--port" => options.port = value()?.parse()?,
+            "--header-timeout-ms" => {
+                options.header_timeout = Duration::from_millis(value()?.parse()?)
+            }
+            "--grace-secs" => options.grace = Duration::from_secs(value()?.parse()?),
+            other => {
+                return Err(Error::msg(format!(
+                    "unknown option {other}; see the source"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Answers one request. Runs on the loop; `requests` is loop-local state.
+async fn handle(
+    req: Request<Incoming>,
+    requests: Rc<Cell<u64>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    requests.set(requests.get() + 1);
+    let path = req.uri().path();
+    let response = if path == "/" {
+        Response::builder()
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"Hello, world!\n")))
+    } else if path == "/json" {
+        let json = format!(
+            "{{\"message\":\"Hello, world!\",\"requests\":{},\"protocol\":\"{:?}\"}}",
+            requests.get(),
+            req.version()
+        );
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(json)))
+    } else if let Some(Ok(ms)) = path.strip_prefix("/sleep/").map(str::parse::<u64>) {
+        let _ = evloop::time::sleep(Duration::from_millis(ms)).await;
+        Response::builder().body(Full::new(Bytes::from(format!("slept {ms} ms\n"))))
+    } else {
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::from_static(b"not found\n")))
+    };
+    Ok(response.expect("a valid response"))
+}
+
+/// Serves one connection until the client closes it, or until `stop` completes and the
+/// graceful shutdown that follows is done.
+async fn serve(
+    stream: TcpStream,
+    builder: Rc<auto::Builder<LocalExec>>,
+    requests: Rc<Cell<u64>>,
+    stop: Future<()>,
+) -> Result<(), Error> {
+    stream.set_nodelay(true)?;
+    let service = service_fn(move |req| handle(req, requests.clone()));
+    let mut conn = pin!(builder.serve_connection(stream, service));
+    let mut stop = stop;
+    let mut stopping = false;
+    poll_fn(|cx| {
+        if !stopping && Pin::new(&mut stop).poll(cx).is_ready() {
+            conn.as_mut().graceful_shutdown();
+            stopping = true;
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await
+    .map_err(Error::from_boxed)
+}
+
+#[evloop::main]
+async fn main() -> Result<(), Error> {
+    let options = parse_args()?;
+    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+
+    // SIGTERM or Ctrl-C completes `signalled`; the handlers run on the loop.
+    let signalled: Future<i32> = Future::new();
+    let loop_ = LoopHandle::current();
+    for signum in [libc::SIGINT, libc::SIGTERM] {
+        let signalled = signalled.clone();
+        loop_.add_signal_handler(signum, move || {
+            let _ = signalled.set_result(signum);
+        })?;
+    }
+    // Completing `stop` asks every connection to shut down gracefully.
+    let stop: Future<()> = Future::new();
+
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(Timer)
+        .header_read_timeout(options.header_timeout);
+    builder.http2().timer(Timer);
+    let builder = Rc::new(builder);
+    let requests = Rc::new(Cell::new(0u64));
+
+    let connections: Rc<RefCell<Vec<Task<()>>>> = Rc::default();
+    let acceptor = {
+        let connections = connections.clone();
+        let stop = stop.clone();
+        create_task(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        let e = Error::from(e);
+                        if e.is_cancelled() {
+                            return Err(e);
+                        }
+                        eprintln!("accept: {e}"); // e.g. EMFILE: the listener backs off
+                        continue;
+                    }
+                };
+                let task = create_task(serve(
+                    stream,
+                    builder.clone(),
+                    requests.clone(),
+                    stop.clone(),
+                ));
+                task.set_name(format!("http {peer}"));
+                // A connection that fails (a client reset, a header-read timeout) is
+                // logged here rather than reported as a never-retrieved error.
+                task.add_done_callback(move |t| {
+                    if let Ok(Some(e)) = t.exception() {
+                        eprintln!("connection {peer}: {e}");
+                    }
+                });
+                let mut tasks = connections.borrow_mut();
+                tasks.retain(|t| !t.done());
+                tasks.push(task);
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        })
+    };
+
+    let signum = signalled.await?;
+    acceptor.cancel();
+    let _ = acceptor.await; // ends cancelled; the listener is closed with it
+    let open: Vec<_> = connections
+        .borrow_mut()
+        .drain(..)
+        .filter(|t| !t.done())
+        .collect();
+    println!(
+        "signal {signum}: stopped accepting; shutting down {} open connection(s)",
+        open.len()
+    );
+    let _ = stop.set_result(());
+    match evloop::wait_for(evloop::gather_results(open), options.grace).await {
+        Ok(_) => println!("all connections closed; bye"),
+        Err(e) if e.is_timeout() => println!("grace period over; closing the rest; bye"),
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
