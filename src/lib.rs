@@ -52,6 +52,12 @@
 //! * **Closed loops are safe.** After the [`Runtime`] is dropped, scheduling through a
 //!   handle never runs the callback and never panics: the handle is already cancelled.
 //!
+//! ## Cargo features
+//!
+//! * `hyper` — runs [hyper](https://docs.rs/hyper) 1.x servers and clients on the loop:
+//!   `hyper::rt::{Read, Write}` on the stream sockets, executors and a timer (module
+//!   `hyper`). No tokio runtime is compiled.
+//!
 //! The architecture (how callbacks, wake-ups, timers and I/O events travel through the
 //! loop) is described in `ARCHITECTURE.md`; the README has a table of where evloop
 //! deliberately differs from asyncio.

@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 7] = [
+const BENCHES: [&str; 8] = [
     "tasks",
     "timers",
     "cross_thread",
     "executor",
     "gather",
     "tcp_echo",
+    "http",
     "metrics",
 ];
 
@@ -77,7 +78,10 @@ fn bench(args: &[String]) -> Result<(), String> {
         cmd.current_dir(&root)
             .arg("bench")
             .arg("--package")
-            .arg("evloop");
+            .arg("evloop")
+            // P13 runs hyper on evloop.
+            .arg("--features")
+            .arg("hyper");
         for b in &run {
             cmd.arg("--bench").arg(b);
         }
