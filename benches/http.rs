@@ -17,7 +17,6 @@ mod common;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
@@ -27,8 +26,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use mio::net::TcpStream as MioStream;
-use mio::{Events, Interest, Poll, Token};
 
 const CONNS: usize = 64;
 const ROUNDS: usize = 50;
@@ -105,113 +102,6 @@ fn tokio_mt1_server() -> SocketAddr {
     })
 }
 
-/// One keep-alive connection of the load generator.
-struct Conn {
-    stream: MioStream,
-    /// Bytes of the current response received so far.
-    received: usize,
-    /// Requests still to send in this iteration, the one in flight included.
-    remaining: usize,
-}
-
-/// The client: 64 connections on one mio poll, on the bench thread.
-struct Load {
-    poll: Poll,
-    events: Events,
-    conns: Vec<Conn>,
-    /// Every response to `GET /` has this length (the `date` header is fixed-width).
-    response_len: usize,
-}
-
-impl Load {
-    fn connect(addr: SocketAddr) -> io::Result<Load> {
-        let poll = Poll::new()?;
-        let mut conns = Vec::with_capacity(CONNS);
-        let mut response_len = 0;
-        for i in 0..CONNS {
-            let mut std = std::net::TcpStream::connect(addr)?;
-            std.set_nodelay(true)?;
-            let len = blocking_request(&mut std)?;
-            assert!(
-                response_len == 0 || response_len == len,
-                "responses differ in length"
-            );
-            response_len = len;
-            std.set_nonblocking(true)?;
-            let mut stream = MioStream::from_std(std);
-            poll.registry()
-                .register(&mut stream, Token(i), Interest::READABLE)?;
-            conns.push(Conn {
-                stream,
-                received: 0,
-                remaining: 0,
-            });
-        }
-        Ok(Load {
-            poll,
-            events: Events::with_capacity(CONNS),
-            conns,
-            response_len,
-        })
-    }
-
-    /// 64 × ROUNDS requests, each sent when the previous response on its connection is
-    /// complete.
-    fn run(&mut self) -> io::Result<()> {
-        for conn in &mut self.conns {
-            conn.remaining = ROUNDS;
-            conn.received = 0;
-            send_request(&mut conn.stream)?;
-        }
-        let mut open = CONNS;
-        let mut buf = vec![0u8; 64 * 1024];
-        while open > 0 {
-            self.poll
-                .poll(&mut self.events, Some(Duration::from_secs(10)))?;
-            if self.events.is_empty() {
-                return Err(io::Error::other("the server stopped answering"));
-            }
-            for event in &self.events {
-                let conn = &mut self.conns[event.token().0];
-                // Read until the response is complete or the socket is drained. Stopping
-                // at a complete response (no read that would only say WouldBlock) is
-                // safe with edge-triggered readiness: nothing more arrives until the next
-                // request is sent, and that reply raises a new edge.
-                while conn.received < self.response_len {
-                    match conn.stream.read(&mut buf) {
-                        Ok(0) => return Err(io::Error::other("the server closed a connection")),
-                        Ok(n) => conn.received += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                if conn.received >= self.response_len {
-                    assert_eq!(
-                        conn.received, self.response_len,
-                        "no pipelining: one response at a time"
-                    );
-                    conn.received = 0;
-                    conn.remaining -= 1;
-                    if conn.remaining == 0 {
-                        open -= 1;
-                    } else {
-                        send_request(&mut conn.stream)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn send_request(stream: &mut MioStream) -> io::Result<()> {
-    // 31 bytes on a socket whose previous data was all read by the server: the send
-    // buffer always has room.
-    let n = stream.write(REQUEST)?;
-    assert_eq!(n, REQUEST.len(), "short write of a tiny request");
-    Ok(())
-}
-
 /// Sends one request on a blocking stream and returns the response's length, checking
 /// it is a `200` with the hello body.
 fn blocking_request(stream: &mut std::net::TcpStream) -> io::Result<usize> {
@@ -240,6 +130,25 @@ fn blocking_request(stream: &mut std::net::TcpStream) -> io::Result<usize> {
     }
 }
 
+/// 64 keep-alive connections, each checked with one blocking request first (which also
+/// gives the response length), then handed to the mio load generator.
+fn connect_load(addr: SocketAddr) -> io::Result<MioLoad> {
+    let mut streams = Vec::with_capacity(CONNS);
+    let mut response_len = 0;
+    for _ in 0..CONNS {
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let len = blocking_request(&mut stream)?;
+        assert!(
+            response_len == 0 || response_len == len,
+            "responses differ in length"
+        );
+        response_len = len;
+        streams.push(stream);
+    }
+    MioLoad::new(streams, REQUEST, response_len)
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("P13_http");
     for (peer, addr) in [
@@ -247,8 +156,8 @@ fn bench(c: &mut Criterion) {
         (TOKIO_CT, tokio_ct_server()),
         (TOKIO_MT1, tokio_mt1_server()),
     ] {
-        let mut load = Load::connect(addr).expect("connecting the load generator");
-        g.bench_function(peer, |b| b.iter(|| load.run().expect("the load run")));
+        let mut load = connect_load(addr).expect("connecting the load generator");
+        g.bench_function(peer, |b| b.iter(|| load.run(ROUNDS).expect("the load run")));
     }
     g.finish();
 }

@@ -10,13 +10,17 @@
 //!
 //! One task per connection; the task list is shared on the loop with `Rc<RefCell<…>>`
 //! — no `Send` needed, since everything runs on the loop's thread.
+//!
+//! `--loops N` runs N loops on N threads (a [`LoopGroup`]), each with its own listener on
+//! the same port (`SO_REUSEPORT`): the kernel spreads the connections over the loops.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use evloop::net::{TcpListener, TcpStream};
-use evloop::{Error, Future, LoopHandle, Task, create_task};
+use evloop::net::{ListenOptions, TcpListener, TcpStream};
+use evloop::{Error, Future, LoopGroup, LoopHandle, Task, create_task};
 
 async fn echo(stream: TcpStream) -> Result<u64, Error> {
     let mut buf = vec![0u8; 16 * 1024];
@@ -31,16 +35,68 @@ async fn echo(stream: TcpStream) -> Result<u64, Error> {
     }
 }
 
-#[evloop::main]
-async fn main() -> Result<(), Error> {
+/// Command line: `[PORT [GRACE_SECS]] [--loops N]`.
+struct Options {
+    port: u16,
+    grace: Duration,
+    loops: usize,
+}
+
+fn parse_args() -> Result<Options, Error> {
+    let mut positional = Vec::new();
+    let mut loops = 1;
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().map(|p| p.parse()).transpose()?.unwrap_or(7878);
-    let grace = Duration::from_secs(args.next().map(|s| s.parse()).transpose()?.unwrap_or(10));
+    while let Some(arg) = args.next() {
+        if arg == "--loops" {
+            let n = args
+                .next()
+                .ok_or_else(|| Error::msg("--loops needs a value"))?;
+            loops = n.parse()?;
+        } else {
+            positional.push(arg);
+        }
+    }
+    let mut positional = positional.into_iter();
+    Ok(Options {
+        port: positional
+            .next()
+            .map(|p| p.parse())
+            .transpose()?
+            .unwrap_or(7878),
+        grace: Duration::from_secs(
+            positional
+                .next()
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(10),
+        ),
+        loops,
+    })
+}
 
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on {}", listener.local_addr()?);
+/// One loop's server; returns (connections finished, bytes echoed) after shutdown.
+/// Loop 0 binds first and hands the port to the others (port 0 picks one), which bind
+/// it too with `SO_REUSEPORT`: the kernel spreads connections over the loops.
+async fn serve_loop(
+    index: usize,
+    options: Arc<Options>,
+    port: Future<u16>,
+) -> Result<(usize, u64), Error> {
+    let listen = ListenOptions {
+        reuse_port: options.loops > 1,
+        ..ListenOptions::default()
+    };
+    let listener = if index == 0 {
+        let listener = TcpListener::bind_with(("127.0.0.1", options.port), listen).await?;
+        println!("listening on {}", listener.local_addr()?);
+        let _ = port.set_result(listener.local_addr()?.port());
+        listener
+    } else {
+        // Completed on loop 0, awaited on this loop (G5).
+        TcpListener::bind_with(("127.0.0.1", port.await?), listen).await?
+    };
 
-    // Ctrl-C or SIGTERM completes `stop`; the handlers run on the loop.
+    // Ctrl-C or SIGTERM completes `stop`; the handlers run on this loop.
     let stop: Future<i32> = Future::new();
     let loop_ = LoopHandle::current();
     for signum in [libc::SIGINT, libc::SIGTERM] {
@@ -80,22 +136,35 @@ async fn main() -> Result<(), Error> {
     };
 
     let signum = stop.await?;
-    println!("signal {signum}: no longer accepting; waiting for open connections");
+    println!("loop {index}: signal {signum}: no longer accepting; waiting for open connections");
     acceptor.cancel();
     let _ = acceptor.await; // ends cancelled: the listener is dropped with it
 
     let open: Vec<_> = connections.borrow_mut().drain(..).collect();
     let count = open.len();
-    let finished = evloop::wait_for(evloop::gather_results(open), grace).await;
-    match finished {
-        Ok(outcomes) => {
-            let bytes: u64 = outcomes.iter().filter_map(|o| o.as_ref().ok()).sum();
-            println!("{count} connection(s) finished ({bytes} bytes echoed); bye");
-        }
+    match evloop::wait_for(evloop::gather_results(open), options.grace).await {
+        Ok(outcomes) => Ok((count, outcomes.iter().filter_map(|o| o.as_ref().ok()).sum())),
         Err(e) if e.is_timeout() => {
-            println!("grace period over; closing the remaining connections")
+            println!("loop {index}: grace period over; closing the remaining connections");
+            Ok((0, 0))
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
     }
-    Ok(())
+}
+
+fn main() -> Result<(), Error> {
+    let options = Arc::new(parse_args()?);
+    // One loop per thread (`--loops 1`, the default, is a single loop).
+    let group = LoopGroup::new(options.loops)?;
+    let port: Future<u16> = Future::with_loop(&group.handles()[0]);
+    let results =
+        group.block_on_each(move |index, _| serve_loop(index, options.clone(), port.clone()));
+    let (mut count, mut bytes) = (0, 0);
+    for result in results {
+        let (c, b) = result?;
+        count += c;
+        bytes += b;
+    }
+    println!("{count} connection(s) finished ({bytes} bytes echoed); bye");
+    group.shutdown()
 }

@@ -2,7 +2,7 @@
 //! knowledge — detected per connection) on 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --release --features hyper --example http_server -- --port 8080
+//! cargo run --release --features hyper --example http_server -- --port 8080 --loops 2
 //! curl http://127.0.0.1:8080/                               # Hello, world!
 //! curl --http2-prior-knowledge http://127.0.0.1:8080/json   # {"message":…}
 //! ```
@@ -14,9 +14,11 @@
 //! Options: `--port P` (0, the default, picks a free port; the first line printed is
 //! `listening on http://ADDR`), `--header-timeout-ms MS` (HTTP/1 header-read timeout,
 //! default 10 000: a client that does not finish its request head in time is dropped),
-//! `--grace-secs S` (default 10).
+//! `--grace-secs S` (default 10), `--loops N` (default 1: N loops on N threads, a
+//! listener on each sharing the port through `SO_REUSEPORT`, the kernel spreading the
+//! connections; every loop serves its own connections).
 //!
-//! One task per connection. On SIGTERM or Ctrl-C the server stops accepting, asks every
+//! One task per connection. On SIGTERM or Ctrl-C every loop stops accepting, asks every
 //! open connection to shut down gracefully (in-flight requests finish; HTTP/1 closes
 //! after the current response, HTTP/2 sends GOAWAY), waits for them up to the grace
 //! period, and exits with status 0.
@@ -30,12 +32,13 @@ use std::convert::Infallible;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use evloop::hyper::{LocalExec, Timer};
-use evloop::net::{TcpListener, TcpStream};
-use evloop::{Error, Future, LoopHandle, Task, create_task};
+use evloop::net::{ListenOptions, TcpListener, TcpStream};
+use evloop::{Error, Future, LoopGroup, LoopHandle, Task, create_task};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -44,6 +47,7 @@ use hyper_util::server::conn::auto;
 
 struct Options {
     port: u16,
+    loops: usize,
     header_timeout: Duration,
     grace: Duration,
 }
@@ -51,6 +55,7 @@ struct Options {
 fn parse_args() -> Result<Options, Error> {
     let mut options = Options {
         port: 0,
+        loops: 1,
         header_timeout: Duration::from_secs(10),
         grace: Duration::from_secs(10),
     };
@@ -65,6 +70,7 @@ fn parse_args() -> Result<Options, Error> {
             "--header-timeout-ms" => {
                 options.header_timeout = Duration::from_millis(value()?.parse()?)
             }
+            "--loops" => options.loops = value()?.parse()?,
             "--grace-secs" => options.grace = Duration::from_secs(value()?.parse()?),
             other => {
                 return Err(Error::msg(format!(
@@ -131,13 +137,34 @@ async fn serve(
     .map_err(Error::from_boxed)
 }
 
-#[evloop::main]
-async fn main() -> Result<(), Error> {
-    let options = parse_args()?;
-    let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
-    println!("listening on http://{}", listener.local_addr()?);
+/// One loop's server: bind (loop 0 first, so port 0 resolves to one port that every
+/// loop then shares through `SO_REUSEPORT`), accept until SIGTERM / Ctrl-C, then shut
+/// this loop's connections down gracefully. Returns (accepted, requests served).
+async fn serve_loop(
+    index: usize,
+    options: Arc<Options>,
+    port: Future<u16>,
+) -> Result<(u64, u64), Error> {
+    let listen = ListenOptions {
+        reuse_port: options.loops > 1,
+        ..ListenOptions::default()
+    };
+    let listener = if index == 0 {
+        let listener = TcpListener::bind_with(("127.0.0.1", options.port), listen).await?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        if options.loops > 1 {
+            println!("{} loops share the port (SO_REUSEPORT)", options.loops);
+        }
+        let _ = port.set_result(addr.port());
+        listener
+    } else {
+        // A future completed on loop 0, awaited here on loop `index` (G5).
+        TcpListener::bind_with(("127.0.0.1", port.await?), listen).await?
+    };
 
-    // SIGTERM or Ctrl-C completes `signalled`; the handlers run on the loop.
+    // SIGTERM or Ctrl-C completes `signalled`; the handlers run on this loop (every
+    // loop of the group registers its own).
     let signalled: Future<i32> = Future::new();
     let loop_ = LoopHandle::current();
     for signum in [libc::SIGINT, libc::SIGTERM] {
@@ -146,7 +173,7 @@ async fn main() -> Result<(), Error> {
             let _ = signalled.set_result(signum);
         })?;
     }
-    // Completing `stop` asks every connection to shut down gracefully.
+    // Completing `stop` asks every connection of this loop to shut down gracefully.
     let stop: Future<()> = Future::new();
 
     let mut builder = auto::Builder::new(LocalExec);
@@ -162,6 +189,7 @@ async fn main() -> Result<(), Error> {
     let acceptor = {
         let connections = connections.clone();
         let stop = stop.clone();
+        let requests = requests.clone();
         create_task(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
@@ -207,14 +235,43 @@ async fn main() -> Result<(), Error> {
         .filter(|t| !t.done())
         .collect();
     println!(
-        "signal {signum}: stopped accepting; shutting down {} open connection(s)",
+        "loop {index}: signal {signum}: stopped accepting; shutting down {} open connection(s)",
         open.len()
     );
     let _ = stop.set_result(());
     match evloop::wait_for(evloop::gather_results(open), options.grace).await {
-        Ok(_) => println!("all connections closed; bye"),
-        Err(e) if e.is_timeout() => println!("grace period over; closing the rest; bye"),
+        Ok(_) => {}
+        Err(e) if e.is_timeout() => println!("loop {index}: grace period over; closing the rest"),
         Err(e) => return Err(e),
     }
+    Ok((loop_.stats().accepts, requests.get()))
+}
+
+fn main() -> Result<(), Error> {
+    let options = Arc::new(parse_args()?);
+    // One loop per thread; with --loops 1 this is a single loop on one thread.
+    let group = LoopGroup::new(options.loops)?;
+    let port: Future<u16> = Future::with_loop(&group.handles()[0]);
+    let results =
+        group.block_on_each(move |index, _| serve_loop(index, options.clone(), port.clone()));
+    let mut failed = false;
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
+            Ok((accepted, requests)) => {
+                println!(
+                    "loop {index}: accepted {accepted} connection(s), served {requests} request(s)"
+                )
+            }
+            Err(e) => {
+                eprintln!("loop {index}: {e}");
+                failed = true;
+            }
+        }
+    }
+    group.shutdown()?;
+    if failed {
+        std::process::exit(1);
+    }
+    println!("all connections closed; bye");
     Ok(())
 }

@@ -74,6 +74,7 @@ mod exception;
 mod executor;
 mod future;
 mod gather;
+mod group;
 mod handle;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
@@ -108,6 +109,7 @@ pub use future::{CallbackId, Future, Take};
 #[doc(hidden)]
 pub use gather::__private as __gather_private;
 pub use gather::{gather, gather_results};
+pub use group::LoopGroup;
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;

@@ -128,6 +128,25 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// Starts a [`LoopGroup`](crate::LoopGroup) of `n` loops, each built with this
+    /// configuration on its own thread (S1).
+    ///
+    /// ```
+    /// let group = evloop::Runtime::builder().event_capacity(256).build_group(2)?;
+    /// assert_eq!(group.len(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `n == 0`; the OS error if a thread or a loop cannot be created
+    /// (the loops already started are shut down).
+    pub fn build_group(self, n: usize) -> io::Result<crate::LoopGroup> {
+        crate::group::LoopGroup::start(self, n)
+    }
+}
+
 /// An event loop owned by the current thread (R1–R5).
 ///
 /// A `Runtime` is `!Send`: the loop lives on the thread that created it, which is what

@@ -47,6 +47,9 @@ pub struct LoopStats {
     pub remote_schedules: u64,
     /// Wake-up system calls (eventfd writes) made by other threads to unblock the loop.
     pub wakeups: u64,
+    /// Connections accepted by the TCP and Unix listeners created on this loop (with
+    /// [`LoopGroup`](crate::LoopGroup) and `reuse_port`, how the kernel spread them).
+    pub accepts: u64,
     /// Items waiting in the local ready queue.
     pub ready_len: u64,
     /// Tasks alive on this loop.
@@ -69,6 +72,8 @@ pub(crate) struct Counters {
     pub(crate) timers_fired: AtomicU64,
     pub(crate) remote_schedules: AtomicU64,
     pub(crate) wakeups: AtomicU64,
+    /// `fetch_add`: a listener may be awaited off its loop's thread.
+    pub(crate) accepts: AtomicU64,
     pub(crate) timers_pending: AtomicU64,
     pub(crate) ready_len: AtomicU64,
     pub(crate) live_tasks: AtomicU64,
@@ -100,6 +105,7 @@ impl Counters {
             timers_pending: get(&self.timers_pending),
             remote_schedules: get(&self.remote_schedules),
             wakeups: get(&self.wakeups),
+            accepts: get(&self.accepts),
             ready_len: get(&self.ready_len),
             live_tasks: get(&self.live_tasks),
             executor_threads: 0,

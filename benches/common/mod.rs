@@ -161,3 +161,106 @@ impl Helper {
         self.jobs.send(Box::new(f)).expect("helper thread alive");
     }
 }
+
+/// A load generator on the calling thread: keep-alive connections on one mio poll, each
+/// sending `payload` and waiting for exactly `response_len` bytes back before sending it
+/// again (no pipelining beyond what `payload` itself holds). The same client for every
+/// peer, so the server is what differs. Used by P13 (HTTP) and S1 (loop-group echo).
+pub struct MioLoad {
+    poll: mio::Poll,
+    events: mio::Events,
+    conns: Vec<LoadConn>,
+    payload: &'static [u8],
+    response_len: usize,
+}
+
+struct LoadConn {
+    stream: mio::net::TcpStream,
+    /// Bytes of the current response received so far.
+    received: usize,
+    /// Exchanges still to do in this run, the one in flight included.
+    remaining: usize,
+}
+
+impl MioLoad {
+    /// Takes over connected blocking streams (made non-blocking here).
+    pub fn new(
+        streams: Vec<std::net::TcpStream>,
+        payload: &'static [u8],
+        response_len: usize,
+    ) -> std::io::Result<MioLoad> {
+        let poll = mio::Poll::new()?;
+        let mut conns = Vec::with_capacity(streams.len());
+        for (i, std) in streams.into_iter().enumerate() {
+            std.set_nonblocking(true)?;
+            let mut stream = mio::net::TcpStream::from_std(std);
+            poll.registry()
+                .register(&mut stream, mio::Token(i), mio::Interest::READABLE)?;
+            conns.push(LoadConn {
+                stream,
+                received: 0,
+                remaining: 0,
+            });
+        }
+        Ok(MioLoad {
+            poll,
+            events: mio::Events::with_capacity(conns.len().max(1)),
+            conns,
+            payload,
+            response_len,
+        })
+    }
+
+    /// `rounds` exchanges on every connection.
+    pub fn run(&mut self, rounds: usize) -> std::io::Result<()> {
+        use std::io::{Error, ErrorKind, Read};
+        for conn in &mut self.conns {
+            conn.remaining = rounds;
+            conn.received = 0;
+            send_all_now(&mut conn.stream, self.payload)?;
+        }
+        let mut open = self.conns.len();
+        let mut buf = vec![0u8; 64 * 1024];
+        while open > 0 {
+            self.poll
+                .poll(&mut self.events, Some(Duration::from_secs(10)))?;
+            if self.events.is_empty() {
+                return Err(Error::other("the server stopped answering"));
+            }
+            for event in &self.events {
+                let conn = &mut self.conns[event.token().0];
+                // Read until the response is complete or the socket is drained. Stopping
+                // at a complete response (no read that would only say WouldBlock) is
+                // safe with edge-triggered readiness: nothing more arrives until the
+                // next payload is sent, and that reply raises a new edge.
+                while conn.received < self.response_len {
+                    match conn.stream.read(&mut buf) {
+                        Ok(0) => return Err(Error::other("the server closed a connection")),
+                        Ok(n) => conn.received += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if conn.received >= self.response_len {
+                    assert_eq!(conn.received, self.response_len, "more than one response");
+                    conn.received = 0;
+                    conn.remaining -= 1;
+                    if conn.remaining == 0 {
+                        open -= 1;
+                    } else {
+                        send_all_now(&mut conn.stream, self.payload)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a small payload to a socket whose previous data the server has consumed: the
+/// send buffer has room, so one `write` takes it all.
+fn send_all_now(stream: &mut mio::net::TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let n = std::io::Write::write(stream, payload)?;
+    assert_eq!(n, payload.len(), "short write of a small payload");
+    Ok(())
+}

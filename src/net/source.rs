@@ -92,6 +92,15 @@ impl Registration {
         }
     }
 
+    /// Counts an accepted connection in the owning loop's [`LoopStats`](crate::LoopStats).
+    pub(crate) fn count_accept(&self) {
+        self.owner
+            .shared
+            .stats
+            .accepts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Runs `op` now, without waiting (`try_read` / `try_write`). A `WouldBlock` clears
     /// the cached readiness so the next wait really waits.
     pub(crate) fn try_io<R>(

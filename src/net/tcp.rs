@@ -118,6 +118,7 @@ impl TcpListener {
         self.backoff.wait().await?;
         let accepted = poll_fn(|cx| self.source.poll_read_with(cx, |l| l.accept())).await;
         let (stream, peer) = self.backoff.record(accepted)?;
+        self.source.registration.count_accept();
         stream.set_nonblocking(true)?;
         Ok((TcpStream::from_nonblocking(stream)?, peer))
     }

@@ -58,6 +58,7 @@ impl UnixListener {
         self.backoff.wait().await?;
         let accepted = poll_fn(|cx| self.source.poll_read_with(cx, |l| l.accept())).await;
         let (stream, addr) = self.backoff.record(accepted)?;
+        self.source.registration.count_accept();
         Ok((UnixStream::from_std(stream)?, addr))
     }
 

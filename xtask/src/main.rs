@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 8] = [
+const BENCHES: [&str; 9] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -24,6 +24,7 @@ const BENCHES: [&str; 8] = [
     "gather",
     "tcp_echo",
     "http",
+    "group_echo",
     "metrics",
 ];
 

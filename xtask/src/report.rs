@@ -149,7 +149,42 @@ pub fn rows(results: &Results) -> Vec<Row> {
         "RSS per idle TCP connection (5 000 accepted, each task in `read`)",
         "rss_bytes",
     ));
+    rows.push(group_row(results));
     rows
+}
+
+/// S1 (issue 10): the loop group's echo throughput, 1 vs 2 loops, and against tokio
+/// `multi_thread` with 2 workers (not `current_thread`: the ratio column says which).
+fn group_row(results: &Results) -> Row {
+    let group = "S1_group_echo";
+    let one = results.time(group, "evloop_1_loop");
+    let two = results.time(group, "evloop_2_loops");
+    let tokio = results.time(group, "tokio_multi_thread_2");
+    let mut cells = vec!["–".to_string(); PEERS.len()];
+    if let (Some(one), Some(two)) = (one, two) {
+        cells[0] = format!("1 loop {}; 2 loops {}", fmt_time(one), fmt_time(two));
+    }
+    let scaling = one.zip(two).map(|(o, t)| o / t);
+    let ratio = two.zip(tokio).map(|(e, t)| t / e);
+    let mut other = Vec::new();
+    if let Some(t) = tokio {
+        other.push(format!("tokio multi_thread, 2 workers: {}", fmt_time(t)));
+    }
+    if let Some(s) = scaling {
+        other.push(format!("scaling 1 → 2 loops: {s:.2}×"));
+    }
+    Row {
+        id: "S1",
+        short: "loop group, 2 loops",
+        workload: "TCP echo, 64 connections × 20 × 16 messages of 64 bytes, `LoopGroup` with \
+                   `SO_REUSEPORT` listeners; ratio: 2 loops vs tokio `multi_thread` with 2 workers",
+        cells,
+        other,
+        ratio,
+        target: "≥ 1.6× scaling 1 → 2 loops; ≥ 1.0× tokio multi_thread (2 workers)",
+        target_ratio: Some(1.0),
+        met: scaling.zip(ratio).map(|(s, r)| s >= 1.6 && r >= 1.0),
+    }
 }
 
 fn time_row(results: &Results, w: &TimeWorkload) -> Row {
