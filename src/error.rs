@@ -51,7 +51,29 @@ pub enum Error {
 
 impl Error {
     /// Wraps any error. Recognises evloop's own errors (also inside an `io::Error`), so
-    /// `Error::new(CancelledError::new(None))` is `Error::Cancelled`.
+    /// `Error::new(CancelledError::new(None))` is `Error::Cancelled`. A cancellation
+    /// anywhere in the error's `source()` chain — a library that wrapped the `io::Error`
+    /// of a cancelled socket await, as hyper does — also gives `Error::Cancelled`, so a
+    /// cancelled task ends cancelled rather than failed.
+    ///
+    /// ```
+    /// use evloop::{CancelledError, Error};
+    ///
+    /// #[derive(Debug)]
+    /// struct Wrapper(std::io::Error);
+    /// impl std::fmt::Display for Wrapper {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("connection error")
+    ///     }
+    /// }
+    /// impl std::error::Error for Wrapper {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+    ///         Some(&self.0)
+    ///     }
+    /// }
+    /// let io = std::io::Error::other(CancelledError::new(None));
+    /// assert!(Error::new(Wrapper(io)).is_cancelled());
+    /// ```
     pub fn new<E: StdError + Send + Sync + 'static>(err: E) -> Error {
         Error::from_boxed(Box::new(err))
     }
@@ -94,7 +116,10 @@ impl Error {
                 Error::from_boxed(inner)
             }
             Ok(io) => Error::Exception(Exception(Arc::new(*io))),
-            Err(err) => Error::Exception(Exception(Arc::from(err))),
+            Err(err) => match cancellation_in_chain(&*err) {
+                Some(cancelled) => Error::Cancelled(cancelled),
+                None => Error::Exception(Exception(Arc::from(err))),
+            },
         }
     }
 
@@ -149,6 +174,24 @@ fn wraps_evloop_error(io: &io::Error) -> bool {
             || inner.is::<PanicError>()
             || inner.is::<ErrorBox>()
     })
+}
+
+/// The first `CancelledError` in `err`'s source chain (below `err` itself, which
+/// `from_boxed` has already checked), looking inside `io::Error`s too: their `source()`
+/// skips the error they wrap.
+fn cancellation_in_chain(err: &(dyn StdError + 'static)) -> Option<CancelledError> {
+    let mut next = err.source();
+    while let Some(e) = next {
+        let inner = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref());
+        let found = e
+            .downcast_ref::<CancelledError>()
+            .or_else(|| inner.and_then(|i| i.downcast_ref::<CancelledError>()));
+        if let Some(cancelled) = found {
+            return Some(cancelled.clone());
+        }
+        next = e.source();
+    }
+    None
 }
 
 impl<E: StdError + Send + Sync + 'static> From<E> for Error {

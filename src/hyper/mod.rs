@@ -14,6 +14,11 @@
 //!   (`header_read_timeout`, HTTP/2 keep-alive); `reset` moves the deadline of the same
 //!   allocation.
 //!
+//! **Cancellation.** Cancelling the task that runs a connection is delivered at the
+//! connection's next socket await as an `io::Error` wrapping `CancelledError`; hyper
+//! returns it inside its own error, and `evloop::Error::new(hyper_error)` (or
+//! `Error::from_boxed`) finds it in the source chain, so the task ends cancelled.
+//!
 //! Owns: the glue between hyper's runtime traits and evloop. Must not touch: sockets'
 //! readiness (that is `net`) or the wheel (that is `time`). evloop's feature enables
 //! hyper with no protocol features: the application's own `hyper` dependency chooses

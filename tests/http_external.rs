@@ -1,0 +1,649 @@
+//! `examples/http_server.rs` as a real process, against real HTTP clients: curl
+//! (HTTP/1.1 and HTTP/2 with prior knowledge), h2load (HTTP/2 and pipelined HTTP/1.1
+//! load), wrk and ab (HTTP/1.1 keep-alive load), and raw sockets for the header-read
+//! timeout (`--header-timeout-ms`) and the graceful shutdown on SIGTERM (in-flight
+//! requests finish, new connections are refused, exit status 0).
+//!
+//! The example binary is built once with `cargo build --example http_server --features
+//! hyper` (a no-op when `cargo test` already built it) and run from the target
+//! directory, as in `tests/example_echo_server.rs`.
+//!
+//! The external tools may be missing on a developer machine: a test whose tool is not
+//! on `PATH` prints `skipped: …` to stderr and passes, unless `EVLOOP_REQUIRE_HTTP_TOOLS=1`
+//! (set by CI, which installs the Debian packages curl, nghttp2-client, wrk and
+//! apache2-utils), in which case it fails naming the package to install.
+#![cfg(feature = "hyper")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Hang guard for waits on the server and on socket reads (never a timing assertion).
+const GUARD: Duration = Duration::from_secs(20);
+
+/// Hang guard for one run of an external tool.
+const TOOL_GUARD: Duration = Duration::from_secs(120);
+
+/// The example's binary, built on first use.
+fn example_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // This test binary is target/<profile dir>/deps/<name>; examples are built into
+        // target/<profile dir>/examples. Build with the same profile.
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile dir>");
+        let mut args = vec![
+            "build",
+            "--example",
+            "http_server",
+            "--features",
+            "hyper",
+            "--quiet",
+        ];
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug");
+        if profile != "debug" {
+            args.extend(["--profile", profile]);
+        }
+        let status = Command::new(env!("CARGO"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo {args:?} failed");
+        let binary = profile_dir.join("examples").join("http_server");
+        assert!(binary.exists(), "{} was not built", binary.display());
+        binary
+    })
+}
+
+/// The external tool `name` from `PATH`, if installed.
+fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The tool `name` (from the Debian package `package`), or `None` after printing a
+/// skip line. With `EVLOOP_REQUIRE_HTTP_TOOLS=1` a missing tool fails the test.
+fn require_tool(name: &str, package: &str) -> Option<PathBuf> {
+    if let Some(path) = tool(name) {
+        return Some(path);
+    }
+    if std::env::var("EVLOOP_REQUIRE_HTTP_TOOLS").as_deref() == Ok("1") {
+        panic!(
+            "{name} is not installed and EVLOOP_REQUIRE_HTTP_TOOLS=1: install the Debian \
+             package {package} (apt-get install {package})"
+        );
+    }
+    eprintln!("skipped: {name} not installed (Debian package {package})");
+    None
+}
+
+/// Runs `cmd` to completion, killing it (and failing) after [`TOOL_GUARD`].
+fn run_tool(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + TOOL_GUARD;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} still running after {TOOL_GUARD:?}; killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// A tool's stdout, after checking that it exited successfully.
+fn tool_stdout(cmd: &mut Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = run_tool(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The running example: its stdout and stderr lines are collected by threads, and it is
+/// killed on drop if still running.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(example_binary())
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the example");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = stderr_lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr: stderr_lines,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = server.line_containing("listening on ");
+        server.addr = line
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits ([`GUARD`] at most) for a stdout line containing `needle`.
+    fn line_containing(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stdout line containing {needle:?} within {GUARD:?}; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Waits ([`GUARD`] at most) for a stderr line containing `needle`.
+    fn stderr_line_containing(&self, needle: &str) -> String {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            if let Some(line) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stderr line containing {needle:?} within {GUARD:?}; saw {:?}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn signal(&self, signum: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits in pid_t");
+        // SAFETY: kill(2) on our own child process.
+        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
+    }
+
+    /// Waits ([`GUARD`] at most) for the process to exit.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + GUARD;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the example did not exit within {GUARD:?}; stdout so far: {:?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The server's request counter, read from `/json` on a fresh connection (the
+    /// count includes this `/json` request itself).
+    fn request_count(&self) -> u64 {
+        let (head, body) = raw_get(self.addr, "/json");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head:?}");
+        let rest = body
+            .split("\"requests\":")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no request count in {body:?}"));
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("a request count")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to the example");
+    s.set_read_timeout(Some(GUARD)).unwrap();
+    s
+}
+
+/// Reads until end of stream; `Err` for an error other than a reset (a reset also ends
+/// the stream). A read timeout (the hang guard) is an error.
+fn read_until_closed(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(got),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `GET path` with `Connection: close` on a raw socket: (status line + headers, body).
+fn raw_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let response = read_until_closed(&mut s).expect("the response");
+    split_response(&response)
+}
+
+fn split_response(response: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(response);
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) => (head.to_owned(), body.to_owned()),
+        None => panic!("not an HTTP response: {text:?}"),
+    }
+}
+
+/// curl's `-w '%{http_version} %{http_code}'` output appended to the body.
+fn curl(curl: &PathBuf, protocol: &str, url: &str) -> String {
+    tool_stdout(Command::new(curl).args([
+        "-sS",
+        "--max-time",
+        "60",
+        protocol,
+        "-w",
+        "%{http_version} %{http_code}",
+        url,
+    ]))
+}
+
+#[test]
+fn curl_http1_1() {
+    let Some(curl_bin) = require_tool("curl", "curl") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    assert_eq!(
+        curl(&curl_bin, "--http1.1", &server.url("/")),
+        "Hello, world!\n1.1 200"
+    );
+    let json = curl(&curl_bin, "--http1.1", &server.url("/json"));
+    assert!(json.contains("\"protocol\":\"HTTP/1.1\""), "{json:?}");
+    assert!(json.ends_with("}1.1 200"), "{json:?}");
+    assert_eq!(
+        curl(&curl_bin, "--http1.1", &server.url("/nope")),
+        "not found\n1.1 404"
+    );
+}
+
+#[test]
+fn curl_http2_prior_knowledge() {
+    let Some(curl_bin) = require_tool("curl", "curl") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    assert_eq!(
+        curl(&curl_bin, "--http2-prior-knowledge", &server.url("/")),
+        "Hello, world!\n2 200"
+    );
+    let json = curl(&curl_bin, "--http2-prior-knowledge", &server.url("/json"));
+    assert!(json.contains("\"protocol\":\"HTTP/2.0\""), "{json:?}");
+    assert!(json.ends_with("}2 200"), "{json:?}");
+}
+
+/// The line of h2load's summary starting with `prefix`.
+fn h2load_line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} line in h2load's output:\n{out}"))
+}
+
+/// Checks h2load's summary: every one of `n` requests succeeded with a 2xx.
+fn assert_h2load_all_ok(out: &str, n: u32) {
+    let requests = h2load_line(out, "requests:");
+    assert!(
+        requests.contains(&format!(
+            "{n} total, {n} started, {n} done, {n} succeeded, 0 failed, 0 errored, 0 timeout"
+        )),
+        "{requests}\n{out}"
+    );
+    let status = h2load_line(out, "status codes:");
+    assert!(
+        status.contains(&format!("{n} 2xx, 0 3xx, 0 4xx, 0 5xx")),
+        "{status}\n{out}"
+    );
+}
+
+/// 2000 HTTP/2 requests on 8 connections with 10 concurrent streams each.
+#[test]
+fn h2load_http2_all_requests_succeed() {
+    let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let out = tool_stdout(Command::new(h2load).args([
+        "-n",
+        "2000",
+        "-c",
+        "8",
+        "-m",
+        "10",
+        &server.url("/"),
+    ]));
+    assert_h2load_all_ok(&out, 2000);
+}
+
+/// 1000 HTTP/1.1 requests on 4 connections, pipelined 4 deep.
+#[test]
+fn h2load_http1_pipelined_all_requests_succeed() {
+    let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let out = tool_stdout(Command::new(h2load).args([
+        "--h1",
+        "-n",
+        "1000",
+        "-c",
+        "4",
+        "-m",
+        "4",
+        &server.url("/"),
+    ]));
+    assert_h2load_all_ok(&out, 1000);
+}
+
+/// wrk for one second on 32 keep-alive connections: requests were made, with no socket
+/// errors and no non-2xx/3xx response.
+#[test]
+fn wrk_no_errors() {
+    let Some(wrk) = require_tool("wrk", "wrk") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let out = tool_stdout(Command::new(wrk).args([
+        "-t1",
+        "-c32",
+        "-d1s",
+        "--timeout",
+        "20s",
+        &server.url("/"),
+    ]));
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{out}"));
+    assert!(total > 0, "{out}");
+    // "Socket errors: connect 0, read 0, write 0, timeout 0" only appears when one is
+    // non-zero; check the numbers anyway.
+    if let Some(line) = out.lines().find(|l| l.contains("Socket errors:")) {
+        let counts: Vec<&str> = line.split([',', ':']).skip(1).map(str::trim).collect();
+        assert!(
+            counts.iter().all(|c| c.ends_with(" 0")),
+            "socket errors: {line}\n{out}"
+        );
+    }
+    assert!(!out.contains("Non-2xx"), "{out}");
+}
+
+/// The value of ab's `name:` line.
+fn ab_value<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name:?} line in ab's output:\n{out}"))
+}
+
+/// ab, 1000 requests at concurrency 16 with HTTP/1.0 keep-alive: all complete, none
+/// fails, and every one was served on a kept-alive connection.
+#[test]
+fn ab_keep_alive_no_failures() {
+    let Some(ab) = require_tool("ab", "apache2-utils") else {
+        return;
+    };
+    let server = Server::start(&[]);
+    let out = tool_stdout(Command::new(ab).args([
+        "-q",
+        "-s",
+        "60",
+        "-n",
+        "1000",
+        "-c",
+        "16",
+        "-k",
+        &server.url("/"),
+    ]));
+    assert_eq!(ab_value(&out, "Complete requests:"), "1000", "{out}");
+    assert_eq!(ab_value(&out, "Failed requests:"), "0", "{out}");
+    assert_eq!(ab_value(&out, "Keep-Alive requests:"), "1000", "{out}");
+    assert!(!out.contains("Non-2xx responses"), "{out}");
+    assert!(!out.contains("Write errors"), "{out}");
+}
+
+/// `--header-timeout-ms 200`: a client that sends an incomplete request head and waits
+/// is disconnected without an answer (the server logs hyper's timeout), while the
+/// server keeps serving: a complete head on a new connection still gets a 200.
+#[test]
+fn header_read_timeout_disconnects_an_incomplete_head() {
+    let server = Server::start(&["--header-timeout-ms", "200"]);
+    let mut slow = connect(server.addr);
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // no blank line
+    let received = read_until_closed(&mut slow)
+        .expect("the server closes the connection (the read timeout is the hang guard)");
+    assert!(
+        received.is_empty(),
+        "answered instead of closing: {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    let logged = server.stderr_line_containing("connection 127.0.0.1:");
+    assert!(logged.contains("timeout"), "{logged:?}");
+
+    let (head, body) = raw_get(server.addr, "/");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head:?}");
+    assert_eq!(body, "Hello, world!\n");
+}
+
+/// Waits until the request counter says `in_flight` more requests than the `/json`
+/// polls themselves have been counted: those requests have reached the service.
+fn wait_until_counted(server: &Server, before: u64, in_flight: u64) {
+    let deadline = Instant::now() + GUARD;
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if server.request_count() >= before + polls + in_flight {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the in-flight request never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `connect` until the server refuses connections.
+fn assert_refused_soon(addr: SocketAddr) {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        match TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            _ => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still accepting {GUARD:?} after SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// SIGTERM while an HTTP/1.1 request (`/sleep/1000`) is in flight: the server stops
+/// accepting at once (new connections are refused), the request still gets its full
+/// 200 response, and the process exits with status 0.
+#[test]
+fn sigterm_finishes_an_in_flight_http1_request_and_exits_0() {
+    let mut server = Server::start(&["--grace-secs", "10"]);
+    let before = server.request_count();
+    let mut inflight = connect(server.addr);
+    inflight
+        .write_all(b"GET /sleep/1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    wait_until_counted(&server, before, 1);
+
+    server.signal(libc::SIGTERM);
+    let stopped = server.line_containing("stopped accepting");
+    assert!(stopped.contains("signal 15"), "{stopped:?}");
+    assert_refused_soon(server.addr);
+
+    let response = read_until_closed(&mut inflight).expect("the in-flight response");
+    let (head, body) = split_response(&response);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head:?}");
+    assert_eq!(body, "slept 1000 ms\n");
+
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("all connections closed; bye");
+    let after = TcpStream::connect(server.addr);
+    assert!(
+        after
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "connect after exit: {after:?}"
+    );
+}
+
+/// SIGTERM while curl's HTTP/2 request (`/sleep/1000`) is in flight: the stream
+/// finishes with its 200 (GOAWAY lets it complete) and the process exits with status 0.
+#[test]
+fn sigterm_finishes_an_in_flight_http2_request_and_exits_0() {
+    let Some(curl_bin) = require_tool("curl", "curl") else {
+        return;
+    };
+    let mut server = Server::start(&["--grace-secs", "10"]);
+    let before = server.request_count();
+    let url = server.url("/sleep/1000");
+    let request = std::thread::spawn(move || curl(&curl_bin, "--http2-prior-knowledge", &url));
+    wait_until_counted(&server, before, 1);
+
+    server.signal(libc::SIGTERM);
+    server.line_containing("stopped accepting");
+    assert_refused_soon(server.addr);
+    let answer = request.join().expect("curl's thread");
+    assert_eq!(answer, "slept 1000 ms\n2 200");
+
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("all connections closed; bye");
+}
+
+/// A request longer than the grace period (1 s) does not keep the process alive: it
+/// is cut (no response) and the process still exits with status 0.
+#[test]
+fn sigterm_cuts_a_request_longer_than_the_grace_period() {
+    let mut server = Server::start(&["--grace-secs", "1"]);
+    let before = server.request_count();
+    let mut inflight = connect(server.addr);
+    inflight
+        .write_all(b"GET /sleep/60000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    wait_until_counted(&server, before, 1);
+
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("grace period over");
+    let received = read_until_closed(&mut inflight).expect("closed with the process");
+    assert!(
+        received.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+}
