@@ -113,7 +113,9 @@ fn bench(c: &mut Criterion) {
     for (name, loops) in [(EVLOOP_1, 1), (EVLOOP_2, 2)] {
         let (group, addr) = evloop_group(loops);
         let mut client = load(addr);
+        let cpu = ServerCpu::start(&client);
         g.bench_function(name, |b| b.iter(|| client.run(ROUNDS).expect("load run")));
+        cpu.report(name, &client);
         drop(client);
         group.shutdown().expect("clean shutdown");
     }

@@ -157,7 +157,9 @@ fn bench(c: &mut Criterion) {
         (TOKIO_MT1, tokio_mt1_server()),
     ] {
         let mut load = connect_load(addr).expect("connecting the load generator");
+        let cpu = ServerCpu::start(&load);
         g.bench_function(peer, |b| b.iter(|| load.run(ROUNDS).expect("the load run")));
+        cpu.report(peer, &load);
     }
     g.finish();
 }

@@ -226,7 +226,8 @@ impl LoopGroup {
                 if e.is_panic() {
                     log::error!(
                         target: "evloop",
-                        "loop {index}: its service panicked: {e}; the other loops keep serving"
+                        // `e` displays as "panicked: <message>".
+                        "loop {index}: its service {e}; the other loops keep serving"
                     );
                 }
             }

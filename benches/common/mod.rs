@@ -172,6 +172,8 @@ pub struct MioLoad {
     conns: Vec<LoadConn>,
     payload: &'static [u8],
     response_len: usize,
+    /// Exchanges completed since creation (for CPU per exchange).
+    pub exchanges: u64,
 }
 
 struct LoadConn {
@@ -208,6 +210,7 @@ impl MioLoad {
             conns,
             payload,
             response_len,
+            exchanges: 0,
         })
     }
 
@@ -245,6 +248,7 @@ impl MioLoad {
                     assert_eq!(conn.received, self.response_len, "more than one response");
                     conn.received = 0;
                     conn.remaining -= 1;
+                    self.exchanges += 1;
                     if conn.remaining == 0 {
                         open -= 1;
                     } else {
@@ -263,4 +267,46 @@ fn send_all_now(stream: &mut mio::net::TcpStream, payload: &[u8]) -> std::io::Re
     let n = std::io::Write::write(stream, payload)?;
     assert_eq!(n, payload.len(), "short write of a small payload");
     Ok(())
+}
+
+/// CPU time in nanoseconds of a clock (`CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`).
+fn cpu_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The CPU the rest of the process (the server threads) spent while this thread (the
+/// load client) ran a benchmark: process CPU minus this thread's CPU. Printed per
+/// exchange, as the server's cost independent of which side bounds the wall time.
+pub struct ServerCpu {
+    process: u64,
+    client: u64,
+    exchanges: u64,
+}
+
+impl ServerCpu {
+    pub fn start(load: &MioLoad) -> ServerCpu {
+        ServerCpu {
+            process: cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+            client: cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+            exchanges: load.exchanges,
+        }
+    }
+
+    pub fn report(self, what: &str, load: &MioLoad) {
+        let client = cpu_ns(libc::CLOCK_THREAD_CPUTIME_ID) - self.client;
+        let server = cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID) - self.process - client;
+        let n = (load.exchanges - self.exchanges).max(1);
+        eprintln!(
+            "{what}: server CPU {:.0} ns per exchange, client CPU {:.0} ns ({n} exchanges)",
+            server as f64 / n as f64,
+            client as f64 / n as f64
+        );
+    }
 }
