@@ -11,7 +11,12 @@
 //! client thread still shares the cores with the server's threads: 2 loops cannot get
 //! two whole cores.
 //!
-//! An iteration is 64 connections × 20 batches × 16 messages = 20 480 echoes.
+//! An iteration is 64 connections × 20 batches × 16 messages = 20 480 echoes. The 64
+//! connections are spread evenly over the loops (see [`balanced_load`]); tokio's two
+//! workers share one listener and balance by work stealing.
+//!
+//! Each peer also prints the CPU its server threads spent per batch (process CPU minus
+//! the client thread's): the cost per message, whichever side bounds the wall time.
 //!
 //! Run: `cargo bench --bench group_echo`.
 
@@ -97,22 +102,56 @@ fn tokio_mt2() -> (tokio::runtime::Runtime, SocketAddr) {
     (rt, addr)
 }
 
+fn connect(addr: SocketAddr) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).unwrap();
+    s
+}
+
 fn load(addr: SocketAddr) -> MioLoad {
-    let streams = (0..CONNS)
-        .map(|_| {
-            let s = std::net::TcpStream::connect(addr).expect("connect");
-            s.set_nodelay(true).unwrap();
-            s
-        })
-        .collect();
+    let streams = (0..CONNS).map(|_| connect(addr)).collect();
     MioLoad::new(streams, &PAYLOAD, PAYLOAD.len()).expect("load generator")
+}
+
+/// 64 connections, exactly 64 / n on each loop of the group. The kernel's
+/// `SO_REUSEPORT` hash alone splits 64 connections over 2 loops anywhere from 23/41 to
+/// 32/32 from run to run, and the busier loop sets the pace: that would measure the
+/// hash, not the loops (a service with thousands of connections is balanced by their
+/// number). A connection that lands on a loop which has its share already is kept open
+/// (so the next one gets a new source port and a new hash) and closed at the end.
+fn balanced_load(addr: SocketAddr, group: &evloop::LoopGroup) -> MioLoad {
+    let n = group.len();
+    let accepts = || -> Vec<u64> { group.handles().iter().map(|h| h.stats().accepts).collect() };
+    let mut per_loop = vec![0usize; n];
+    let (mut kept, mut extra) = (Vec::new(), Vec::new());
+    let mut before = accepts();
+    while kept.len() < CONNS {
+        let stream = connect(addr);
+        // Wait until one loop has accepted it, and see which.
+        let landed = loop {
+            let now = accepts();
+            if let Some(i) = (0..n).find(|&i| now[i] > before[i]) {
+                before = now;
+                break i;
+            }
+            std::thread::yield_now();
+        };
+        if per_loop[landed] < CONNS / n {
+            per_loop[landed] += 1;
+            kept.push(stream);
+        } else {
+            extra.push(stream);
+        }
+    }
+    drop(extra);
+    MioLoad::new(kept, &PAYLOAD, PAYLOAD.len()).expect("load generator")
 }
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("S1_group_echo");
     for (name, loops) in [(EVLOOP_1, 1), (EVLOOP_2, 2)] {
         let (group, addr) = evloop_group(loops);
-        let mut client = load(addr);
+        let mut client = balanced_load(addr, &group);
         let cpu = ServerCpu::start(&client);
         g.bench_function(name, |b| b.iter(|| client.run(ROUNDS).expect("load run")));
         cpu.report(name, &client);
@@ -121,9 +160,11 @@ fn bench(c: &mut Criterion) {
     }
     let (rt, addr) = tokio_mt2();
     let mut client = load(addr);
+    let cpu = ServerCpu::start(&client);
     g.bench_function(TOKIO_MT2, |b| {
         b.iter(|| client.run(ROUNDS).expect("load run"))
     });
+    cpu.report(TOKIO_MT2, &client);
     drop(client);
     drop(rt);
     g.finish();
