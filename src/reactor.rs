@@ -290,6 +290,23 @@ impl ScheduledIo {
             });
     }
 
+    /// Forgets only the readable (read) or writable (write) bit of `ev` after a short
+    /// transfer on a stream socket drained its receive queue or filled its send buffer;
+    /// unless a newer event arrived meanwhile. Error and closed bits stay: they are not
+    /// proven gone.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent, dir: Direction) {
+        let bit = match dir {
+            Direction::Read => Ready::READABLE.0,
+            Direction::Write => Ready::WRITABLE.0,
+        };
+        let clear = usize::from(ev.ready.0 & bit);
+        let _ = self
+            .readiness
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                (unpack(word).1 == ev.tick).then_some(word & !clear)
+            });
+    }
+
     fn set_readiness(&self, add: Ready) {
         let _ = self
             .readiness
@@ -570,6 +587,53 @@ mod tests {
         assert!(
             io.ready_now(Direction::Read).is_some(),
             "newer readiness must survive"
+        );
+    }
+
+    /// A short read's `clear_drained` forgets readability but keeps the closed bit (data
+    /// and the peer's FIN in one event: the next read must see end-of-stream without a
+    /// new event), and a newer event survives it.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot make a socketpair non-blocking (ioctl)")]
+    fn clear_drained_keeps_closed_and_newer_readiness() {
+        let (mut reactor, _unparker, _registrar) = Reactor::new(16).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let io = reactor.register(a.as_raw_fd(), Interest::Readable).unwrap();
+        let poll = |reactor: &mut Reactor| {
+            reactor
+                .poll_all(Timeout::At(Instant::now() + Duration::from_secs(5)))
+                .unwrap()
+        };
+        b.write_all(b"1").unwrap();
+        poll(&mut reactor);
+        let first = io.ready_now(Direction::Read).unwrap();
+        io.clear_drained(first, Direction::Read);
+        assert!(
+            io.ready_now(Direction::Read).is_none(),
+            "drained: wait for the next event"
+        );
+
+        b.write_all(b"2").unwrap();
+        poll(&mut reactor);
+        let second = io.ready_now(Direction::Read).unwrap();
+        b.write_all(b"3").unwrap();
+        poll(&mut reactor);
+        io.clear_drained(second, Direction::Read);
+        assert!(
+            io.ready_now(Direction::Read).is_some(),
+            "newer readiness must survive"
+        );
+
+        let third = io.ready_now(Direction::Read).unwrap();
+        drop(b); // FIN
+        poll(&mut reactor);
+        let with_fin = io.ready_now(Direction::Read).unwrap();
+        assert!(with_fin.tick != third.tick);
+        io.clear_drained(with_fin, Direction::Read);
+        assert!(
+            io.ready_now(Direction::Read).is_some(),
+            "end of stream stays ready after a short read"
         );
     }
 

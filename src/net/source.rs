@@ -101,6 +101,31 @@ impl Registration {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// [`poll_io`](Self::poll_io) for a stream read or write of `len` bytes. A short
+    /// transfer (`0 < n < len`) means the kernel's receive queue was drained or its send
+    /// buffer filled, so that readiness is forgotten at once: the next call waits for
+    /// the next event instead of spending a syscall to learn `WouldBlock` (tokio does
+    /// the same). If data arrived meanwhile, its event is newer and wins.
+    pub(crate) fn poll_stream_io(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let event = ready!(self.poll_ready(cx, dir))?;
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
+                Ok(n) if n > 0 && n < len => {
+                    self.io.clear_drained(event, dir);
+                    return Poll::Ready(Ok(n));
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
     /// Runs `op` now, without waiting (`try_read` / `try_write`). A `WouldBlock` clears
     /// the cached readiness so the next wait really waits.
     pub(crate) fn try_io<R>(
@@ -175,6 +200,19 @@ impl<S: AsRawFd> Source<S> {
         let mut op = op;
         self.registration
             .poll_io(cx, Direction::Write, || op(&self.io))
+    }
+
+    /// A stream read or write of `len` bytes (see [`Registration::poll_stream_io`]).
+    pub(crate) fn poll_stream_with(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let mut op = op;
+        self.registration
+            .poll_stream_io(cx, dir, len, || op(&self.io))
     }
 
     pub(crate) fn try_read_with<R>(&self, op: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {

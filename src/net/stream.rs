@@ -216,8 +216,9 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<io::Result<usize>> {
+                let (len, dir) = (buf.len(), $crate::reactor::Direction::Read);
                 self.source
-                    .poll_read_with(cx, |s| std::io::Read::read(&mut &*s, buf))
+                    .poll_stream_with(cx, dir, len, |s| std::io::Read::read(&mut &*s, buf))
             }
 
             fn poll_write_priv(
@@ -225,8 +226,9 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<io::Result<usize>> {
+                let (len, dir) = (buf.len(), $crate::reactor::Direction::Write);
                 self.source
-                    .poll_write_with(cx, |s| $crate::net::stream::send(s, buf))
+                    .poll_stream_with(cx, dir, len, |s| $crate::net::stream::send(s, buf))
             }
 
             fn poll_write_vectored_priv(
@@ -234,8 +236,11 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 bufs: &[std::io::IoSlice<'_>],
             ) -> std::task::Poll<io::Result<usize>> {
-                self.source
-                    .poll_write_with(cx, |s| $crate::net::stream::send_vectored(s, bufs))
+                let len = bufs.iter().map(|b| b.len()).sum();
+                let dir = $crate::reactor::Direction::Write;
+                self.source.poll_stream_with(cx, dir, len, |s| {
+                    $crate::net::stream::send_vectored(s, bufs)
+                })
             }
 
             fn shutdown_priv(&self, how: std::net::Shutdown) -> io::Result<()> {
@@ -248,8 +253,10 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [std::mem::MaybeUninit<u8>],
             ) -> std::task::Poll<io::Result<usize>> {
-                self.source
-                    .poll_read_with(cx, |s| $crate::net::stream::recv_uninit(s, &mut *buf))
+                let (len, dir) = (buf.len(), $crate::reactor::Direction::Read);
+                self.source.poll_stream_with(cx, dir, len, |s| {
+                    $crate::net::stream::recv_uninit(s, &mut *buf)
+                })
             }
         }
 
