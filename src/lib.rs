@@ -52,6 +52,12 @@
 //! * **Closed loops are safe.** After the [`Runtime`] is dropped, scheduling through a
 //!   handle never runs the callback and never panics: the handle is already cancelled.
 //!
+//! ## More than one core
+//!
+//! [`LoopGroup`] runs n loops on n threads (thread-per-core); listeners bound with
+//! `ListenOptions { reuse_port: true, .. }` on every loop let the kernel spread
+//! connections, and futures, tasks and `gather` work across the loops.
+//!
 //! ## Cargo features
 //!
 //! * `hyper` — runs [hyper](https://docs.rs/hyper) 1.x servers and clients on the loop:

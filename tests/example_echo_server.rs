@@ -5,6 +5,8 @@
 //! The example binary is built once with `cargo build --example echo_server` (a no-op
 //! when `cargo test` already built it) and run from the target directory.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -18,32 +20,7 @@ const TEN_S: Duration = Duration::from_secs(10);
 /// The example's binary, built on first use.
 fn example_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test binary is target/<profile dir>/deps/<name>; examples are built into
-        // target/<profile dir>/examples. Build with the same profile.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target/<profile dir>");
-        let mut args = vec!["build", "--example", "echo_server", "--quiet"];
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        if profile != "debug" {
-            args.extend(["--profile", profile]);
-        }
-        let status = Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo {args:?} failed");
-        let binary = profile_dir.join("examples").join("echo_server");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
+    BINARY.get_or_init(|| common::build_example("echo_server", None))
 }
 
 /// The running example: its stdout lines arrive on a channel (read by a thread), and

@@ -14,6 +14,8 @@
 //! apache2-utils), in which case it fails naming the package to install.
 #![cfg(feature = "hyper")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -31,39 +33,7 @@ const TOOL_GUARD: Duration = Duration::from_secs(120);
 /// The example's binary, built on first use.
 fn example_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // This test binary is target/<profile dir>/deps/<name>; examples are built into
-        // target/<profile dir>/examples. Build with the same profile.
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target/<profile dir>");
-        let mut args = vec![
-            "build",
-            "--example",
-            "http_server",
-            "--features",
-            "hyper",
-            "--quiet",
-        ];
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("debug");
-        if profile != "debug" {
-            args.extend(["--profile", profile]);
-        }
-        let status = Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo {args:?} failed");
-        let binary = profile_dir.join("examples").join("http_server");
-        assert!(binary.exists(), "{} was not built", binary.display());
-        binary
-    })
+    BINARY.get_or_init(|| common::build_example("http_server", Some("hyper")))
 }
 
 /// The external tool `name` from `PATH`, if installed.
