@@ -34,8 +34,12 @@ struct Server {
 
 impl Server {
     fn start(grace_secs: u64) -> Server {
+        Server::start_with(&["0", &grace_secs.to_string()])
+    }
+
+    fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(example_binary())
-            .args(["0", &grace_secs.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -199,4 +203,30 @@ fn a_connection_that_never_closes_is_cut_after_the_grace_period() {
     let mut buf = [0u8; 8];
     let n = open.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the connection ends with the process");
+}
+
+/// Issue 10: `--loops 2` serves from two loops sharing the port (`SO_REUSEPORT`): every
+/// connection is echoed whichever loop the kernel picked, and SIGTERM stops both loops
+/// (each reports its signal) and exits 0 once the connections are closed.
+#[test]
+fn two_loops_echo_every_connection_and_both_stop_on_sigterm() {
+    let mut server = Server::start_with(&["0", "10", "--loops", "2"]);
+    let mut conns: Vec<TcpStream> = (0..16).map(|_| connect(server.addr)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        echo(c, format!("message {i}").as_bytes());
+    }
+    drop(conns);
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    server.line_containing("bye");
+    // The loops print their own lines in whichever order they stop.
+    for index in 0..2 {
+        let needle = format!("loop {index}: signal 15");
+        assert!(
+            server.seen.iter().any(|l| l.contains(&needle)),
+            "no {needle:?} in {:?}",
+            server.seen
+        );
+    }
 }

@@ -617,3 +617,92 @@ fn sigterm_cuts_a_request_longer_than_the_grace_period() {
         String::from_utf8_lossy(&received)
     );
 }
+
+/// Issue 10: `--loops 2` runs the server on a `LoopGroup` of two loops sharing the port
+/// (`SO_REUSEPORT`). h2load's 16 connections are spread by the kernel: every request
+/// succeeds, and on SIGTERM each loop shuts down its own connections and reports what it
+/// accepted — the two reports add up to every connection made, and the process exits 0.
+#[test]
+fn two_loops_share_the_port_serve_every_request_and_exit_0() {
+    let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
+        return;
+    };
+    let mut server = Server::start(&["--loops", "2"]);
+    server.line_containing("2 loops share the port");
+    let out = tool_stdout(Command::new(h2load).args([
+        "-n",
+        "1600",
+        "-c",
+        "16",
+        "-m",
+        "4",
+        &server.url("/"),
+    ]));
+    assert_h2load_all_ok(&out, 1600);
+
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stdout: {:?}", server.seen);
+    let mut accepted = 0;
+    let mut served = 0;
+    for index in 0..2 {
+        let line = server.line_containing(&format!("loop {index}: accepted"));
+        let numbers: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        // "loop I: accepted A connection(s), served R request(s)"
+        assert_eq!(numbers.len(), 3, "{line:?}");
+        accepted += numbers[1];
+        served += numbers[2];
+    }
+    assert_eq!(accepted, 16, "stdout: {:?}", server.seen);
+    assert_eq!(served, 1600, "stdout: {:?}", server.seen);
+    server.line_containing("all connections closed; bye");
+}
+
+/// `examples/http_client.rs`, built like the server.
+fn client_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| common::build_example("http_client", Some("hyper")))
+}
+
+/// The client example with no URL runs its own server on its loop and fetches 10 URLs
+/// at once over HTTP/1.1 and again over HTTP/2: 20 lines with a 200, exit 0.
+#[test]
+fn http_client_example_demo_fetches_over_both_protocols() {
+    let out = run_tool(&mut Command::new(client_binary()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for version in ["HTTP/1.1", "HTTP/2.0"] {
+        let ok = stdout
+            .lines()
+            .filter(|l| l.contains(&format!("{version} 200")))
+            .count();
+        assert_eq!(ok, 10, "{version} lines in {stdout}");
+    }
+}
+
+/// The client example against the example server: HTTP/2 multiplexed on one
+/// connection, then HTTP/1.1; a refused URL makes it exit 1 and say so.
+#[test]
+fn http_client_example_against_the_server() {
+    let server = Server::start(&[]);
+    let urls = [server.url("/json"), server.url("/"), server.url("/missing")];
+    let out = run_tool(Command::new(client_binary()).arg("--http2").args(&urls));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("HTTP/2.0 200"), "{stdout}");
+    assert!(stdout.contains("\"protocol\":\"HTTP/2.0\""), "{stdout}");
+    assert!(stdout.contains("HTTP/2.0 404"), "{stdout}");
+
+    // A port nobody listens on (bound, then closed).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let out = run_tool(Command::new(client_binary()).args([&urls[0], &dead_url]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout.contains("HTTP/1.1 200"), "{stdout}");
+    assert!(stdout.contains("failed"), "{stdout}");
+}
