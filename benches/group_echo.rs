@@ -6,10 +6,11 @@
 //! and writes them back, so every message costs the server two syscalls. The load comes
 //! from the bench thread, in this process (one mio thread, the same for every peer): 64
 //! connections, each sending 16 messages in one write and waiting for all 16 echoes
-//! before the next batch — a client that spends about a sixteenth of the server's
-//! syscalls per message, so the server is what saturates. On this 2-core machine the
-//! client thread still shares the cores with the server's threads: 2 loops cannot get
-//! two whole cores.
+//! before the next batch. The client's sockets have `SO_RCVLOWAT` set to the batch, so
+//! it wakes once per batch rather than once per echoed segment: its CPU per batch is
+//! about a third of the server's (it is also charged the kernel's loopback delivery of
+//! what it sends). On this 2-core machine the client thread still shares the cores with
+//! the server's threads: 2 loops cannot get two whole cores.
 //!
 //! An iteration is 64 connections × 20 batches × 16 messages = 20 480 echoes. The 64
 //! connections are spread evenly over the loops (see [`balanced_load`]); tokio's two

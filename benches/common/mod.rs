@@ -195,6 +195,11 @@ impl MioLoad {
         let mut conns = Vec::with_capacity(streams.len());
         for (i, std) in streams.into_iter().enumerate() {
             std.set_nonblocking(true)?;
+            // Readable only once the whole response is queued (Linux honours
+            // SO_RCVLOWAT in epoll for TCP): one wake-up and one read per response,
+            // however many segments the server wrote it in, so the client stays cheap
+            // next to the server it measures.
+            set_recv_lowat(&std, response_len)?;
             let mut stream = mio::net::TcpStream::from_std(std);
             poll.registry()
                 .register(&mut stream, mio::Token(i), mio::Interest::READABLE)?;
@@ -258,6 +263,27 @@ impl MioLoad {
             }
         }
         Ok(())
+    }
+}
+
+/// `SO_RCVLOWAT`: the socket reports readable only with at least `bytes` queued.
+fn set_recv_lowat(socket: &std::net::TcpStream, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `value` outlives the call and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
