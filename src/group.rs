@@ -258,7 +258,12 @@ impl LoopGroup {
     fn stop_and_join(&mut self) -> Result<(), Error> {
         self.quit.store(true, Ordering::Release);
         for handle in &self.handles {
-            handle.stop();
+            // A queued callback, not `handle.stop()` directly: the stop flag is cleared
+            // when `run_forever` returns, so a stop that lands while the loop thread is
+            // between two `run_forever` calls (after a user's `stop`) could be lost and
+            // the join would hang. A callback waits in the queue for the next run, and
+            // running it on the loop thread makes `quit` visible there.
+            handle.call_soon_threadsafe(|| LoopHandle::current().stop());
         }
         let me = std::thread::current().id();
         let mut died = Vec::new();
