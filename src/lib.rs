@@ -69,6 +69,7 @@
 //! deliberately differs from asyncio.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(clippy::undocumented_unsafe_blocks, unreachable_pub)]
 
 mod callback;
