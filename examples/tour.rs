@@ -1,5 +1,6 @@
 //! A tour of evloop: timers, callbacks from worker threads, the exception handler,
-//! a stop, and the loop's statistics.
+//! a stop, futures, tasks, gather, blocking work, networking, a group of loops, and the
+//! loop's statistics.
 //!
 //! Run with `cargo run --release --example tour`; it exits 0 by itself.
 
@@ -278,6 +279,75 @@ fn main() -> std::io::Result<()> {
         Ok::<_, evloop::Error>(())
     })
     .unwrap();
+
+    println!("== many loops: a LoopGroup of 2, one port shared with SO_REUSEPORT");
+    {
+        use evloop::net::{ListenOptions, TcpListener};
+        let group = evloop::LoopGroup::new(2)?;
+        // Loop 0 binds port 0 and hands the port to loop 1 through a Future bound to
+        // loop 0 (awaited across loops); every loop echoes on its own listener.
+        let port = evloop::Future::<u16>::with_loop(&group.handles()[0]);
+        let stop = evloop::Future::<()>::with_loop(&group.handles()[0]);
+        let (port_rx, stop_tx) = (port.clone(), stop.clone());
+        let services = std::thread::spawn(move || {
+            group.block_on_each(move |index, handle| {
+                let (port, stop) = (port.clone(), stop.clone());
+                async move {
+                    let options = ListenOptions {
+                        reuse_port: true,
+                        ..Default::default()
+                    };
+                    let listener = if index == 0 {
+                        let l = TcpListener::bind_with("127.0.0.1:0", options).await?;
+                        let _ = port.set_result(l.local_addr()?.port());
+                        l
+                    } else {
+                        TcpListener::bind_with(("127.0.0.1", port.await?), options).await?
+                    };
+                    let accepting = evloop::create_task(async move {
+                        loop {
+                            let (s, _) = listener.accept().await?;
+                            evloop::create_task(async move {
+                                let mut buf = [0u8; 64];
+                                let n = s.read(&mut buf).await?;
+                                s.write_all(&buf[..n]).await?;
+                                Ok::<_, evloop::Error>(())
+                            });
+                        }
+                        #[allow(unreachable_code)]
+                        Ok::<(), evloop::Error>(())
+                    });
+                    stop.await?;
+                    accepting.cancel();
+                    Ok::<_, evloop::Error>(handle.stats().accepts)
+                }
+            })
+        });
+        // A plain thread is the client: 32 connections, each echoed by whichever loop
+        // the kernel picked.
+        let port = loop {
+            if let Some(Ok(p)) = port_rx.done().then(|| port_rx.result()) {
+                break p;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        for i in 0..32u8 {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            c.write_all(&[i])?;
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b)?;
+            assert_eq!(b[0], i);
+        }
+        let _ = stop_tx.set_result(());
+        let accepts: Vec<u64> = services
+            .join()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        println!("  32 connections, accepted per loop: {accepts:?}");
+    }
 
     println!("== stats");
     let stats = loop_.stats();
