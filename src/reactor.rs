@@ -281,13 +281,7 @@ impl ScheduledIo {
     /// call (`WouldBlock` proves it is gone), and a lasting error would be returned again
     /// instead of `WouldBlock`. (Regression: keeping it made the next wait spin forever.)
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        let clear =
-            usize::from(ev.ready.0 & (Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::ERROR.0));
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                (unpack(word).1 == ev.tick).then_some(word & !clear)
-            });
+        self.clear_bits(ev, Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::ERROR.0);
     }
 
     /// Forgets only the readable (read) or writable (write) bit of `ev` after a short
@@ -295,11 +289,18 @@ impl ScheduledIo {
     /// unless a newer event arrived meanwhile. Error and closed bits stay: they are not
     /// proven gone.
     pub(crate) fn clear_drained(&self, ev: ReadyEvent, dir: Direction) {
-        let bit = match dir {
-            Direction::Read => Ready::READABLE.0,
-            Direction::Write => Ready::WRITABLE.0,
-        };
-        let clear = usize::from(ev.ready.0 & bit);
+        self.clear_bits(
+            ev,
+            match dir {
+                Direction::Read => Ready::READABLE.0,
+                Direction::Write => Ready::WRITABLE.0,
+            },
+        );
+    }
+
+    /// Clears the bits of `mask` that `ev` reported, if no newer event arrived since.
+    fn clear_bits(&self, ev: ReadyEvent, mask: u8) {
+        let clear = usize::from(ev.ready.0 & mask);
         let _ = self
             .readiness
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {

@@ -7,28 +7,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+
+use common::example::ExampleProcess;
 
 const TEN_S: Duration = Duration::from_secs(10);
 
 /// The example's binary, built on first use.
 fn example_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("echo_server", None))
+    BINARY.get_or_init(|| common::example::build_example("echo_server", None))
 }
 
-/// The running example: its stdout lines arrive on a channel (read by a thread), and
-/// it is killed on drop if still running.
+/// The running example (see [`ExampleProcess`]) and the address it listens on.
 struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    process: ExampleProcess,
     addr: SocketAddr,
 }
 
@@ -38,89 +35,27 @@ impl Server {
     }
 
     fn start_with(args: &[&str]) -> Server {
-        let mut child = Command::new(example_binary())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the example");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            lines,
-            seen: Vec::new(),
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let line = server.line_containing("listening on ");
-        server.addr = line
+        let mut process = ExampleProcess::start(example_binary(), args, TEN_S);
+        let line = process.line_containing("listening on ");
+        let addr = line
             .rsplit(' ')
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        server
-    }
-
-    /// Waits (10 s at most) for a stdout line containing `needle`.
-    fn line_containing(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + TEN_S;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line containing {needle:?} within 10 s; saw {:?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, signum: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits in pid_t");
-        // SAFETY: kill(2) on our own child process.
-        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
-    }
-
-    /// Waits (10 s at most) for the process to exit.
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + TEN_S;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not exit within 10 s; stdout so far: {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn still_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
+        Server { process, addr }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ExampleProcess;
+    fn deref(&self) -> &ExampleProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ExampleProcess {
+        &mut self.process
     }
 }
 

@@ -16,13 +16,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use common::example::ExampleProcess;
 
 /// Hang guard for waits on the server and on socket reads (never a timing assertion).
 const GUARD: Duration = Duration::from_secs(20);
@@ -33,7 +34,7 @@ const TOOL_GUARD: Duration = Duration::from_secs(120);
 /// The example's binary, built on first use.
 fn example_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("http_server", Some("hyper")))
+    BINARY.get_or_init(|| common::example::build_example("http_server", Some("hyper")))
 }
 
 /// The external tool `name` from `PATH`, if installed.
@@ -115,127 +116,27 @@ fn tool_stdout(cmd: &mut Command) -> String {
     stdout
 }
 
-/// The running example: its stdout and stderr lines are collected by threads, and it is
-/// killed on drop if still running.
+/// The running example (see [`ExampleProcess`]) and the address it listens on.
 struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: ExampleProcess,
     addr: SocketAddr,
 }
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(example_binary())
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the example");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let sink = stderr_lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            lines,
-            seen: Vec::new(),
-            stderr: stderr_lines,
-            addr: "0.0.0.0:0".parse().unwrap(),
-        };
-        let line = server.line_containing("listening on ");
-        server.addr = line
+        let args: Vec<&str> = ["--port", "0"].iter().chain(args).copied().collect();
+        let mut process = ExampleProcess::start(example_binary(), &args, GUARD);
+        let line = process.line_containing("listening on ");
+        let addr = line
             .rsplit("http://")
             .next()
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        server
+        Server { process, addr }
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-
-    /// Waits ([`GUARD`] at most) for a stdout line containing `needle`.
-    fn line_containing(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + GUARD;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no stdout line containing {needle:?} within {GUARD:?}; saw {:?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    /// Waits ([`GUARD`] at most) for a stderr line containing `needle`.
-    fn stderr_line_containing(&self, needle: &str) -> String {
-        let deadline = Instant::now() + GUARD;
-        loop {
-            if let Some(line) = self
-                .stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return line.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no stderr line containing {needle:?} within {GUARD:?}; saw {:?}",
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn signal(&self, signum: i32) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits in pid_t");
-        // SAFETY: kill(2) on our own child process.
-        assert_eq!(unsafe { libc::kill(pid, signum) }, 0);
-    }
-
-    /// Waits ([`GUARD`] at most) for the process to exit.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + GUARD;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the example did not exit within {GUARD:?}; stdout so far: {:?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     /// The server's request counter, read from `/json` on a fresh connection (the
@@ -252,10 +153,16 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ExampleProcess;
+    fn deref(&self) -> &ExampleProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ExampleProcess {
+        &mut self.process
     }
 }
 
@@ -664,7 +571,7 @@ fn two_loops_share_the_port_serve_every_request_and_exit_0() {
 /// `examples/http_client.rs`, built like the server.
 fn client_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| common::build_example("http_client", Some("hyper")))
+    BINARY.get_or_init(|| common::example::build_example("http_client", Some("hyper")))
 }
 
 /// The client example with no URL runs its own server on its loop and fetches 10 URLs

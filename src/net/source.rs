@@ -81,15 +81,9 @@ impl Registration {
         &self,
         cx: &mut Context<'_>,
         dir: Direction,
-        mut op: impl FnMut() -> io::Result<R>,
+        op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        loop {
-            let event = ready!(self.poll_ready(cx, dir))?;
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
-                result => return Poll::Ready(result),
-            }
-        }
+        self.poll_io_until_drained(cx, dir, op, |_| false)
     }
 
     /// Counts an accepted connection in the owning loop's [`LoopStats`](crate::LoopStats).
@@ -111,15 +105,27 @@ impl Registration {
         cx: &mut Context<'_>,
         dir: Direction,
         len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        self.poll_io_until_drained(cx, dir, op, |&n| n > 0 && n < len)
+    }
+
+    /// The readiness loop behind both: `drained(&result)` says a successful `op` proved
+    /// the direction exhausted, so only its ready bit is forgotten.
+    fn poll_io_until_drained<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
         loop {
             let event = ready!(self.poll_ready(cx, dir))?;
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
-                Ok(n) if n > 0 && n < len => {
+                Ok(r) if drained(&r) => {
                     self.io.clear_drained(event, dir);
-                    return Poll::Ready(Ok(n));
+                    return Poll::Ready(Ok(r));
                 }
                 result => return Poll::Ready(result),
             }

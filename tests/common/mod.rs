@@ -3,6 +3,8 @@
 //! everywhere.
 #![allow(dead_code)]
 
+pub mod example;
+
 use std::sync::{Mutex, Once};
 
 /// SplitMix64: a tiny deterministic generator, good enough for test inputs.
@@ -307,36 +309,4 @@ pub fn run_until_stopped(rt: &evloop::Runtime) {
         fallback.cancel(),
         "the 10 s fallback timer fired: the loop never reached stop()"
     );
-}
-
-/// Builds `examples/<name>.rs` (with `--features` when given) in the profile of the
-/// running test binary and returns its path: a no-op when `cargo test` already built it.
-pub fn build_example(name: &str, features: Option<&str>) -> std::path::PathBuf {
-    // This test binary is target/<profile dir>/deps/<name>; examples are built into
-    // target/<profile dir>/examples. Build with the same profile.
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile dir>");
-    let mut args = vec!["build", "--example", name, "--quiet"];
-    if let Some(features) = features {
-        args.extend(["--features", features]);
-    }
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug");
-    if profile != "debug" {
-        args.extend(["--profile", profile]);
-    }
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo {args:?} failed");
-    let binary = profile_dir.join("examples").join(name);
-    assert!(binary.exists(), "{} was not built", binary.display());
-    binary
 }
