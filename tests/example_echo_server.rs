@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::example::ExampleProcess;
+use common::example::ExampleServer;
 
 const TEN_S: Duration = Duration::from_secs(10);
 
@@ -23,40 +23,15 @@ fn example_binary() -> &'static PathBuf {
     BINARY.get_or_init(|| common::example::build_example("echo_server", None))
 }
 
-/// The running example (see [`ExampleProcess`]) and the address it listens on.
-struct Server {
-    process: ExampleProcess,
-    addr: SocketAddr,
+type Server = ExampleServer;
+
+/// The running example, on any free port with a grace period of `grace_secs`.
+fn start(grace_secs: u64) -> Server {
+    start_with(&["0", &grace_secs.to_string()])
 }
 
-impl Server {
-    fn start(grace_secs: u64) -> Server {
-        Server::start_with(&["0", &grace_secs.to_string()])
-    }
-
-    fn start_with(args: &[&str]) -> Server {
-        let mut process = ExampleProcess::start(example_binary(), args, TEN_S);
-        let line = process.line_containing("listening on ");
-        let addr = line
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { process, addr }
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = ExampleProcess;
-    fn deref(&self) -> &ExampleProcess {
-        &self.process
-    }
-}
-
-impl std::ops::DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut ExampleProcess {
-        &mut self.process
-    }
+fn start_with(args: &[&str]) -> Server {
+    ExampleServer::start(example_binary(), args, TEN_S, " ")
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {
@@ -74,7 +49,7 @@ fn echo(s: &mut TcpStream, msg: &[u8]) {
 
 #[test]
 fn sigterm_stops_accepting_lets_an_open_connection_finish_and_exits_0() {
-    let mut server = Server::start(10);
+    let mut server = start(10);
     let mut open = connect(server.addr);
     echo(&mut open, b"hello");
 
@@ -113,7 +88,7 @@ fn sigterm_stops_accepting_lets_an_open_connection_finish_and_exits_0() {
 
 #[test]
 fn sigint_with_no_open_connection_exits_0() {
-    let mut server = Server::start(10);
+    let mut server = start(10);
     let mut s = connect(server.addr);
     echo(&mut s, b"one round");
     drop(s);
@@ -127,7 +102,7 @@ fn sigint_with_no_open_connection_exits_0() {
 /// period (1 s here).
 #[test]
 fn a_connection_that_never_closes_is_cut_after_the_grace_period() {
-    let mut server = Server::start(1);
+    let mut server = start(1);
     let mut open = connect(server.addr);
     echo(&mut open, b"idle after this");
     server.signal(libc::SIGTERM);
@@ -145,7 +120,7 @@ fn a_connection_that_never_closes_is_cut_after_the_grace_period() {
 /// (each reports its signal) and exits 0 once the connections are closed.
 #[test]
 fn two_loops_echo_every_connection_and_both_stop_on_sigterm() {
-    let mut server = Server::start_with(&["0", "10", "--loops", "2"]);
+    let mut server = start_with(&["0", "10", "--loops", "2"]);
     let mut conns: Vec<TcpStream> = (0..16).map(|_| connect(server.addr)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         echo(c, format!("message {i}").as_bytes());

@@ -6,7 +6,7 @@
 //!
 //! The example binary is built once with `cargo build --example http_server --features
 //! hyper` (a no-op when `cargo test` already built it) and run from the target
-//! directory, as in `tests/example_echo_server.rs`.
+//! directory, and watched as a process, by `tests/common/example.rs`.
 //!
 //! The external tools may be missing on a developer machine: a test whose tool is not
 //! on `PATH` prints `skipped: …` to stderr and passes, unless `EVLOOP_REQUIRE_HTTP_TOOLS=1`
@@ -23,7 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::example::ExampleProcess;
+use common::example::ExampleServer;
 
 /// Hang guard for waits on the server and on socket reads (never a timing assertion).
 const GUARD: Duration = Duration::from_secs(20);
@@ -116,23 +116,13 @@ fn tool_stdout(cmd: &mut Command) -> String {
     stdout
 }
 
-/// The running example (see [`ExampleProcess`]) and the address it listens on.
-struct Server {
-    process: ExampleProcess,
-    addr: SocketAddr,
-}
+type Server = ExampleServer;
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
+impl ExampleServer {
+    /// The example server on a free port, with `args`.
+    fn start_http(args: &[&str]) -> Server {
         let args: Vec<&str> = ["--port", "0"].iter().chain(args).copied().collect();
-        let mut process = ExampleProcess::start(example_binary(), &args, GUARD);
-        let line = process.line_containing("listening on ");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { process, addr }
+        ExampleServer::start(example_binary(), &args, GUARD, "http://")
     }
 
     fn url(&self, path: &str) -> String {
@@ -150,19 +140,6 @@ impl Server {
             .unwrap_or_else(|| panic!("no request count in {body:?}"));
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().expect("a request count")
-    }
-}
-
-impl std::ops::Deref for Server {
-    type Target = ExampleProcess;
-    fn deref(&self) -> &ExampleProcess {
-        &self.process
-    }
-}
-
-impl std::ops::DerefMut for Server {
-    fn deref_mut(&mut self) -> &mut ExampleProcess {
-        &mut self.process
     }
 }
 
@@ -225,7 +202,7 @@ fn curl_http1_1() {
     let Some(curl_bin) = require_tool("curl", "curl") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     assert_eq!(
         curl(&curl_bin, "--http1.1", &server.url("/")),
         "Hello, world!\n1.1 200"
@@ -244,7 +221,7 @@ fn curl_http2_prior_knowledge() {
     let Some(curl_bin) = require_tool("curl", "curl") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     assert_eq!(
         curl(&curl_bin, "--http2-prior-knowledge", &server.url("/")),
         "Hello, world!\n2 200"
@@ -283,7 +260,7 @@ fn h2load_http2_all_requests_succeed() {
     let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     let out = tool_stdout(Command::new(h2load).args([
         "-n",
         "2000",
@@ -302,7 +279,7 @@ fn h2load_http1_pipelined_all_requests_succeed() {
     let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     let out = tool_stdout(Command::new(h2load).args([
         "--h1",
         "-n",
@@ -323,7 +300,7 @@ fn wrk_no_errors() {
     let Some(wrk) = require_tool("wrk", "wrk") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     let out = tool_stdout(Command::new(wrk).args([
         "-t1",
         "-c32",
@@ -365,7 +342,7 @@ fn ab_keep_alive_no_failures() {
     let Some(ab) = require_tool("ab", "apache2-utils") else {
         return;
     };
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     let out = tool_stdout(Command::new(ab).args([
         "-q",
         "-s",
@@ -389,7 +366,7 @@ fn ab_keep_alive_no_failures() {
 /// server keeps serving: a complete head on a new connection still gets a 200.
 #[test]
 fn header_read_timeout_disconnects_an_incomplete_head() {
-    let server = Server::start(&["--header-timeout-ms", "200"]);
+    let server = Server::start_http(&["--header-timeout-ms", "200"]);
     let mut slow = connect(server.addr);
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // no blank line
     let received = read_until_closed(&mut slow)
@@ -447,7 +424,7 @@ fn assert_refused_soon(addr: SocketAddr) {
 /// 200 response, and the process exits with status 0.
 #[test]
 fn sigterm_finishes_an_in_flight_http1_request_and_exits_0() {
-    let mut server = Server::start(&["--grace-secs", "10"]);
+    let mut server = Server::start_http(&["--grace-secs", "10"]);
     let before = server.request_count();
     let mut inflight = connect(server.addr);
     inflight
@@ -484,7 +461,7 @@ fn sigterm_finishes_an_in_flight_http2_request_and_exits_0() {
     let Some(curl_bin) = require_tool("curl", "curl") else {
         return;
     };
-    let mut server = Server::start(&["--grace-secs", "10"]);
+    let mut server = Server::start_http(&["--grace-secs", "10"]);
     let before = server.request_count();
     let url = server.url("/sleep/1000");
     let request = std::thread::spawn(move || curl(&curl_bin, "--http2-prior-knowledge", &url));
@@ -505,7 +482,7 @@ fn sigterm_finishes_an_in_flight_http2_request_and_exits_0() {
 /// is cut (no response) and the process still exits with status 0.
 #[test]
 fn sigterm_cuts_a_request_longer_than_the_grace_period() {
-    let mut server = Server::start(&["--grace-secs", "1"]);
+    let mut server = Server::start_http(&["--grace-secs", "1"]);
     let before = server.request_count();
     let mut inflight = connect(server.addr);
     inflight
@@ -534,7 +511,7 @@ fn two_loops_share_the_port_serve_every_request_and_exit_0() {
     let Some(h2load) = require_tool("h2load", "nghttp2-client") else {
         return;
     };
-    let mut server = Server::start(&["--loops", "2"]);
+    let mut server = Server::start_http(&["--loops", "2"]);
     server.line_containing("2 loops share the port");
     let out = tool_stdout(Command::new(h2load).args([
         "-n",
@@ -594,7 +571,7 @@ fn http_client_example_demo_fetches_over_both_protocols() {
 /// connection, then HTTP/1.1; a refused URL makes it exit 1 and say so.
 #[test]
 fn http_client_example_against_the_server() {
-    let server = Server::start(&[]);
+    let server = Server::start_http(&[]);
     let urls = [server.url("/json"), server.url("/"), server.url("/missing")];
     let out = run_tool(Command::new(client_binary()).arg("--http2").args(&urls));
     let stdout = String::from_utf8_lossy(&out.stdout);

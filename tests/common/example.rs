@@ -2,6 +2,7 @@
 //! watching its stdout and stderr lines, sending it signals and waiting for its exit.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -166,5 +167,38 @@ impl Drop for ExampleProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A server example: its process and the address from its first `listening on` line
+/// (the text after the last `marker` on that line: `" "` or `"http://"`).
+pub struct ExampleServer {
+    pub process: ExampleProcess,
+    pub addr: SocketAddr,
+}
+
+impl ExampleServer {
+    pub fn start(binary: &Path, args: &[&str], guard: Duration, marker: &str) -> ExampleServer {
+        let mut process = ExampleProcess::start(binary, args, guard);
+        let line = process.line_containing("listening on ");
+        let addr = line
+            .rsplit(marker)
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        ExampleServer { process, addr }
+    }
+}
+
+impl std::ops::Deref for ExampleServer {
+    type Target = ExampleProcess;
+    fn deref(&self) -> &ExampleProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for ExampleServer {
+    fn deref_mut(&mut self) -> &mut ExampleProcess {
+        &mut self.process
     }
 }
