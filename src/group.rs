@@ -249,8 +249,9 @@ impl LoopGroup {
     ///
     /// # Errors
     ///
-    /// `Error::Panic` naming the loops whose thread died of a panic (a bug: every
-    /// callback and task poll is caught on the loop, so user code cannot cause it).
+    /// An `Error::Exception` naming the loops whose thread died of a panic, with each
+    /// panic's message (a bug: every callback and task poll is caught on the loop, so
+    /// user code cannot cause it).
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.stop_and_join()
     }
