@@ -1,18 +1,24 @@
 //! A TCP echo server on 127.0.0.1 with graceful shutdown.
 //!
 //! ```sh
-//! cargo run --release --example echo_server -- 7878      # port (0: any free port)
-//! printf 'hello\n' | nc 127.0.0.1 7878                   # in another terminal
+//! cargo run --release --example echo_server -- --port 7878   # 0: any free port
+//! printf 'hello\n' | nc 127.0.0.1 7878                       # in another terminal
 //! ```
 //!
+//! Options: `--port N` (default 7878; 0 picks a free port, the first line printed is
+//! `listening on ADDR`), `--grace-secs S` (default 10), `--loops N` (default 1), `--help`.
+//!
 //! On Ctrl-C or SIGTERM it stops accepting, lets the open connections finish (for up to
-//! a grace period, 10 s by default, second argument), and exits with status 0.
+//! the grace period), and exits with status 0.
 //!
 //! One task per connection; the task list is shared on the loop with `Rc<RefCell<…>>`
 //! — no `Send` needed, since everything runs on the loop's thread.
 //!
 //! `--loops N` runs N loops on N threads (a [`LoopGroup`]), each with its own listener on
 //! the same port (`SO_REUSEPORT`): the kernel spreads the connections over the loops.
+
+#[path = "common/args.rs"]
+mod args;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,43 +41,42 @@ async fn echo(stream: TcpStream) -> Result<u64, Error> {
     }
 }
 
-/// Command line: `[PORT [GRACE_SECS]] [--loops N]`.
+/// The command line (see the module doc).
 struct Options {
     port: u16,
     grace: Duration,
     loops: usize,
 }
 
-fn parse_args() -> Result<Options, Error> {
-    let mut positional = Vec::new();
-    let mut loops = 1;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--loops" {
-            let n = args
-                .next()
-                .ok_or_else(|| Error::msg("--loops needs a value"))?;
-            loops = n.parse()?;
-        } else {
-            positional.push(arg);
-        }
+const OPTIONS: &[args::Opt] = &[
+    args::Opt::value(
+        "--port",
+        "N",
+        "the port to listen on (default 7878; 0: any free port)",
+    ),
+    args::Opt::value(
+        "--loops",
+        "N",
+        "loops (threads) sharing the port (default 1)",
+    ),
+    args::Opt::value(
+        "--grace-secs",
+        "S",
+        "how long open connections may finish after a signal (default 10)",
+    ),
+];
+
+fn parse_args() -> Options {
+    let args = args::Args::parse(
+        "echo_server",
+        "A TCP echo server on 127.0.0.1; Ctrl-C or SIGTERM stops it gracefully.",
+        OPTIONS,
+    );
+    Options {
+        port: args.get("--port", 7878),
+        grace: Duration::from_secs(args.get("--grace-secs", 10)),
+        loops: args.get_at_least("--loops", 1, 1),
     }
-    let mut positional = positional.into_iter();
-    Ok(Options {
-        port: positional
-            .next()
-            .map(|p| p.parse())
-            .transpose()?
-            .unwrap_or(7878),
-        grace: Duration::from_secs(
-            positional
-                .next()
-                .map(|s| s.parse())
-                .transpose()?
-                .unwrap_or(10),
-        ),
-        loops,
-    })
 }
 
 /// One loop's server; returns (connections finished, bytes echoed) after shutdown.
@@ -153,7 +158,7 @@ async fn serve_loop(
 }
 
 fn main() -> Result<(), Error> {
-    let options = Arc::new(parse_args()?);
+    let options = Arc::new(parse_args());
     // One loop per thread (`--loops 1`, the default, is a single loop).
     let group = LoopGroup::new(options.loops)?;
     let port: Future<u16> = Future::with_loop(&group.handles()[0]);

@@ -25,9 +25,10 @@ fn example_binary() -> &'static PathBuf {
 
 type Server = ExampleServer;
 
-/// The running example, on any free port with a grace period of `grace_secs`.
+/// The running example, on any free port (`--port 0`) with a grace period of
+/// `grace_secs`.
 fn start(grace_secs: u64) -> Server {
-    start_with(&["0", &grace_secs.to_string()])
+    start_with(&["--port", "0", "--grace-secs", &grace_secs.to_string()])
 }
 
 fn start_with(args: &[&str]) -> Server {
@@ -117,10 +118,11 @@ fn a_connection_that_never_closes_is_cut_after_the_grace_period() {
 
 /// Issue 10: `--loops 2` serves from two loops sharing the port (`SO_REUSEPORT`): every
 /// connection is echoed whichever loop the kernel picked, and SIGTERM stops both loops
-/// (each reports its signal) and exits 0 once the connections are closed.
+/// (each reports its signal) and exits 0 once the connections are closed. (The options
+/// in their `--name=VALUE` form here, U3.)
 #[test]
 fn two_loops_echo_every_connection_and_both_stop_on_sigterm() {
-    let mut server = start_with(&["0", "10", "--loops", "2"]);
+    let mut server = start_with(&["--port=0", "--grace-secs=10", "--loops=2"]);
     let mut conns: Vec<TcpStream> = (0..16).map(|_| connect(server.addr)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         echo(c, format!("message {i}").as_bytes());
