@@ -1,13 +1,19 @@
 //! A line-based chat server: every line a client sends goes to every other client.
 //!
 //! ```sh
-//! cargo run --example chat -- --demo        # three bots talk, then it exits
-//! cargo run --example chat -- 7879           # a server until Ctrl-C; try `nc 127.0.0.1 7879`
+//! cargo run --example chat -- --demo          # three bots talk, then it exits
+//! cargo run --example chat -- --port 7879      # a server until Ctrl-C; try `nc 127.0.0.1 7879`
 //! ```
+//!
+//! Options: `--port N` (default 7879, or 0 — any free port — with `--demo`), `--demo`,
+//! `--help`.
 //!
 //! Many tasks share the room through `Rc<RefCell<…>>`: tasks created with
 //! `create_task` run on the loop's thread and need no `Send`. No borrow is held across
 //! an `.await`: a broadcast first copies the list of writers, then writes.
+
+#[path = "common/args.rs"]
+mod args;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -121,16 +127,24 @@ async fn bot(
     Ok(String::from_utf8_lossy(&heard).into_owned())
 }
 
+const OPTIONS: &[args::Opt] = &[
+    args::Opt::value(
+        "--port",
+        "N",
+        "the port to listen on (default 7879, or 0 with --demo: any free port)",
+    ),
+    args::Opt::flag("--demo", "three bots talk on the server, then it exits"),
+];
+
 #[evloop::main]
 async fn main() -> Result<(), Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let demo = args.iter().any(|a| a == "--demo");
-    let port: u16 = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .map(|p| p.parse())
-        .transpose()?
-        .unwrap_or(if demo { 0 } else { 7879 });
+    let args = args::Args::parse(
+        "chat",
+        "A line-based chat server on 127.0.0.1: each line a client sends goes to the others.",
+        OPTIONS,
+    );
+    let demo = args.flag("--demo");
+    let port: u16 = args.get("--port", if demo { 0 } else { 7879 });
 
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();

@@ -8,9 +8,15 @@
 //! cargo run --release --features hyper --example http_client -- --http2 http://127.0.0.1:8080/json
 //! ```
 //!
+//! Options: `--http2` (one HTTP/2 connection per host instead of HTTP/1.1), `--help`;
+//! then the `http://` URLs to fetch.
+//!
 //! With no URL it starts a small hyper server on the same loop and fetches 10 URLs from
 //! it twice, over HTTP/1.1 and over HTTP/2 — client and server share one thread.
 //! Exits with status 1 if any fetch failed.
+
+#[path = "common/args.rs"]
+mod args;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -169,16 +175,26 @@ async fn demo_server() -> Result<std::net::SocketAddr, Error> {
     Ok(addr)
 }
 
+const OPTIONS: &[args::Opt] = &[
+    args::Opt::flag(
+        "--http2",
+        "HTTP/2 (cleartext, prior knowledge), one connection per host",
+    ),
+    args::Opt::positional(
+        "URL",
+        "http:// URLs to fetch (none: the self-contained demo)",
+    ),
+];
+
 #[evloop::main]
 async fn main() -> Result<(), Error> {
-    let mut use_http2 = false;
-    let mut uris = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--http2" => use_http2 = true,
-            url => uris.push(url.parse::<Uri>().map_err(Error::new)?),
-        }
-    }
+    let args = args::Args::parse(
+        "http_client",
+        "Fetches URLs at once over HTTP/1.1 or HTTP/2 (with no URL: a self-contained demo).",
+        OPTIONS,
+    );
+    let use_http2 = args.flag("--http2");
+    let uris: Vec<Uri> = args.positionals();
     let failed = if uris.is_empty() {
         let addr = demo_server().await?;
         let uris: Vec<Uri> = (0..10)

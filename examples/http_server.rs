@@ -11,12 +11,12 @@
 //! and protocol), `GET /sleep/<ms>` (answers after a timer; for watching graceful
 //! shutdown), anything else 404.
 //!
-//! Options: `--port P` (0, the default, picks a free port; the first line printed is
+//! Options: `--port N` (0, the default, picks a free port; the first line printed is
 //! `listening on http://ADDR`), `--header-timeout-ms MS` (HTTP/1 header-read timeout,
 //! default 10 000: a client that does not finish its request head in time is dropped),
 //! `--grace-secs S` (default 10), `--loops N` (default 1: N loops on N threads, a
 //! listener on each sharing the port through `SO_REUSEPORT`, the kernel spreading the
-//! connections; every loop serves its own connections).
+//! connections; every loop serves its own connections), `--help`.
 //!
 //! One task per connection. On SIGTERM or Ctrl-C every loop stops accepting, asks every
 //! open connection to shut down gracefully (in-flight requests finish; HTTP/1 closes
@@ -26,6 +26,9 @@
 //! The request counter is an `Rc<Cell<u64>>`: services need not be `Send`, even for
 //! HTTP/2, because hyper's background tasks are spawned on the loop by
 //! [`LocalExec`].
+
+#[path = "common/args.rs"]
+mod args;
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -45,6 +48,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::server::conn::auto;
 
+/// The command line (see the module doc).
 struct Options {
     port: u16,
     loops: usize,
@@ -52,34 +56,41 @@ struct Options {
     grace: Duration,
 }
 
-fn parse_args() -> Result<Options, Error> {
-    let mut options = Options {
-        port: 0,
-        loops: 1,
-        header_timeout: Duration::from_secs(10),
-        grace: Duration::from_secs(10),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| Error::msg(format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--port" => options.port = value()?.parse()?,
-            "--header-timeout-ms" => {
-                options.header_timeout = Duration::from_millis(value()?.parse()?)
-            }
-            "--loops" => options.loops = value()?.parse()?,
-            "--grace-secs" => options.grace = Duration::from_secs(value()?.parse()?),
-            other => {
-                return Err(Error::msg(format!(
-                    "unknown option {other}; see the source"
-                )));
-            }
-        }
+const OPTIONS: &[args::Opt] = &[
+    args::Opt::value(
+        "--port",
+        "N",
+        "the port to listen on (default 0: any free port)",
+    ),
+    args::Opt::value(
+        "--loops",
+        "N",
+        "loops (threads) sharing the port (default 1)",
+    ),
+    args::Opt::value(
+        "--header-timeout-ms",
+        "MS",
+        "HTTP/1 request-head read timeout (default 10000)",
+    ),
+    args::Opt::value(
+        "--grace-secs",
+        "S",
+        "how long open connections may finish after a signal (default 10)",
+    ),
+];
+
+fn parse_args() -> Options {
+    let args = args::Args::parse(
+        "http_server",
+        "An HTTP/1.1 and HTTP/2 (prior knowledge) server on 127.0.0.1, with hyper on evloop.",
+        OPTIONS,
+    );
+    Options {
+        port: args.get("--port", 0),
+        loops: args.get_at_least("--loops", 1, 1),
+        header_timeout: Duration::from_millis(args.get("--header-timeout-ms", 10_000)),
+        grace: Duration::from_secs(args.get("--grace-secs", 10)),
     }
-    Ok(options)
 }
 
 /// Answers one request. Runs on the loop; `requests` is loop-local state.
@@ -248,7 +259,7 @@ async fn serve_loop(
 }
 
 fn main() -> Result<(), Error> {
-    let options = Arc::new(parse_args()?);
+    let options = Arc::new(parse_args());
     // One loop per thread; with --loops 1 this is a single loop on one thread.
     let group = LoopGroup::new(options.loops)?;
     let port: Future<u16> = Future::with_loop(&group.handles()[0]);

@@ -2,7 +2,11 @@
 //! a stop, futures, tasks, gather, blocking work, networking, a group of loops, and the
 //! loop's statistics.
 //!
-//! Run with `cargo run --release --example tour`; it exits 0 by itself.
+//! Run with `cargo run --release --example tour`; it exits 0 by itself. It takes no
+//! options but `--help`.
+
+#[path = "common/args.rs"]
+mod args;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,11 @@ impl Resolver {
 }
 
 fn main() -> std::io::Result<()> {
+    args::Args::parse(
+        "tour",
+        "A tour of evloop's features, from timers to a group of loops; it exits 0 by itself.",
+        &[],
+    );
     let rt = Runtime::new()?;
     let loop_ = rt.handle();
     let start = Instant::now();
