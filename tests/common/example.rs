@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,34 @@ impl ExampleProcess {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Waits for the process to exit and for both pipes to close; returns its status and
+    /// everything it wrote to stdout and to stderr, one line each.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let status = self.wait_exit();
+        let deadline = Instant::now() + self.guard;
+        // The stdout reader ends (dropping its sender) at end-of-file.
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after the exit"),
+            }
+        }
+        // The stderr reader holds the other reference to the lines until end-of-file.
+        while Arc::strong_count(&self.stderr) > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "stderr still open after the exit"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
+        (status, std::mem::take(&mut self.seen), stderr)
     }
 
     pub fn still_running(&mut self) -> bool {
