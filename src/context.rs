@@ -28,6 +28,10 @@ pub(crate) fn current_id() -> u64 {
 }
 
 /// Runs `f` with the core of loop `id` if that loop is running on this thread.
+///
+/// The thread-local is borrowed while `f` runs, so `f` must not run user code (a
+/// destructor could drop a runtime, which swaps the current loop): hand what must be
+/// dropped back out of `f`, or use [`current`] (a reference count) instead.
 pub(crate) fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
     if current_id() != id {
         return None;
@@ -39,7 +43,7 @@ pub(crate) fn with_local<R>(id: u64, f: impl FnOnce(&Local) -> R) -> Option<R> {
 }
 
 /// Runs `f` with the core of the loop running on this thread, if any (no reference
-/// counting, unlike [`current`]).
+/// counting, unlike [`current`]). As for [`with_local`], `f` must not run user code.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
     CURRENT
         .try_with(|c| c.borrow().as_ref().map(|local| f(local)))

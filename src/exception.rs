@@ -1,7 +1,7 @@
 //! The loop's exception handler (L9): [`ExceptionContext`] and dispatch.
 //!
 //! Owns: what is reported (message, error, source), the default handler (which logs
-//! with `log::error!`), and the rule that a panicking custom handler is itself reported
+//! with `log::error!`, or writes to stderr when no logger takes the record), and the rule that a panicking custom handler is itself reported
 //! by the default handler as "Unhandled error in exception handler". Must not touch:
 //! loop scheduling — handlers run synchronously on the reporting thread (the loop
 //! thread, for everything the loop reports itself).
@@ -33,6 +33,9 @@ pub enum ExceptionSource {
     },
     /// A future whose exception was never retrieved.
     Future,
+    /// A `Waker` that panicked when evloop woke it (a future's completion, a timer, I/O
+    /// readiness, a signal); the other wake-ups of the same batch still happened.
+    Waker,
     /// A custom exception handler that panicked.
     Handler,
     /// Reported by user code through [`LoopHandle::call_exception_handler`].
@@ -99,15 +102,55 @@ impl fmt::Display for ExceptionContext {
     }
 }
 
-/// The default handler: one `log::error!` line.
 /// Drops `value` (user code: its destructors) and hands back a panic from them as an
 /// `Error` to report, so it never unwinds into the loop or a shutdown (L9).
 pub(crate) fn drop_catching<T>(value: T) -> Result<(), Error> {
     catch_unwind(AssertUnwindSafe(move || drop(value))).map_err(Error::from_panic)
 }
 
+/// Runs `f` on every item, each under its own `catch_unwind` (rules 2 and 7 of
+/// ARCHITECTURE.md): a panic — in `f` or in the drop of the item — is reported to
+/// `loop_`'s exception handler as `what` (with `source`), and the remaining items are
+/// still processed. Nothing unwinds out of it, so a batch is never cut short and no
+/// second panic can happen while a first one unwinds (which would abort the process).
+pub(crate) fn for_each_catching<I: IntoIterator>(
+    loop_: &LoopHandle,
+    what: &str,
+    source: ExceptionSource,
+    items: I,
+    mut f: impl FnMut(I::Item),
+) {
+    for item in items {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(item))) {
+            loop_.call_exception_handler(
+                ExceptionContext::new(what)
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(source.clone()),
+            );
+        }
+    }
+}
+
+/// Drops every item under its own catch (see [`for_each_catching`]).
+pub(crate) fn drop_each_catching<I: IntoIterator>(loop_: &LoopHandle, what: &str, items: I) {
+    for_each_catching(loop_, what, ExceptionSource::Other, items, drop);
+}
+
+/// The default handler (L9, U1): one `log::error!` line — or, when no `log` logger
+/// would take it (none is installed, or error records of target `evloop` are
+/// disabled), one line on stderr, as asyncio's last-resort handler does: an unhandled
+/// task error or a panicking callback is never silent.
 pub(crate) fn default_handler(ctx: &ExceptionContext) {
-    log::error!(target: "evloop", "{ctx}");
+    let metadata = log::Metadata::builder()
+        .level(log::Level::Error)
+        .target("evloop")
+        .build();
+    if log::max_level() >= log::Level::Error && log::logger().enabled(&metadata) {
+        log::error!(target: "evloop", "{ctx}");
+    } else {
+        // `eprintln!` panics if stderr is a broken pipe; a report must not panic.
+        let _ = catch_unwind(AssertUnwindSafe(|| eprintln!("evloop: {ctx}")));
+    }
 }
 
 /// Calls the loop's handler (or the default one); a panicking handler is reported by

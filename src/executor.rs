@@ -260,7 +260,7 @@ impl Executor {
                 "executor shut down",
             )));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::handle::deadline_after(Instant::now(), timeout);
         let mut state = self.lock();
         while state.threads > 0 {
             let now = Instant::now();

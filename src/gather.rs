@@ -5,9 +5,16 @@
 //! registration list (no allocation per child beyond that slot) and read with its
 //! public accessors once done.
 //!
-//! Children hold their registration weakly: a gather nobody holds any more (nobody
-//! awaits or keeps its outer future) is freed even while children are pending, and
-//! ignores their later completions.
+//! Children hold their registration weakly, and a gather that is freed removes its
+//! registration from every child still pending (Q8): a gather nobody holds any more
+//! (nobody awaits or keeps its outer future) is freed, and leaves nothing behind, even
+//! while children are pending.
+//!
+//! Cancelling a gather cancels its children, and a child that is itself a gather
+//! cancels its own children first (asyncio's `_GatheringFuture.cancel` recursion): that
+//! walk runs on an explicit stack ([`cancel_tree`]), so gathers nested 100 000 deep are
+//! cancelled in bounded stack (rule 3); a task child's cancellation is queued by the
+//! task module's worklist.
 //!
 //! A child's completion pushes its index to the gather's queue (on whatever thread
 //! completed it) and, if none is pending, schedules one batch callback on the outer's
@@ -25,17 +32,21 @@
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use crate::closing::Closable;
 use crate::error::{CancelledError, Error};
 use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Notify, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::self_arc::SelfArc;
 use crate::task::TaskOps;
 
 /// A child of a gather, whatever its type.
 pub(crate) trait Child: Send + Sync {
     fn notify_on_done(&self, observer: Weak<dyn Notify>, index: u32);
+    /// Removes the registration of `observer` (a gather being freed) for `index`.
+    fn forget_observer(&self, observer: *const (), index: u32);
+    /// The child as a gather, if it is one (for the cancellation walk).
+    fn as_gather(&self) -> Option<&dyn GatherNode>;
     fn is_done(&self) -> bool;
     /// The child's error (exception, or `Cancelled`), observing it (F10).
     fn error(&self) -> Option<Error>;
@@ -46,6 +57,14 @@ pub(crate) trait Child: Send + Sync {
 impl<T: Send + 'static> Child for Future<T> {
     fn notify_on_done(&self, observer: Weak<dyn Notify>, index: u32) {
         self.add_notify(observer, index);
+    }
+
+    fn forget_observer(&self, observer: *const (), index: u32) {
+        self.obj.core().remove_notify(observer, index);
+    }
+
+    fn as_gather(&self) -> Option<&dyn GatherNode> {
+        self.obj.as_gather()
     }
 
     fn is_done(&self) -> bool {
@@ -114,8 +133,6 @@ impl<T: Send + Clone + 'static> Children for Outcomes<T> {
 
 /// The outer future of a gather, with its children and bookkeeping.
 struct GatherCell<C: Children> {
-    /// This cell's own `Arc` (see `self_arc`).
-    me: SelfArc<Self>,
     core: FutureCore<C::Output>,
     children: C,
     return_exceptions: bool,
@@ -181,51 +198,109 @@ impl<C: Children> GatherCell<C> {
 
     /// G4: cancels every child not done; `true` if any of them was cancelled.
     fn cancel_children(&self, message: Option<Arc<str>>) -> bool {
-        if self.core.is_done() {
-            return false;
-        }
-        let mut any = false;
-        for index in 0..self.children.len() {
-            let child = self.children.child(index);
-            if !child.is_done() {
-                any |= child.cancel_with(message.clone());
-            }
-        }
+        cancel_tree(self, &message)
+    }
+}
+
+/// A gather as the cancellation walk sees it, whatever its children's types.
+pub(crate) trait GatherNode: Send + Sync {
+    fn node_done(&self) -> bool;
+    fn child_count(&self) -> usize;
+    fn child_at(&self, index: usize) -> &dyn Child;
+    /// The walk cancelled this gather's children: `any` of them was cancelled. Records
+    /// the request (G4) and returns what `cancel()` returns.
+    fn children_cancelled(&self, any: bool, message: &Option<Arc<str>>) -> bool;
+}
+
+impl<C: Children> GatherNode for GatherCell<C> {
+    fn node_done(&self) -> bool {
+        self.core.is_done()
+    }
+
+    fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
+    fn child_at(&self, index: usize) -> &dyn Child {
+        self.children.child(index)
+    }
+
+    fn children_cancelled(&self, any: bool, message: &Option<Arc<str>>) -> bool {
         if any {
             *self
                 .cancel_message
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner) = message;
+                .unwrap_or_else(PoisonError::into_inner) = message.clone();
             self.cancel_requested.store(true, Ordering::Release);
         }
         any
     }
 }
 
+/// asyncio's recursive `_GatheringFuture.cancel` on an explicit stack: every child not
+/// done is cancelled, a child that is a pending gather is walked into first, and each
+/// gather learns whether any of its children was cancelled — in the order and with the
+/// results of the recursion, in bounded stack (rule 3).
+fn cancel_tree<'a>(root: &'a dyn GatherNode, message: &Option<Arc<str>>) -> bool {
+    if root.node_done() {
+        return false;
+    }
+    // (gather, next child to visit, whether any child so far was cancelled)
+    let mut stack: Vec<(&'a dyn GatherNode, usize, bool)> = vec![(root, 0, false)];
+    loop {
+        let Some(&mut (node, ref mut next, ref mut any)) = stack.last_mut() else {
+            unreachable!("the root frame is popped by the return below");
+        };
+        if *next == node.child_count() {
+            let cancelled = node.children_cancelled(*any, message);
+            stack.pop();
+            match stack.last_mut() {
+                Some(parent) => parent.2 |= cancelled,
+                None => return cancelled,
+            }
+            continue;
+        }
+        let child = node.child_at(*next);
+        *next += 1;
+        if child.is_done() {
+            continue;
+        }
+        match child.as_gather() {
+            Some(gather) if !gather.node_done() => stack.push((gather, 0, false)),
+            Some(_) => {}
+            None => *any |= child.cancel_with(message.clone()),
+        }
+    }
+}
+
 impl<C: Children> Notify for GatherCell<C> {
-    fn notify(&self, index: u32) {
+    fn notify(self: Arc<Self>, index: u32) {
         self.done
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(index);
         if !self.batch_scheduled.swap(true, Ordering::AcqRel) {
-            let cell = self.arc();
-            self.core.owner.call_soon(move || cell.run_batch());
+            let owner = self.core.owner.clone();
+            owner.call_soon(move || self.run_batch());
         }
     }
 }
 
-impl<C: Children> GatherCell<C> {
-    fn arc(&self) -> Arc<Self> {
-        // SAFETY: a `GatherCell` is only ever created inside an `Arc` (by `start`) and
-        // reached through one, and no `arc()` call happens from its `Drop`, so the
-        // strong count is at least 1 while `&self` exists.
-        unsafe { self.me.arc() }
+impl<C: Children> Closable for GatherCell<C> {
+    fn loop_closed(self: Arc<Self>) {
+        self.core.close_pending(&|| self.handle());
     }
 }
 
 impl<C: Children> Drop for GatherCell<C> {
     fn drop(&mut self) {
+        self.core.untrack_on_drop();
+        // Q8: a child still pending forgets this gather (its entry would otherwise keep
+        // this allocation alive through the weak reference until the child completes).
+        let me = self as *const Self as *const ();
+        for index in 0..self.children.len() {
+            self.children.child(index).forget_observer(me, index as u32);
+        }
         // F10 for the outer future: it failed and nobody looked.
         if let Some(err) = self.core.unretrieved_exception() {
             let ctx = ExceptionContext::new(format!(
@@ -257,6 +332,10 @@ impl<C: Children> FutureObj<C::Output> for GatherCell<C> {
     fn cancel(&self, _handle: &Future<C::Output>, message: Option<Arc<str>>) -> bool {
         self.cancel_children(message)
     }
+
+    fn as_gather(&self) -> Option<&dyn GatherNode> {
+        Some(self)
+    }
 }
 
 /// Starts a gather over `children`, bound to the caller's loop (or, off a loop, the
@@ -272,8 +351,7 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
             )
         });
     let len = children.len();
-    let cell = Arc::new_cyclic(|me| GatherCell {
-        me: SelfArc::new(me),
+    let cell = Arc::new(GatherCell {
         core: FutureCore::new(owner, std::panic::Location::caller()),
         children,
         return_exceptions,

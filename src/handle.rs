@@ -221,20 +221,26 @@ impl LoopHandle {
         H: Fn(&LoopHandle, &ExceptionContext) + Send + Sync + 'static,
     {
         let handler = handler.map(|h| Arc::new(h) as Arc<exception::HandlerFn>);
-        *self
-            .shared
-            .handler
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = handler;
+        self.replace_exception_handler(handler);
     }
 
     /// Removes the custom exception handler (same as `set_exception_handler(None)`).
     pub fn clear_exception_handler(&self) {
-        *self
-            .shared
-            .handler
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.replace_exception_handler(None);
+    }
+
+    fn replace_exception_handler(&self, handler: Option<Arc<exception::HandlerFn>>) {
+        let replaced = std::mem::replace(
+            &mut *self
+                .shared
+                .handler
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            handler,
+        );
+        // The old handler's drop is user code (it may report an exception itself): it
+        // runs after the lock is released (rule 1).
+        drop(replaced);
     }
 
     /// Reports `ctx` to the exception handler, synchronously on the calling thread.
@@ -243,7 +249,8 @@ impl LoopHandle {
         exception::dispatch(self, handler, &ctx);
     }
 
-    /// The default exception handler: logs `ctx` with `log::error!`.
+    /// The default exception handler: logs `ctx` with `log::error!`, or writes it to
+    /// stderr when no `log` logger takes error records of target `evloop` (U1).
     pub fn default_exception_handler(&self, ctx: &ExceptionContext) {
         exception::default_handler(ctx);
     }

@@ -74,11 +74,13 @@
 
 mod callback;
 mod chain;
+mod closing;
 mod context;
 mod core;
 mod error;
 mod exception;
 mod executor;
+mod flat_drop;
 mod future;
 mod gather;
 mod group;
@@ -86,6 +88,7 @@ mod handle;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
+mod ids;
 mod loom;
 mod loop_ref;
 pub mod net;

@@ -11,6 +11,14 @@
 //! operation reports `WouldBlock` ([`ScheduledIo::clear_readiness`]), and only if no
 //! newer event arrived since the readiness was observed (an event tick in the same word).
 //! Sources are registered by raw fd, so the socket types never see mio.
+//!
+//! No user code runs while the reactor is borrowed or a registration's lock is held
+//! (rule 1 of ARCHITECTURE.md): a waker the registrant vouched for as evloop's own (a
+//! task's waker while that task is being polled, `block_on`'s root waker, a watch's) is
+//! woken by reference in place — it only queues a task; any other waker (a foreign
+//! executor's) is moved out of its slot and handed to the loop, which wakes it after
+//! the poll, under a catch, so a panicking waker loses no other event of the batch
+//! (rule 2). Wakers are cloned before the lock and replaced ones dropped after it.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -179,10 +187,14 @@ fn unpack(word: usize) -> (Ready, usize) {
 /// a list of *displaced* ones: when another task polls the same direction, the previous
 /// waker moves to that list and is woken — once — by the next event. So several tasks
 /// may wait on one socket (two `accept`s on a shared listener) without a lost wake-up.
+/// A sticky waker that is not *trusted* (see the module docs) is handed out and woken
+/// once, like a displaced one; its owner registers again on its next poll.
 #[derive(Debug, Default)]
 struct Waiters {
     reader: Option<Waker>,
     writer: Option<Waker>,
+    reader_trusted: bool,
+    writer_trusted: bool,
     displaced_readers: Vec<Waker>,
     displaced_writers: Vec<Waker>,
 }
@@ -197,6 +209,11 @@ struct WakerId {
 }
 
 impl WakerId {
+    fn clear(&self) {
+        self.data.store(0, Ordering::Release);
+        self.vtable.store(0, Ordering::Release);
+    }
+
     fn is(&self, waker: &Waker) -> bool {
         self.data.load(Ordering::Acquire) == waker.data() as usize
             && self.vtable.load(Ordering::Acquire) == waker.vtable() as *const _ as usize
@@ -234,8 +251,14 @@ impl ScheduledIo {
 
     /// Ready if the cached readiness allows progress in `dir`; otherwise makes sure the
     /// task's waker is the registered one (no lock when it already is) and returns
-    /// `Pending`.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<ReadyEvent> {
+    /// `Pending`. `trusted` tells, when the waker changes, whether it is one of
+    /// evloop's own (woken in place by the reactor) or must be woken outside its borrow.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        trusted: impl FnOnce(&Waker) -> bool,
+    ) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_now(dir) {
             return Poll::Ready(ev);
         }
@@ -244,23 +267,7 @@ impl ScheduledIo {
             Direction::Write => &self.writer_id,
         };
         if !id.is(cx.waker()) {
-            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-            let waiters = &mut *waiters;
-            let (slot, displaced) = match dir {
-                Direction::Read => (&mut waiters.reader, &mut waiters.displaced_readers),
-                Direction::Write => (&mut waiters.writer, &mut waiters.displaced_writers),
-            };
-            match slot {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => {
-                    let previous = std::mem::replace(w, cx.waker().clone());
-                    if !displaced.iter().any(|d| d.will_wake(&previous)) {
-                        displaced.push(previous);
-                    }
-                }
-                None => *slot = Some(cx.waker().clone()),
-            }
-            id.set(slot.as_ref().expect("just set"));
+            self.register_waker(cx.waker(), dir, trusted(cx.waker()));
         }
         // The reactor sets readiness before it wakes the registered waker, so checking
         // again now cannot miss an event.
@@ -268,6 +275,51 @@ impl ScheduledIo {
             Some(ev) => Poll::Ready(ev),
             None => Poll::Pending,
         }
+    }
+
+    /// The slow path of `poll_ready`: `waker` becomes the sticky waker of `dir`, the
+    /// previous one is displaced (woken by the next event). Clones before and drops
+    /// after the lock (rule 1).
+    fn register_waker(&self, waker: &Waker, dir: Direction, trusted: bool) {
+        let fresh = waker.clone();
+        let dropped = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            let waiters = &mut *waiters;
+            let (slot, slot_trusted, displaced, id) = match dir {
+                Direction::Read => (
+                    &mut waiters.reader,
+                    &mut waiters.reader_trusted,
+                    &mut waiters.displaced_readers,
+                    &self.reader_id,
+                ),
+                Direction::Write => (
+                    &mut waiters.writer,
+                    &mut waiters.writer_trusted,
+                    &mut waiters.displaced_writers,
+                    &self.writer_id,
+                ),
+            };
+            let dropped = match slot {
+                Some(w) if w.will_wake(waker) => Some(fresh),
+                Some(w) => {
+                    let previous = std::mem::replace(w, fresh);
+                    if displaced.iter().any(|d| d.will_wake(&previous)) {
+                        Some(previous)
+                    } else {
+                        displaced.push(previous);
+                        None
+                    }
+                }
+                None => {
+                    *slot = Some(fresh);
+                    None
+                }
+            };
+            *slot_trusted = trusted;
+            id.set(slot.as_ref().expect("just set"));
+            dropped
+        };
+        drop(dropped);
     }
 
     pub(crate) fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
@@ -318,26 +370,51 @@ impl ScheduledIo {
             });
     }
 
-    /// Wakes the wakers that `ready` concerns. The sticky ones stay registered and are
-    /// woken by reference here — while the reactor is borrowed and this registration's
-    /// lock is held, which is fine because `wake_by_ref` never drops a task (the slot
-    /// keeps its reference) and evloop's wakers only queue a task; a waker must not
-    /// register or poll I/O synchronously (no executor's does). Displaced wakers are
-    /// handed to `later`, to be woken (and perhaps dropped) after the borrow ends.
+    /// Wakes the wakers that `ready` concerns. A trusted sticky waker stays registered
+    /// and is woken by reference here — while the reactor is borrowed and this
+    /// registration's lock is held, which is fine because it is evloop's own: it only
+    /// queues a task and never drops one (the slot keeps its reference). Untrusted
+    /// sticky wakers and displaced ones are moved to `later`, to be woken (and dropped)
+    /// by the loop after the borrow ends.
     fn wake(&self, ready: Ready, later: &mut Vec<Waker>) {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiters = &mut *waiters;
         if !ready.intersect(Direction::Read.mask()).is_empty() {
-            if let Some(w) = &waiters.reader {
-                w.wake_by_ref();
-            }
-            later.append(&mut waiters.displaced_readers);
+            Self::wake_direction(
+                &mut waiters.reader,
+                waiters.reader_trusted,
+                &mut waiters.displaced_readers,
+                &self.reader_id,
+                later,
+            );
         }
         if !ready.intersect(Direction::Write.mask()).is_empty() {
-            if let Some(w) = &waiters.writer {
-                w.wake_by_ref();
-            }
-            later.append(&mut waiters.displaced_writers);
+            Self::wake_direction(
+                &mut waiters.writer,
+                waiters.writer_trusted,
+                &mut waiters.displaced_writers,
+                &self.writer_id,
+                later,
+            );
         }
+    }
+
+    fn wake_direction(
+        sticky: &mut Option<Waker>,
+        trusted: bool,
+        displaced: &mut Vec<Waker>,
+        id: &WakerId,
+        later: &mut Vec<Waker>,
+    ) {
+        match sticky {
+            Some(w) if trusted => w.wake_by_ref(),
+            Some(_) => {
+                id.clear();
+                later.extend(sticky.take());
+            }
+            None => {}
+        }
+        later.append(displaced);
     }
 
     /// Takes the wakers of both directions (loop close), for the caller to drop.
@@ -348,8 +425,7 @@ impl ScheduledIo {
         out.append(&mut waiters.displaced_readers);
         out.append(&mut waiters.displaced_writers);
         for id in [&self.reader_id, &self.writer_id] {
-            id.data.store(0, Ordering::Release);
-            id.vtable.store(0, Ordering::Release);
+            id.clear();
         }
     }
 }
@@ -531,7 +607,10 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
         reactor.poll_all(Timeout::Zero).unwrap();
-        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert!(
+            io.poll_ready(&mut cx, Direction::Read, |_| false)
+                .is_pending()
+        );
 
         b.write_all(b"hi").unwrap();
         let n = reactor
@@ -545,7 +624,7 @@ mod tests {
         );
 
         // Edge-triggered: the cached readiness survives until WouldBlock.
-        let ev = match io.poll_ready(&mut cx, Direction::Read) {
+        let ev = match io.poll_ready(&mut cx, Direction::Read, |_| false) {
             Poll::Ready(ev) => ev,
             Poll::Pending => panic!("readable"),
         };
@@ -553,7 +632,8 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!((&a).read(&mut buf).unwrap(), 2);
         assert!(
-            io.poll_ready(&mut cx, Direction::Read).is_ready(),
+            io.poll_ready(&mut cx, Direction::Read, |_| false)
+                .is_ready(),
             "not cleared yet"
         );
         assert_eq!(
@@ -561,7 +641,10 @@ mod tests {
             io::ErrorKind::WouldBlock
         );
         io.clear_readiness(ev);
-        assert!(io.poll_ready(&mut cx, Direction::Read).is_pending());
+        assert!(
+            io.poll_ready(&mut cx, Direction::Read, |_| false)
+                .is_pending()
+        );
 
         registrar.deregister(a.as_raw_fd()).unwrap();
         reactor.forget(&io);

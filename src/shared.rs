@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     unparker: Arc<Unparker>,
     pub(crate) registrar: Registrar,
     pub(crate) signals: crate::signal::Signals,
+    /// Pending futures waited on from outside the loop, completed when it closes.
+    pub(crate) closing: crate::closing::Closing,
     stop: AtomicBool,
     pub(crate) running: AtomicBool,
     pub(crate) handler: Mutex<Option<Arc<HandlerFn>>>,
@@ -111,6 +113,7 @@ impl Shared {
             signals: crate::signal::Signals::new(unparker.clone()),
             id: NEXT_LOOP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             remote: SegQueue::new(),
+            closing: crate::closing::Closing::default(),
             park: ParkState::new(),
             unparker,
             registrar,

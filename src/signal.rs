@@ -15,26 +15,39 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use signal_hook_registry::SigId;
+use slab::Slab;
 
+use crate::closing::Closable;
 use crate::error::Error;
-use crate::future::Future;
+use crate::exception::{ExceptionSource, drop_each_catching, for_each_catching};
+use crate::future::{CancelHook, Future, FutureCore, FutureObj};
 use crate::handle::LoopHandle;
 use crate::reactor::Unparker;
+use crate::task::TaskOps;
 
 type Handler = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// The highest signal number (Linux: `SIGRTMAX`, 64); the pending mask has one bit per
+/// signal, bit `n - 1` for signal `n`.
+const MAX_SIGNAL: i32 = 64;
+
+fn bit(signum: i32) -> u64 {
+    1u64 << (signum - 1)
+}
 
 struct Watch {
     id: SigId,
     handler: Option<Handler>,
-    waiters: Vec<Future<()>>,
+    /// `signal::wait` futures, each removed when its future is dropped (Q8).
+    waiters: Slab<Weak<WaitCell>>,
 }
 
 /// The signal state of one loop, in its `Shared` part.
 pub(crate) struct Signals {
-    /// Bit `n` set: signal `n` arrived since the loop last looked.
+    /// Bit `n - 1` set: signal `n` arrived since the loop last looked.
     pending: Arc<AtomicU64>,
     unparker: Arc<Unparker>,
     watches: Mutex<HashMap<i32, Watch>>,
@@ -57,16 +70,18 @@ impl Signals {
         }
     }
 
+    /// The watches. Nothing user-supplied is dropped or called while this is held:
+    /// replaced handlers and waiters are moved out first (rule 1).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Watch>> {
         self.watches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The OS-level action for `signum`, registered once per loop and signal.
     fn register(&self, signum: i32) -> io::Result<SigId> {
-        if !(1..64).contains(&signum) {
+        if !(1..=MAX_SIGNAL).contains(&signum) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("invalid signal number {signum}"),
+                format!("invalid signal number {signum} (signals are 1 to {MAX_SIGNAL})"),
             ));
         }
         if signal_hook_registry::FORBIDDEN.contains(&signum) {
@@ -79,7 +94,7 @@ impl Signals {
         }
         let pending = self.pending.clone();
         let unparker = self.unparker.clone();
-        let bit = 1u64 << signum;
+        let bit = bit(signum);
         let action = move || {
             pending.fetch_or(bit, Ordering::SeqCst);
             let _ = unparker.unpark();
@@ -90,6 +105,7 @@ impl Signals {
         // lock; the captured `Arc`s are only read, never cloned or dropped, in the
         // handler.
         unsafe { signal_hook_registry::register(signum, action) }
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot handle signal {signum}: {e}")))
     }
 
     fn watch_mut<'a>(
@@ -104,9 +120,20 @@ impl Signals {
                 Ok(entry.insert(Watch {
                     id,
                     handler: None,
-                    waiters: Vec::new(),
+                    waiters: Slab::new(),
                 }))
             }
+        }
+    }
+
+    /// Unregisters the OS action of `signum` if nothing watches it any more.
+    fn release_if_unused(watches: &mut HashMap<i32, Watch>, signum: i32) {
+        if watches
+            .get(&signum)
+            .is_some_and(|w| w.handler.is_none() && w.waiters.is_empty())
+        {
+            let watch = watches.remove(&signum).expect("present");
+            signal_hook_registry::unregister(watch.id);
         }
     }
 
@@ -116,7 +143,8 @@ impl Signals {
     }
 
     /// Dispatches the signals that arrived: handlers as loop callbacks, waiters
-    /// completed. Loop thread.
+    /// completed (each under its own catch: a panicking waker loses no other). Loop
+    /// thread.
     pub(crate) fn dispatch(&self, owner: &LoopHandle) {
         let bits = self.pending.swap(0, Ordering::SeqCst);
         if bits == 0 {
@@ -126,29 +154,140 @@ impl Signals {
         let mut to_complete = Vec::new();
         {
             let mut watches = self.lock();
-            for signum in (1..64).filter(|n| bits & (1u64 << n) != 0) {
+            for signum in (1..=MAX_SIGNAL).filter(|&n| bits & bit(n) != 0) {
                 if let Some(watch) = watches.get_mut(&signum) {
                     to_run.extend(watch.handler.clone());
-                    to_complete.append(&mut watch.waiters);
+                    to_complete.extend(watch.waiters.drain());
                 }
+                Self::release_if_unused(&mut watches, signum);
             }
         }
         for handler in to_run {
             owner.call_soon(move || handler());
         }
-        for waiter in to_complete {
-            let _ = waiter.set_result(());
-        }
+        for_each_catching(
+            owner,
+            "Exception in a waker woken by a signal",
+            ExceptionSource::Waker,
+            to_complete,
+            |waiter| {
+                if let Some(cell) = waiter.upgrade() {
+                    cell.complete(Ok(()));
+                }
+            },
+        );
     }
 
-    /// Unregisters every OS-level action (loop close); waiters are cancelled.
-    pub(crate) fn clear(&self) {
+    /// Unregisters every OS-level action (loop close); waiters are cancelled, handlers
+    /// dropped — each under its own catch.
+    pub(crate) fn clear(&self, owner: &LoopHandle) {
         let watches = std::mem::take(&mut *self.lock());
+        let mut handlers = Vec::new();
+        let mut waiters = Vec::new();
         for (_, watch) in watches {
             signal_hook_registry::unregister(watch.id);
-            for waiter in watch.waiters {
-                waiter.cancel();
+            handlers.extend(watch.handler);
+            waiters.extend(watch.waiters.into_iter().map(|(_, w)| w));
+        }
+        for_each_catching(
+            owner,
+            "Exception while cancelling a signal wait of a closing loop",
+            ExceptionSource::Waker,
+            waiters,
+            |waiter| {
+                if let Some(cell) = waiter.upgrade() {
+                    cell.complete(Err(()));
+                }
+            },
+        );
+        drop_each_catching(owner, "Exception while dropping a signal handler", handlers);
+    }
+
+    /// Forgets the waiter at `key` of `signum` if it is still `cell` (its future is
+    /// being dropped).
+    fn forget_waiter(&self, signum: i32, key: usize, cell: *const WaitCell) {
+        let removed = {
+            let mut watches = self.lock();
+            let removed = watches.get_mut(&signum).and_then(|watch| {
+                let same = watch
+                    .waiters
+                    .get(key)
+                    .is_some_and(|w| std::ptr::eq(w.as_ptr(), cell));
+                same.then(|| watch.waiters.remove(key))
+            });
+            Self::release_if_unused(&mut watches, signum);
+            removed
+        };
+        drop(removed);
+    }
+}
+
+/// The cell of a [`wait`] future: a plain future that also sits in its signal's waiter
+/// list, and leaves it when dropped.
+struct WaitCell {
+    core: FutureCore<()>,
+    signum: i32,
+    /// The slab key in the signal's waiter list (`usize::MAX`: not registered).
+    key: usize,
+}
+
+impl WaitCell {
+    fn handle(self: &Arc<Self>) -> Future<()> {
+        Future::from_obj(self.clone())
+    }
+
+    /// Completes the wait: the signal arrived (`Ok`) or the loop closed (`Err`).
+    fn complete(self: Arc<Self>, arrived: Result<(), ()>) {
+        let fut = self.handle();
+        match arrived {
+            Ok(()) => {
+                let _ = fut.set_result(());
             }
+            Err(()) => {
+                fut.cancel();
+            }
+        }
+    }
+}
+
+impl CancelHook for WaitCell {
+    fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
+        let fut = self.handle();
+        self.core.cancel(message, &|| fut.clone())
+    }
+}
+
+impl Closable for WaitCell {
+    fn loop_closed(self: Arc<Self>) {
+        let fut = self.handle();
+        self.core.close_pending(&|| fut.clone());
+    }
+}
+
+impl FutureObj<()> for WaitCell {
+    fn core(&self) -> &FutureCore<()> {
+        &self.core
+    }
+
+    fn task(&self) -> Option<&dyn TaskOps> {
+        None
+    }
+
+    fn cancel(&self, handle: &Future<()>, message: Option<Arc<str>>) -> bool {
+        self.core.cancel(message, &|| handle.clone())
+    }
+}
+
+impl Drop for WaitCell {
+    fn drop(&mut self) {
+        self.core.untrack_on_drop();
+        if self.key != usize::MAX {
+            let me: *const WaitCell = self;
+            self.core
+                .owner
+                .shared
+                .signals
+                .forget_waiter(self.signum, self.key, me);
         }
     }
 }
@@ -185,8 +324,9 @@ impl LoopHandle {
     /// # Errors
     ///
     /// `InvalidInput` for signals that cannot be handled (`SIGKILL`, `SIGSTOP`,
-    /// `SIGILL`, `SIGFPE`, `SIGSEGV`) or numbers outside 1–63; the OS error if the
-    /// handler cannot be installed.
+    /// `SIGILL`, `SIGFPE`, `SIGSEGV`) or numbers outside 1–64 (every signal up to
+    /// `SIGRTMAX` can be handled); the OS error, naming the signal, if the handler cannot
+    /// be installed (glibc reserves 32 and 33 for its threads).
     pub fn add_signal_handler<F>(&self, signum: i32, callback: F) -> io::Result<()>
     where
         F: Fn() + Send + Sync + 'static,
@@ -195,43 +335,77 @@ impl LoopHandle {
             return Err(io::Error::other("evloop: the loop is closed"));
         }
         let signals = &self.shared.signals;
-        let mut watches = signals.lock();
-        signals.watch_mut(&mut watches, signum)?.handler = Some(Arc::new(callback));
+        let replaced = {
+            let mut watches = signals.lock();
+            let watch = signals.watch_mut(&mut watches, signum)?;
+            watch.handler.replace(Arc::new(callback))
+        };
+        // The old handler's drop is user code: after the lock (rule 1).
+        drop(replaced);
         Ok(())
     }
 
-    /// Removes the callback of `signum`; `true` if there was one.
+    /// Removes the callback of `signum`; `true` if there was one. The callback is
+    /// dropped before this returns, outside evloop's locks.
     pub fn remove_signal_handler(&self, signum: i32) -> bool {
         let signals = &self.shared.signals;
-        let mut watches = signals.lock();
-        let Some(watch) = watches.get_mut(&signum) else {
-            return false;
+        let removed = {
+            let mut watches = signals.lock();
+            let removed = watches.get_mut(&signum).and_then(|w| w.handler.take());
+            Signals::release_if_unused(&mut watches, signum);
+            removed
         };
-        let had = watch.handler.take().is_some();
-        if watch.waiters.is_empty() {
-            let watch = watches.remove(&signum).expect("present");
-            signal_hook_registry::unregister(watch.id);
-        }
-        had
+        removed.is_some()
     }
 }
 
 /// Waits for signal `signum` on the current loop: the future completes the next time
-/// it arrives. A loop-native await (cancellable, T3).
+/// it arrives. A loop-native await (cancellable, T3). The wait is registered at once
+/// and removed when the future (every handle of it) is dropped, so abandoned waits
+/// leave nothing behind (Q8). When the loop closes first, the future is cancelled.
+///
+/// ```
+/// evloop::run(async {
+///     let usr1 = evloop::signal::wait(libc::SIGUSR1);
+///     // SAFETY (of the example): raising a signal evloop handles, in our own process.
+///     unsafe { libc::raise(libc::SIGUSR1) };
+///     usr1.await.unwrap();
+/// });
+/// ```
+///
+/// # Errors
+///
+/// The returned future fails with the `io::Error` of [`LoopHandle::add_signal_handler`]
+/// (wrapped in `Error`) for a signal that cannot be handled.
 ///
 /// # Panics
 ///
 /// Off a loop thread.
+#[track_caller]
 pub fn wait(signum: i32) -> Future<()> {
     let owner = LoopHandle::current();
-    let fut = Future::with_loop(&owner);
+    let created_at = std::panic::Location::caller();
     let signals = &owner.shared.signals;
     let mut watches = signals.lock();
-    match signals.watch_mut(&mut watches, signum) {
-        Ok(watch) => watch.waiters.push(fut.clone()),
-        Err(e) => {
-            let _ = fut.set_exception(Error::new(e));
-        }
+    let watch = signals.watch_mut(&mut watches, signum);
+    let failed = watch
+        .as_ref()
+        .err()
+        .map(|e| io::Error::new(e.kind(), e.to_string()));
+    let cell = Arc::new_cyclic(|me: &Weak<WaitCell>| WaitCell {
+        core: FutureCore::new(owner.clone(), created_at),
+        signum,
+        key: match watch {
+            // Dispatch runs on this (the loop's) thread, so nothing upgrades `me`
+            // before the cell exists.
+            Ok(watch) => watch.waiters.insert(me.clone()),
+            Err(_) => usize::MAX,
+        },
+    });
+    drop(watches);
+    let fut = cell.handle();
+    if let Some(e) = failed {
+        let _ = fut.set_exception(Error::new(e));
     }
     fut
 }

@@ -20,7 +20,7 @@ use std::task::{Context, Wake, Waker};
 use crate::context;
 use crate::core::Local;
 use crate::error::Error;
-use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching};
 use crate::handle::LoopHandle;
 use crate::reactor::{Direction, Interest, ScheduledIo};
 
@@ -159,7 +159,7 @@ fn fire(fd: RawFd, dir: Direction, generation: u64) {
 /// Registers a slot's waker; if readiness is already there, fires next iteration.
 fn arm(io: &ScheduledIo, dir: Direction, waker: &Waker) {
     if io
-        .poll_ready(&mut Context::from_waker(waker), dir)
+        .poll_ready(&mut Context::from_waker(waker), dir, |_| true)
         .is_ready()
     {
         waker.wake_by_ref();
@@ -182,36 +182,73 @@ impl Local {
             generation,
             waker: waker.clone(),
         };
-        let io = match watches.map.get_mut(&fd) {
-            Some(watch) => {
-                let was = watch.interest();
-                *watch.slot(dir) = Some(slot);
-                if watch.interest() != was {
-                    self.handle.shared.registrar.reregister(
-                        &watch.io,
-                        fd,
-                        watch.interest().expect("one direction is set"),
-                    )?;
+        // Whatever this replaces is user code to drop: after the borrow (rule 1).
+        let mut stale: Option<Watch> = None;
+        if let Some(watch) = watches.map.get_mut(&fd) {
+            let reads = watch.reader.is_some() || dir == Direction::Read;
+            let writes = watch.writer.is_some() || dir == Direction::Write;
+            let interest = match (reads, writes) {
+                (true, true) => Interest::Both,
+                (true, false) => Interest::Readable,
+                (false, _) => Interest::Writable,
+            };
+            // Always re-arm: besides updating the interest, it proves the fd is still
+            // the one registered. An fd closed without `remove_reader` / `remove_writer`
+            // left epoll's set, and its number may now name another file: `ENOENT`
+            // then, and the stale watch is replaced by a new registration.
+            match self
+                .handle
+                .shared
+                .registrar
+                .reregister(&watch.io, fd, interest)
+            {
+                Ok(()) => {
+                    let replaced = watch.slot(dir).replace(slot);
+                    let io = watch.io.clone();
+                    drop(watches);
+                    drop(replaced);
+                    arm(&io, dir, &waker);
+                    return Ok(());
                 }
-                watch.io.clone()
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    log::debug!(target: "evloop", "fd {fd} was closed and reused while watched: registering it anew");
+                    stale = watches.map.remove(&fd);
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("evloop: re-arming the watch of fd {fd} failed: {e}"),
+                    ));
+                }
             }
-            None => {
-                let interest = match dir {
-                    Direction::Read => Interest::Readable,
-                    Direction::Write => Interest::Writable,
-                };
-                let io = self.register_io(fd, interest)?;
-                let mut watch = Watch {
-                    io: io.clone(),
-                    reader: None,
-                    writer: None,
-                };
-                *watch.slot(dir) = Some(slot);
-                watches.map.insert(fd, watch);
-                io
+        }
+        if let Some(stale) = &stale {
+            self.forget_io(&stale.io);
+        }
+        let interest = match dir {
+            Direction::Read => Interest::Readable,
+            Direction::Write => Interest::Writable,
+        };
+        let registered = self
+            .register_io(fd, interest)
+            .map_err(|e| io::Error::new(e.kind(), format!("evloop: cannot watch fd {fd}: {e}")));
+        let io = match registered {
+            Ok(io) => io,
+            Err(e) => {
+                drop(watches);
+                drop(stale);
+                return Err(e);
             }
         };
+        let mut watch = Watch {
+            io: io.clone(),
+            reader: None,
+            writer: None,
+        };
+        *watch.slot(dir) = Some(slot);
+        watches.map.insert(fd, watch);
         drop(watches);
+        drop(stale);
         arm(&io, dir, &waker);
         Ok(())
     }
@@ -225,6 +262,7 @@ impl Local {
         if removed.is_none() {
             return false;
         }
+        let mut gone = None;
         match watch.interest() {
             Some(interest) => {
                 let _ = self
@@ -237,21 +275,31 @@ impl Local {
                 let watch = watches.map.remove(&fd).expect("present");
                 let _ = self.handle.shared.registrar.deregister(fd);
                 self.forget_io(&watch.io);
+                gone = Some(watch);
             }
         }
         drop(watches);
-        drop(removed);
+        // The callback's drop is user code: after the borrow (rule 1).
+        drop((removed, gone));
         true
     }
 
-    /// Drops every watch (loop close); the fds themselves belong to the user.
+    /// Drops every watch (loop close); the fds themselves belong to the user. Each
+    /// callback is dropped under its own catch (rule 7).
     pub(crate) fn clear_watches(&self) {
         let watches = std::mem::take(&mut self.watches.borrow_mut().map);
-        for (fd, watch) in &watches {
-            let _ = self.handle.shared.registrar.deregister(*fd);
+        let mut callbacks = Vec::new();
+        for (fd, watch) in watches {
+            let _ = self.handle.shared.registrar.deregister(fd);
             self.forget_io(&watch.io);
+            callbacks.extend(watch.reader);
+            callbacks.extend(watch.writer);
         }
-        drop(watches);
+        drop_each_catching(
+            &self.handle,
+            "Exception while dropping an fd watch callback of a closing loop",
+            callbacks,
+        );
     }
 }
 
@@ -318,22 +366,30 @@ impl LoopHandle {
     /// Stops watching `fd` for readability; `true` if it was watched. On the loop
     /// thread only (elsewhere `false` and nothing happens: use `call_soon`).
     pub fn remove_reader(&self, fd: RawFd) -> bool {
-        context::with_local(self.id(), |local| local.remove_watch(fd, Direction::Read))
+        self.on_own_loop(|local| local.remove_watch(fd, Direction::Read))
             .unwrap_or(false)
     }
 
     /// Stops watching `fd` for writability; `true` if it was watched. On the loop thread
     /// only (elsewhere `false`).
     pub fn remove_writer(&self, fd: RawFd) -> bool {
-        context::with_local(self.id(), |local| local.remove_watch(fd, Direction::Write))
+        self.on_own_loop(|local| local.remove_watch(fd, Direction::Write))
             .unwrap_or(false)
+    }
+
+    /// Runs `f` with this loop's core if the caller is on its thread. The core is held
+    /// by reference count, not by the thread-local borrow `context::with_local` takes:
+    /// `f` drops user callbacks.
+    fn on_own_loop<R>(&self, f: impl FnOnce(&Local) -> R) -> Option<R> {
+        let local = context::current().filter(|local| local.id() == self.id())?;
+        Some(f(&local))
     }
 
     fn add_watch(&self, fd: RawFd, dir: Direction, callback: Callback) -> io::Result<()> {
         if self.is_closed() {
             return Err(io::Error::other("evloop: the loop is closed"));
         }
-        match context::with_local(self.id(), |local| local.add_watch(fd, dir, callback)) {
+        match self.on_own_loop(|local| local.add_watch(fd, dir, callback)) {
             Some(result) => result,
             None => Err(io::Error::other(
                 "evloop: add_reader / add_writer must be called on the loop's thread (from a \

@@ -38,9 +38,9 @@
 //! run; repeating the pattern 1 000 times leaves the live allocation count unchanged,
 //! and so does the whole part once its runtime is dropped.
 //!
-//! Not covered, on purpose: a future that is never completed and whose callback holds
-//! the future is a reference cycle the user made (like an `Rc` cycle); nothing owned
-//! by the loop points at it, so dropping the runtime cannot free it.
+//! A future that is never completed and whose callback holds the future is a
+//! reference cycle; closing the loop completes it ("event loop is closed", U2), which
+//! drops the callback and frees it (flavour 6 of the self-capturing futures).
 //!
 //! Nothing is printed between the baseline and the final measurement (libtest's output
 //! capture would grow a buffer); expected panics are silenced by a panic hook installed
@@ -435,7 +435,8 @@ fn self_capturing(flavour: usize, i: u64, ran: &Arc<AtomicUsize>) -> Option<Futu
             fut.set_result(Tracked::new(i)).unwrap();
             register(&fut);
         }
-        // Completed only after the loop closed: the callback can never run.
+        // Left pending: closing the loop completes it ("event loop is closed", U2) and
+        // drops the callback without running it, which breaks the cycle.
         _ => {
             register(&fut);
             return Some(fut);
@@ -966,11 +967,17 @@ fn runtime_scenario(scale: Scale) -> Outcome {
     outcome.pending_tasks_done = pending_tasks.iter().filter(|t| t.done()).count();
     outcome.awaited_kept = awaited.len();
     outcome.awaited_cancelled = awaited.iter().filter(|f| f.cancelled()).count();
-    // Completing futures after the loop closed: their callbacks never run (L14) and
-    // are dropped, which breaks the cycles.
+    // Futures left pending with a callback were completed by the close (U2): their
+    // callbacks never ran (L14) and were dropped, which broke the cycles; completing
+    // them again is refused.
     let ran_before = late_callback_runs.load(Ordering::SeqCst);
     for (i, fut) in late.iter().enumerate() {
-        fut.set_result(Tracked::new(i as u64)).unwrap();
+        let closed = fut.exception().unwrap().expect("closed with an exception");
+        assert!(
+            closed.to_string().contains("event loop is closed"),
+            "{closed}"
+        );
+        assert!(fut.set_result(Tracked::new(i as u64)).is_err());
     }
     drop(late);
     outcome.late_callback_runs = late_callback_runs.load(Ordering::SeqCst) - ran_before;
@@ -1030,7 +1037,7 @@ fn check_outcome(scale: Scale, outcome: &Outcome) {
     assert_eq!(
         outcome.self_capturing_callbacks,
         6 * scale.self_capturing + 1,
-        "done-callbacks run (flavour 6 completes after the loop closed: never runs)"
+        "done-callbacks run (flavour 6 is completed by the loop's close: never runs)"
     );
     assert_eq!(
         outcome.late_callback_runs, 0,

@@ -460,7 +460,7 @@ fn a_panicking_signal_handler_is_reported_and_the_loop_goes_on() {
 fn signals_that_cannot_be_handled_are_refused() {
     common::run_guarded(async {
         let loop_ = LoopHandle::current();
-        for signum in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, -1, 64, 1000] {
+        for signum in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, -1, 65, 1000] {
             let err = loop_
                 .add_signal_handler(signum, || {})
                 .expect_err("refused");

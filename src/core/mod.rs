@@ -6,9 +6,10 @@
 //! other threads' state except through `Shared`.
 //!
 //! Borrowing rule: no `RefCell` borrow is held while user code runs (callbacks,
-//! futures); wakers from the wheel are woken after its borrow ends. I/O wakers are
-//! woken by reference during the reactor's dispatch (see `ScheduledIo::wake`): evloop's
-//! own wakers only queue a task, and none is dropped there.
+//! futures, wakers, destructors); wakers from the wheel are woken after its borrow
+//! ends, each under its own catch. During the reactor's dispatch only evloop's own
+//! wakers are woken in place (they only queue a task; see `reactor`); foreign ones
+//! are woken here afterwards, each under a catch.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -24,7 +25,7 @@ use slab::Slab;
 use crate::callback::{Callback, new_timer_callback};
 use crate::context;
 use crate::error::Error;
-use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching, for_each_catching};
 use crate::handle::LoopHandle;
 use crate::loop_ref::LoopRef;
 use crate::park::Park;
@@ -210,10 +211,11 @@ impl Local {
         self.reactor.borrow_mut().forget(io);
     }
 
-    /// Unlinks a timer; the payload is dropped after the wheel borrow ends.
-    pub(crate) fn remove_timer(&self, key: TimerKey) {
-        let removed = self.wheel.borrow_mut().remove(key);
-        drop(removed);
+    /// Unlinks a timer and hands back its payload, for the caller to drop where no
+    /// borrow is held (a sleep's waker may be foreign: its drop is user code).
+    #[must_use = "drop the payload outside any borrow"]
+    pub(crate) fn remove_timer(&self, key: TimerKey) -> Option<TimerPayload> {
+        self.wheel.borrow_mut().remove(key)
     }
 
     /// One iteration (L6). `root` polls `block_on`'s future when its turn comes.
@@ -306,11 +308,15 @@ impl Local {
                 self.id()
             ),
         }
-        // Displaced I/O wakers are woken (and may drop their task) only now that the
-        // reactor is no longer borrowed.
-        for waker in later.drain(..) {
-            waker.wake();
-        }
+        // Displaced and foreign I/O wakers are woken (and dropped) only now that the
+        // reactor is no longer borrowed, each under a catch (rules 1 and 2).
+        for_each_catching(
+            &self.handle,
+            "Exception in a waker woken by I/O readiness",
+            ExceptionSource::Waker,
+            later.drain(..),
+            Waker::wake,
+        );
         self.io_wakers.replace(later);
     }
 
@@ -327,10 +333,17 @@ impl Local {
                 Remote::Timer(when, cell) => self.insert_timer_callback(when, cell),
                 Remote::CancelTimer(cell) => {
                     if let Some(key) = cell.timer_slot().and_then(|s| s.get()) {
-                        self.remove_timer(key);
+                        drop(self.remove_timer(key));
                     }
                 }
-                Remote::CancelTimerKey(key) => self.remove_timer(key),
+                Remote::CancelTimerKey(key) => {
+                    let removed = self.remove_timer(key);
+                    drop_each_catching(
+                        &self.handle,
+                        "Exception while dropping a sleep's waker",
+                        removed,
+                    );
+                }
                 Remote::WakeRoot => self.schedule_root(),
                 Remote::Spawn(task) => self.spawn_task(task),
                 Remote::Wake(task) => {
@@ -351,12 +364,18 @@ impl Local {
         let mut fired = self.fired.take();
         self.wheel.borrow_mut().advance(now, |p| fired.push(p));
         bump(&self.shared().stats.timers_fired, fired.len() as u64);
-        for payload in fired.drain(..) {
-            match payload {
+        // A sleep's waker may be foreign and may panic: each under a catch, so the
+        // other timers of the batch still fire (rule 2).
+        for_each_catching(
+            &self.handle,
+            "Exception in a waker woken by a timer",
+            ExceptionSource::Waker,
+            fired.drain(..),
+            |payload| match payload {
                 TimerPayload::Callback(cell) => self.push_callback(cell),
                 TimerPayload::Waker(waker) => waker.wake(),
-            }
-        }
+            },
+        );
         self.fired.replace(fired);
     }
 
@@ -397,35 +416,62 @@ impl Local {
 
     /// Closes the loop (L14): from now on nothing scheduled on it runs. Everything
     /// queued, every timer and every I/O waiter is dropped; their handles report
-    /// cancelled. Never panics.
+    /// cancelled. Pending futures waited on from outside the loop are completed with
+    /// "event loop is closed" (U2), which also drops their callbacks (breaking
+    /// reference cycles through them). Each user value is dropped under its own
+    /// `catch_unwind` (rule 7): never panics, never aborts.
     pub(crate) fn close(&self) {
         self.abort_all_tasks();
         self.clear_watches();
-        self.shared().signals.clear();
+        self.shared().signals.clear(&self.handle);
         let shared = self.shared();
         shared.park.close();
         shared.drain_closed();
+        let orphans = shared.closing.close();
+        for_each_catching(
+            &self.handle,
+            "Exception while completing a future of a closing loop",
+            ExceptionSource::Future,
+            orphans,
+            |future| {
+                if let Some(future) = future.upgrade() {
+                    future.loop_closed();
+                }
+            },
+        );
         let ready = std::mem::take(&mut *self.ready.borrow_mut());
         let mut timers = Vec::new();
         self.wheel.borrow_mut().drain(|p| timers.push(p));
         let mut wakers = Vec::new();
         self.reactor.borrow_mut().drain(&mut wakers);
-        let discard = AssertUnwindSafe(move || {
-            for item in ready {
+        let what = "Exception while dropping a callback of a closing loop";
+        for_each_catching(
+            &self.handle,
+            what,
+            ExceptionSource::Callback,
+            ready,
+            |item| {
                 if let Ready::Callback(cell) = item {
                     cell.cancel();
                 }
-            }
-            for timer in timers {
+            },
+        );
+        for_each_catching(
+            &self.handle,
+            what,
+            ExceptionSource::Callback,
+            timers,
+            |timer| {
                 if let TimerPayload::Callback(cell) = timer {
                     cell.cancel();
                 }
-            }
-            drop(wakers);
-        });
-        if catch_unwind(discard).is_err() {
-            log::error!(target: "evloop", "a destructor panicked while loop #{} was closing", self.id());
-        }
+            },
+        );
+        drop_each_catching(
+            &self.handle,
+            "Exception while dropping a waker of a closing loop",
+            wakers,
+        );
         set(&shared.stats.ready_len, 0);
         set(&shared.stats.timers_pending, 0);
     }
@@ -434,12 +480,15 @@ impl Local {
 /// Unlinks a cancelled timer callback from its loop's wheel: at once on the loop
 /// thread, through the cross-thread queue elsewhere.
 pub(crate) fn unlink_timer(owner: &LoopHandle, cell: &Arc<dyn Callback>) {
-    let done = context::with_local(owner.shared.id, |local| {
-        if let Some(key) = cell.timer_slot().and_then(|s| s.get()) {
-            local.remove_timer(key);
-        }
+    let removed = context::with_local(owner.shared.id, |local| {
+        cell.timer_slot()
+            .and_then(|s| s.get())
+            .and_then(|key| local.remove_timer(key))
     });
-    if done.is_none() && !owner.is_closed() {
+    let on_loop = removed.is_some();
+    // A cancelled cell has already dropped its closure; the `Arc` goes here.
+    drop(removed);
+    if !on_loop && !owner.is_closed() {
         owner.shared.push_remote(Remote::CancelTimer(cell.clone()));
     }
 }

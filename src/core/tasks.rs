@@ -136,7 +136,7 @@ impl Local {
         for task in self.all_tasks() {
             task.cancel(None);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::handle::deadline_after(Instant::now(), timeout);
         // A timer at the deadline bounds every blocking poll below.
         let alarm = self.handle.call_at(deadline, || {});
         while self.live_tasks() > 0 && Instant::now() < deadline {
@@ -157,13 +157,21 @@ impl Local {
     }
 }
 
-/// T5 from any thread: abort on the task's loop now, or as soon as it runs.
+/// T5 from any thread: abort on the task's loop now, or as soon as it runs. (The loop
+/// core is taken with `context::current`, not borrowed: aborting drops the coroutine,
+/// user code that may even drop another runtime.)
 pub(crate) fn abort_task(task: &Arc<dyn Runnable>) {
     let id = task.header().loop_id;
-    if context::with_local(id, |local| local.abort(task)).is_none() {
-        let task = task.clone();
-        task.owner().clone().call_soon(move || {
-            let _ = context::with_local(task.header().loop_id, |local| local.abort(&task));
-        });
+    match context::current().filter(|local| local.id() == id) {
+        Some(local) => local.abort(task),
+        None => {
+            let task = task.clone();
+            task.owner().clone().call_soon(move || {
+                if let Some(local) = context::current().filter(|l| l.id() == task.header().loop_id)
+                {
+                    local.abort(&task);
+                }
+            });
+        }
     }
 }

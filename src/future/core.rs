@@ -30,17 +30,33 @@
 //!
 //! Whether the outcome was observed (F10) is recorded under the lock too; a task's
 //! value moved out by awaiting the task leaves the outcome `None`.
+//!
+//! User code never runs under the lock (rule 1 of ARCHITECTURE.md): a waker is cloned
+//! before the lock is taken, and a replaced or removed waker or callback is moved out
+//! and dropped after the guard. Dispatch is panic-safe (rule 2): each entry is
+//! dispatched under its own `catch_unwind`, a panicking waker is reported to the
+//! loop's exception handler, and the drain always ends (`DRAINING` is never left
+//! set). Done-callback keys are unique in the process, so a [`CallbackKey`] of one
+//! future never matches a registration of another (rule 5).
+//!
+//! A pending future that gets a done-callback, or an awaiter or observer from off its
+//! loop's thread, is registered (once) with its loop's `closing` registry, which
+//! completes it if the loop closes first (U2); it is unregistered when it completes.
 
 use std::mem::ManuallyDrop;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::ops::{Deref, DerefMut};
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::Future;
+use crate::closing::Closable;
+use crate::context;
 use crate::error::{CancelledError, Error, InvalidStateError};
+use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
+use crate::ids::{Sequence, block_cursor};
 use crate::loom::cell::{MutPtr, UnsafeCell};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 
@@ -70,31 +86,81 @@ impl<T> Outcome<T> {
     }
 }
 
-/// A done-callback as registered by `add_done_callback`.
-pub(crate) type DoneCallback<T> = Box<dyn FnOnce(&Future<T>) + Send + 'static>;
+/// A done-callback as registered by `add_done_callback`, with its key in the same
+/// allocation (so a list entry stays two words).
+pub(crate) trait DoneFn<T>: Send {
+    fn key(&self) -> CallbackKey;
+    fn call(self: Box<Self>, fut: &Future<T>);
+}
 
-/// Identifies a registration (an awaiter or a done-callback) within one future.
+struct Keyed<F> {
+    key: CallbackKey,
+    f: F,
+}
+
+impl<T, F: FnOnce(&Future<T>) + Send> DoneFn<T> for Keyed<F> {
+    fn key(&self) -> CallbackKey {
+        self.key
+    }
+
+    fn call(self: Box<Self>, fut: &Future<T>) {
+        (self.f)(fut)
+    }
+}
+
+/// Identifies an awaiter's registration within one future (kept by the awaiting
+/// handle, which only ever uses it with its own future).
 pub(crate) type EntryId = NonZeroU32;
 
-/// An internal observer of completions (a `gather`): told the index it registered
-/// with, synchronously, on the completing thread. It must not block or run user code.
+/// Identifies a done-callback registration: unique in the process, so it names the
+/// future that issued it (rule 5).
+pub(crate) type CallbackKey = NonZeroU64;
+
+static CALLBACK_KEYS: Sequence = Sequence::new();
+block_cursor!(CALLBACK_CURSOR);
+
+fn next_callback_key() -> CallbackKey {
+    NonZeroU64::new(CALLBACK_KEYS.next(&CALLBACK_CURSOR)).expect("keys start at 1")
+}
+
+/// The error of a future whose loop closed while it was pending (U2).
+pub(crate) fn loop_closed_error() -> Error {
+    Error::InvalidState(InvalidStateError::new("event loop is closed"))
+}
+
+/// An internal observer of completions (a `gather`, a `shield`): told the index it
+/// registered with, synchronously, on the completing thread. It must not block or run
+/// user code (it schedules a loop callback for that).
 pub(crate) trait Notify: Send + Sync {
-    fn notify(&self, index: u32);
+    fn notify(self: Arc<Self>, index: u32);
 }
 
 enum Entry<T> {
-    Callback(EntryId, DoneCallback<T>),
+    Callback(Box<dyn DoneFn<T>>),
     Waker(EntryId, Waker),
-    /// No id: never removed individually; no allocation beyond the list slot. Weak, so
-    /// a pending child does not keep an abandoned observer (and itself) alive.
+    /// No allocation beyond the list slot; removed by the observer's address and index
+    /// when the observer goes away. Weak, so a pending child does not keep an abandoned
+    /// observer alive.
     Notify(Weak<dyn Notify>, u32),
 }
 
+/// What [`WaiterList::remove`] looks for.
+#[derive(Clone, Copy)]
+enum Key {
+    Waker(EntryId),
+    Callback(CallbackKey),
+    Notify(*const (), u32),
+}
+
 impl<T> Entry<T> {
-    fn id(&self) -> Option<EntryId> {
-        match self {
-            Entry::Callback(id, _) | Entry::Waker(id, _) => Some(*id),
-            Entry::Notify(..) => None,
+    fn matches(&self, key: Key) -> bool {
+        match (self, key) {
+            (Entry::Waker(id, _), Key::Waker(k)) => *id == k,
+            (Entry::Callback(callback), Key::Callback(k)) => callback.key() == k,
+            (Entry::Notify(observer, index), Key::Notify(ptr, i)) => {
+                *index == i && observer.as_ptr() as *const () == ptr
+            }
+            _ => false,
         }
     }
 }
@@ -132,20 +198,15 @@ impl<T> WaiterList<T> {
         first.into_iter().chain(rest)
     }
 
-    fn remove(&mut self, id: EntryId, callbacks: bool) -> bool {
-        let matches =
-            |e: &Entry<T>| e.id() == Some(id) && matches!(e, Entry::Callback(..)) == callbacks;
-        if self.first.as_ref().is_some_and(matches) {
-            self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
-            return true;
+    /// Takes the entry `key` names out of the list (for the caller to drop after the
+    /// future's lock is released: its drop is user code).
+    fn remove(&mut self, key: Key) -> Option<Entry<T>> {
+        if self.first.as_ref().is_some_and(|e| e.matches(key)) {
+            let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+            return std::mem::replace(&mut self.first, next);
         }
-        match self.rest.iter().position(matches) {
-            Some(i) => {
-                self.rest.remove(i);
-                true
-            }
-            None => false,
-        }
+        let i = self.rest.iter().position(|e| e.matches(key))?;
+        Some(self.rest.remove(i))
     }
 
     fn waker_mut(&mut self, id: EntryId) -> Option<&mut Waker> {
@@ -163,6 +224,8 @@ struct Inner<T> {
     outcome: Option<Outcome<T>>,
     waiters: WaiterList<T>,
     last_id: u32,
+    /// Registered with the owner's `closing` registry (under this state's address).
+    tracked: bool,
     /// F10: someone observed the outcome.
     retrieved: bool,
 }
@@ -267,9 +330,41 @@ impl<T> FutureCore<T> {
         self.phase() == CANCELLED
     }
 
-    /// Forgets an awaiter registration (its `Future` handle was dropped).
+    /// Forgets an awaiter registration (its `Future` handle was dropped). The waker is
+    /// dropped after the lock is released.
     pub(crate) fn remove_waiter(&self, id: EntryId) {
-        self.lock().waiters.remove(id, false);
+        let removed = self.lock().waiters.remove(Key::Waker(id));
+        drop(removed);
+    }
+
+    /// Forgets the registration of `observer` for child `index` (the observer — a
+    /// gather or a shield — is being dropped).
+    pub(crate) fn remove_notify(&self, observer: *const (), index: u32) {
+        if !self.is_done() {
+            let removed = self.lock().waiters.remove(Key::Notify(observer, index));
+            drop(removed);
+        }
+    }
+
+    /// Leaves the owner's `closing` registry (the future is being freed).
+    pub(crate) fn untrack_on_drop(&mut self) {
+        let tracked = {
+            let inner = self.inner.get_mut();
+            // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
+            unsafe { MutPtr::deref(&inner) }.tracked
+        };
+        self.untrack(tracked);
+    }
+
+    /// This future's key in its owner's `closing` registry.
+    fn closing_key(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn untrack(&self, tracked: bool) {
+        if tracked {
+            self.owner.shared.closing.untrack(self.closing_key());
+        }
     }
 
     /// F10: the exception nobody observed, for the "never retrieved" report on drop.
@@ -293,6 +388,7 @@ impl<T: Send + 'static> FutureCore<T> {
                 outcome: None,
                 waiters: WaiterList::new(),
                 last_id: 0,
+                tracked: false,
                 retrieved: false,
             }),
             owner,
@@ -321,23 +417,39 @@ impl<T: Send + 'static> FutureCore<T> {
         retrieved: bool,
         handle: &dyn Fn() -> Future<T>,
     ) -> Result<(), Outcome<T>> {
-        let mut inner = self.lock();
+        let inner = self.lock();
         if inner.state & PHASE != PENDING {
             return Err(outcome);
         }
+        self.finish_locked(inner, outcome, retrieved, handle);
+        Ok(())
+    }
+
+    /// Completes the pending future `inner` guards, then dispatches its registrations.
+    fn finish_locked(
+        &self,
+        mut inner: Guard<'_, T>,
+        outcome: Outcome<T>,
+        retrieved: bool,
+        handle: &dyn Fn() -> Future<T>,
+    ) {
         let phase = outcome.phase();
         inner.outcome = Some(outcome);
         inner.retrieved |= retrieved;
+        let tracked = std::mem::replace(&mut inner.tracked, false);
         if inner.waiters.is_empty() {
             inner.state = phase;
-            return Ok(());
+            drop(inner);
+            self.untrack(tracked);
+            return;
         }
         inner.state = phase | DRAINING;
         let mut batch = inner.waiters.take();
         drop(inner);
+        self.untrack(tracked);
         loop {
             for entry in batch {
-                self.dispatch(entry, handle);
+                self.dispatch_catching(entry, handle);
             }
             // Fails if a registrar holds the lock or has set NEW.
             let drained = self.state.compare_exchange(
@@ -347,11 +459,23 @@ impl<T: Send + 'static> FutureCore<T> {
                 Ordering::Acquire,
             );
             if drained.is_ok() {
-                return Ok(());
+                return;
             }
             let mut inner = self.lock();
             inner.state = phase | DRAINING;
             batch = inner.waiters.take();
+        }
+    }
+
+    /// Dispatches one entry; a panicking waker is reported to the owner's exception
+    /// handler and never stops the rest of the batch (rule 2).
+    fn dispatch_catching(&self, entry: Entry<T>, handle: &dyn Fn() -> Future<T>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.dispatch(entry, handle))) {
+            self.owner.call_exception_handler(
+                ExceptionContext::new("Exception in a waker woken by a future's completion")
+                    .with_exception(Error::from_panic(payload))
+                    .with_source(ExceptionSource::Waker),
+            );
         }
     }
 
@@ -363,11 +487,38 @@ impl<T: Send + 'static> FutureCore<T> {
                     observer.notify(index);
                 }
             }
-            Entry::Callback(_, callback) => {
+            Entry::Callback(callback) => {
                 let fut = handle();
-                self.owner.call_soon(move || callback(&fut));
+                self.owner.call_soon(move || callback.call(&fut));
             }
         }
+    }
+
+    /// Registers the future with its owner's `closing` registry unless it already is
+    /// (see the module docs); `false` if the owner is closed — the caller then
+    /// completes the future with [`loop_closed_error`].
+    fn track_locked(&self, inner: &mut Guard<'_, T>, handle: &dyn Fn() -> Future<T>) -> bool {
+        if inner.tracked {
+            return true;
+        }
+        let fut = handle();
+        let weak: Weak<dyn super::FutureObj<T>> = Arc::downgrade(&*fut.obj);
+        let weak: Weak<dyn Closable> = weak;
+        drop(fut);
+        inner.tracked = self.owner.shared.closing.track(self.closing_key(), weak);
+        inner.tracked
+    }
+
+    /// Whether a registration from this thread must be tracked: it comes from off the
+    /// owner's loop thread (a task of the owner is aborted when it closes).
+    fn off_owner_thread(&self) -> bool {
+        context::current_id() != self.owner.shared.id
+    }
+
+    /// Completes a pending future whose loop is closed (U2), marked retrieved (nobody
+    /// needs a "never retrieved" report about it).
+    pub(crate) fn close_pending(&self, handle: &dyn Fn() -> Future<T>) {
+        let _ = self.complete_with(Outcome::Exception(loop_closed_error()), true, handle);
     }
 
     /// `cancel()` on a plain future (F6); cancelling counts as observing it (F10).
@@ -401,20 +552,39 @@ impl<T: Send + 'static> FutureCore<T> {
         }
     }
 
-    /// F7: registers a done-callback; when already done it is scheduled at once.
-    pub(crate) fn add_callback(
-        &self,
-        callback: DoneCallback<T>,
-        handle: &dyn Fn() -> Future<T>,
-    ) -> EntryId {
+    /// Registers `entry`, tracking the future if `track` and it is pending; a done and
+    /// drained future dispatches the entry at once (after the lock is released).
+    fn register_tracked(&self, entry: Entry<T>, track: bool, handle: &dyn Fn() -> Future<T>) {
         let mut inner = self.lock();
-        let id = inner.next_id();
-        let entry = Entry::Callback(id, callback);
-        if let Err(entry) = Self::register(&mut inner, entry) {
-            drop(inner);
-            self.dispatch(entry, handle);
+        match Self::register(&mut inner, entry) {
+            Ok(()) => {
+                if track && inner.state & PHASE == PENDING && !self.track_locked(&mut inner, handle)
+                {
+                    // The loop is closed: complete now, which dispatches this entry too.
+                    self.finish_locked(
+                        inner,
+                        Outcome::Exception(loop_closed_error()),
+                        true,
+                        handle,
+                    );
+                }
+            }
+            Err(entry) => {
+                drop(inner);
+                self.dispatch_catching(entry, handle);
+            }
         }
-        id
+    }
+
+    /// F7: registers a done-callback; when already done it is scheduled at once.
+    pub(crate) fn add_callback<F>(&self, f: F, handle: &dyn Fn() -> Future<T>) -> CallbackKey
+    where
+        F: FnOnce(&Future<T>) + Send + 'static,
+    {
+        let key = next_callback_key();
+        let callback: Box<dyn DoneFn<T>> = Box::new(Keyed { key, f });
+        self.register_tracked(Entry::Callback(callback), true, handle);
+        key
     }
 
     /// Registers an internal observer; if the future is already done and drained it is
@@ -425,51 +595,87 @@ impl<T: Send + 'static> FutureCore<T> {
         index: u32,
         handle: &dyn Fn() -> Future<T>,
     ) {
-        let mut inner = self.lock();
-        if let Err(entry) = Self::register(&mut inner, Entry::Notify(observer, index)) {
-            drop(inner);
-            self.dispatch(entry, handle);
-        }
+        let track = self.off_owner_thread();
+        self.register_tracked(Entry::Notify(observer, index), track, handle);
     }
 
-    /// F8: removes a pending registration; 0 once the future is done.
-    pub(crate) fn remove_callback(&self, id: EntryId) -> usize {
+    /// F8: removes a pending registration; 0 once the future is done, or when `key` is
+    /// not one of this future's. The callback is dropped after the lock is released.
+    pub(crate) fn remove_callback(&self, key: CallbackKey) -> usize {
         let mut inner = self.lock();
         if inner.state & PHASE != PENDING {
             return 0;
         }
-        usize::from(inner.waiters.remove(id, true))
+        let removed = inner.waiters.remove(Key::Callback(key));
+        drop(inner);
+        usize::from(removed.is_some())
     }
 
     /// Polls for the outcome. When pending, registers (or refreshes, keeping its place
     /// in the order) the waker under `slot`. When done, hands the outcome to `read`.
+    ///
+    /// The waker is cloned before the lock is taken and a replaced one is dropped after
+    /// it (both may be user code); the usual re-poll with the same waker clones nothing.
     pub(crate) fn poll_with<R>(
         &self,
         cx: &mut Context<'_>,
         slot: &mut Option<EntryId>,
+        handle: &dyn Fn() -> Future<T>,
         read: impl FnOnce(&mut Done<'_, T>) -> R,
     ) -> Poll<R> {
-        let mut inner = self.lock();
-        if inner.state & PHASE == PENDING {
-            match *slot {
+        // A first registration always needs a clone: make it before locking.
+        let mut fresh = (slot.is_none() && !self.is_done()).then(|| cx.waker().clone());
+        loop {
+            let mut inner = self.lock();
+            if inner.state & PHASE != PENDING {
+                let removed = slot
+                    .take()
+                    .and_then(|id| inner.waiters.remove(Key::Waker(id)));
+                inner.retrieved = true;
+                let out = read(&mut Done { inner: &mut inner });
+                drop(inner);
+                drop((removed, fresh));
+                return Poll::Ready(out);
+            }
+            if let Some(id) = *slot {
+                if inner
+                    .waiters
+                    .waker_mut(id)
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    return Poll::Pending;
+                }
+            }
+            let Some(waker) = fresh.take() else {
+                drop(inner);
+                fresh = Some(cx.waker().clone());
+                continue;
+            };
+            let replaced = match *slot {
                 Some(id) => match inner.waiters.waker_mut(id) {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    Some(w) => w.clone_from(cx.waker()),
-                    None => inner.waiters.push(Entry::Waker(id, cx.waker().clone())),
+                    Some(w) => Some(std::mem::replace(w, waker)),
+                    None => {
+                        inner.waiters.push(Entry::Waker(id, waker));
+                        None
+                    }
                 },
                 None => {
                     let id = inner.next_id();
-                    inner.waiters.push(Entry::Waker(id, cx.waker().clone()));
+                    inner.waiters.push(Entry::Waker(id, waker));
                     *slot = Some(id);
+                    None
                 }
+            };
+            if self.off_owner_thread() && !self.track_locked(&mut inner, handle) {
+                // The loop is closed: complete, then read the outcome (U2).
+                self.finish_locked(inner, Outcome::Exception(loop_closed_error()), true, handle);
+                drop(replaced);
+                continue;
             }
+            drop(inner);
+            drop(replaced);
             return Poll::Pending;
         }
-        if let Some(id) = slot.take() {
-            inner.waiters.remove(id, false);
-        }
-        inner.retrieved = true;
-        Poll::Ready(read(&mut Done { inner: &mut inner }))
     }
 
     /// Reads the outcome of a done future under the lock (`None` while pending); this

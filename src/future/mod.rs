@@ -11,16 +11,18 @@ mod loom_models;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub(crate) use self::core::{DoneCallback, EntryId, FutureCore, Notify, Outcome};
+pub(crate) use self::core::{CallbackKey, EntryId, FutureCore, Notify, Outcome};
 
 use std::fmt;
 use std::future::Future as StdFuture;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::closing::Closable;
 use crate::error::{Error, InvalidStateError};
 use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
@@ -32,13 +34,17 @@ pub(crate) trait CancelHook: Send + Sync {
     fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool;
 }
 
-/// The cell behind a `Future<T>`: a plain future or a task.
-pub(crate) trait FutureObj<T>: CancelHook {
+/// The cell behind a `Future<T>`: a plain future, a task, a gather or a shield.
+pub(crate) trait FutureObj<T>: CancelHook + Closable {
     fn core(&self) -> &FutureCore<T>;
     /// The task, if this future is a task's.
     fn task(&self) -> Option<&dyn TaskOps>;
     /// F6 / T3: what `cancel` means for this cell.
     fn cancel(&self, handle: &Future<T>, message: Option<Arc<str>>) -> bool;
+    /// The cell as a gather, for the cancellation walk (G4 in bounded stack).
+    fn as_gather(&self) -> Option<&dyn crate::gather::GatherNode> {
+        None
+    }
 }
 
 /// A plain future's cell: just the state.
@@ -67,8 +73,16 @@ impl<T: Send + 'static> FutureObj<T> for PlainCell<T> {
     }
 }
 
+impl<T: Send + 'static> Closable for PlainCell<T> {
+    fn loop_closed(self: Arc<Self>) {
+        let fut = Future::from_obj(self);
+        fut.obj.core().close_pending(&|| fut.clone());
+    }
+}
+
 impl<T> Drop for PlainCell<T> {
     fn drop(&mut self) {
+        self.core.untrack_on_drop();
         // F10: the last handle is gone and nobody looked at the exception.
         if let Some(err) = self.core.unretrieved_exception() {
             let ctx = ExceptionContext::new(format!(
@@ -83,8 +97,11 @@ impl<T> Drop for PlainCell<T> {
 }
 
 /// Identifies a done-callback registration, for [`Future::remove_done_callback`].
+///
+/// Ids are unique in the process: an id is only ever accepted by the future that
+/// issued it (another future's `remove_done_callback` returns 0 for it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CallbackId(EntryId);
+pub struct CallbackId(CallbackKey);
 
 /// A shared, loop-bound future: asyncio's `Future` (SPEC §3).
 ///
@@ -120,7 +137,8 @@ pub struct CallbackId(EntryId);
 /// assert_eq!(out.unwrap(), 42);
 /// ```
 pub struct Future<T> {
-    pub(crate) obj: Arc<dyn FutureObj<T>>,
+    /// Taken only by `drop` (see there).
+    pub(crate) obj: ManuallyDrop<Arc<dyn FutureObj<T>>>,
     /// This handle's awaiter registration, while it is being awaited.
     waiter: Option<EntryId>,
 }
@@ -163,7 +181,10 @@ impl<T: Send + 'static> Future<T> {
     }
 
     pub(crate) fn from_obj(obj: Arc<dyn FutureObj<T>>) -> Future<T> {
-        Future { obj, waiter: None }
+        Future {
+            obj: ManuallyDrop::new(obj),
+            waiter: None,
+        }
     }
 
     fn core(&self) -> &FutureCore<T> {
@@ -309,12 +330,12 @@ impl<T: Send + 'static> Future<T> {
     where
         F: FnOnce(&Future<T>) + Send + 'static,
     {
-        let callback: DoneCallback<T> = Box::new(callback);
         CallbackId(self.core().add_callback(callback, &|| self.clone()))
     }
 
     /// Removes a registration (F8): the number removed, 0 once the future is done (a
-    /// callback already scheduled still runs).
+    /// callback already scheduled still runs), and 0 for an id another future issued.
+    /// The removed callback is dropped before this returns.
     pub fn remove_done_callback(&self, id: CallbackId) -> usize {
         self.core().remove_callback(id.0)
     }
@@ -345,7 +366,7 @@ impl<T: Send + 'static> Future<T> {
 
     /// A pointer identifying the cell (identity, T7).
     pub(crate) fn cell_ptr(&self) -> *const () {
-        Arc::as_ptr(&self.obj) as *const ()
+        Arc::as_ptr(&*self.obj) as *const ()
     }
 
     /// Polls for the outcome with `read`, as a loop-native await (T3, T7).
@@ -369,10 +390,12 @@ impl<T: Send + 'static> Future<T> {
                 "task cannot await on itself",
             ))));
         }
-        match self.obj.core().poll_with(cx, &mut self.waiter, read) {
+        let obj = &*self.obj;
+        let handle = || Future::from_obj(obj.clone());
+        match obj.core().poll_with(cx, &mut self.waiter, &handle, read) {
             Poll::Ready(r) => Poll::Ready(r),
             Poll::Pending => {
-                let hook: Arc<dyn CancelHook> = self.obj.clone();
+                let hook: Arc<dyn CancelHook> = (*self.obj).clone();
                 coop::suspended_on(&hook);
                 Poll::Pending
             }
@@ -422,7 +445,15 @@ impl<T> Drop for Future<T> {
             // Abandoned while pending (a select, a timeout): unregister the waker, and
             // stop the current task from cancelling a future it no longer awaits.
             self.obj.core().remove_waiter(id);
-            coop::forget(Arc::as_ptr(&self.obj) as *const ());
+            coop::forget(Arc::as_ptr(&*self.obj) as *const ());
+        }
+        // SAFETY: `obj` is not used after this line: this is the handle's drop.
+        let obj = unsafe { ManuallyDrop::take(&mut self.obj) };
+        if Arc::strong_count(&obj) == 1 {
+            // The last handle: freeing the cell may free futures it holds (callbacks,
+            // children) in turn; `drop_flat` keeps that in bounded stack (rule 3).
+            let cell: Arc<dyn CancelHook> = obj;
+            crate::flat_drop::drop_flat(cell);
         }
     }
 }

@@ -15,7 +15,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use crate::context;
 use crate::handle::LoopHandle;
@@ -63,7 +63,7 @@ impl Registration {
         if let Some(cancelled) = coop::take_cancel() {
             return Poll::Ready(Err(io::Error::from(cancelled)));
         }
-        match self.io.poll_ready(cx, dir) {
+        match self.io.poll_ready(cx, dir, is_loop_waker) {
             Poll::Ready(event) => Poll::Ready(Ok(event)),
             // Readiness only ever comes from the owner's reactor: once it is closed
             // (L14) a wait would never end, so it fails instead (Q3).
@@ -148,6 +148,13 @@ impl Registration {
         }
         result
     }
+}
+
+/// Whether `waker` is one of evloop's own — the polling task's, or `block_on`'s root
+/// waker — which the reactor may wake in place (see `reactor`).
+fn is_loop_waker(waker: &Waker) -> bool {
+    coop::is_current_task_waker(waker)
+        || context::with_current(|local| local.root_waker().will_wake(waker)).unwrap_or(false)
 }
 
 impl Drop for Registration {

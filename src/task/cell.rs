@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::coop::{self, LoopLocal, TaskLocal};
+use crate::closing::Closable;
 use crate::context;
 use crate::core::Local;
 use crate::error::{CancelledError, Error};
@@ -266,12 +267,12 @@ where
         }
         self.header.cancel_requests.fetch_add(1, Ordering::AcqRel);
         if context::current_id() == self.header.loop_id {
-            self.apply_cancel(message);
+            coop::apply_cancel_flat(self, message);
         } else {
             let task = self.arc();
             self.core
                 .owner
-                .call_soon(move || task.apply_cancel(message));
+                .call_soon(move || coop::apply_cancel_flat(&*task, message));
         }
         true
     }
@@ -342,7 +343,7 @@ where
         let mut cx = Context::from_waker(&waker);
         let start = local.debug_timer();
         let polled = {
-            let _current = coop::enter(self);
+            let _current = coop::enter(self, &waker);
             // SAFETY: loop thread only (asserted by `LoopLocal::get` above); the task is
             // out of the slab while it runs, so nothing else polls or drops the
             // coroutine now; the coroutine is never moved (it lives in the `Arc`).
@@ -515,6 +516,20 @@ where
     ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(cell.me.as_ptr()) }))
 }
 
+impl<T, F> Closable for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    /// The loop aborts its tasks before it closes; one still pending here (spawned
+    /// while the loop closed) is aborted now if this is its loop's thread.
+    fn loop_closed(self: Arc<Self>) {
+        if !self.core.is_done() && context::current_id() == self.header.loop_id {
+            self.abort_now();
+        }
+    }
+}
+
 impl<T, F> CancelHook for TaskCell<T, F>
 where
     T: Send + 'static,
@@ -596,6 +611,7 @@ impl<T, F> std::fmt::Display for SlowTask<'_, T, F> {
 
 impl<T, F> Drop for TaskCell<T, F> {
     fn drop(&mut self) {
+        self.core.untrack_on_drop();
         // F10: the last reference is gone and nobody looked at the exception.
         if let Some(err) = self.core.unretrieved_exception() {
             let ctx = ExceptionContext::new(format!(

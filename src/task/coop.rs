@@ -12,8 +12,11 @@
 //! cancelling the task cancels that future at once, as asyncio does.
 
 use std::cell::{Cell, RefCell, RefMut};
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::task::{RawWakerVTable, Waker};
 
 use super::cell::{Runnable, TaskHeader};
 use crate::context;
@@ -23,6 +26,47 @@ use crate::future::CancelHook;
 thread_local! {
     /// The task being polled on this thread.
     static CURRENT: Cell<Option<NonNull<dyn Runnable>>> = const { Cell::new(None) };
+    /// The identity (data, vtable) of the waker that poll was given: evloop's own.
+    static CURRENT_WAKER: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// An [`apply_cancel_flat`] is draining on this thread: nested requests queue.
+    static CANCELLING: Cell<bool> = const { Cell::new(false) };
+    static CANCEL_QUEUE: RefCell<VecDeque<CancelRequest>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// A cancel request queued by [`apply_cancel_flat`]: the task and the message.
+type CancelRequest = (Arc<dyn Runnable>, Option<Arc<str>>);
+
+/// Applies a cancel request to `task` on its loop thread (T3) in bounded stack.
+///
+/// Cancelling a task cancels what it is suspended on, and when that is another task
+/// its cancellation cancels what *it* waits on, and so on: done recursively, a chain of
+/// 100 000 tasks each awaiting the next overflows the stack. Instead the outermost call
+/// on a thread applies its request, and requests made meanwhile (the awaited tasks')
+/// are queued and applied, in order, before it returns — so when `cancel()` returns,
+/// the whole chain has been cancelled, as with the recursion (rule 3). Each request is
+/// applied under its own `catch_unwind`; the first panic is resumed once the queue is
+/// empty (rule 2).
+pub(crate) fn apply_cancel_flat(task: &dyn Runnable, message: Option<Arc<str>>) {
+    if CANCELLING.with(|c| c.replace(true)) {
+        let entry = (task.to_runnable(), message);
+        CANCEL_QUEUE.with(|q| q.borrow_mut().push_back(entry));
+        return;
+    }
+    let mut first_panic = catch_unwind(AssertUnwindSafe(|| task.apply_cancel(message))).err();
+    loop {
+        // The borrow ends before the request is applied: applying it may queue more.
+        let next = CANCEL_QUEUE.with(|q| q.borrow_mut().pop_front());
+        let Some((task, message)) = next else {
+            break;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.apply_cancel(message))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    CANCELLING.with(|c| c.set(false));
+    if let Some(payload) = first_panic {
+        resume_unwind(payload);
+    }
 }
 
 /// State of a task that only its loop thread may touch.
@@ -121,19 +165,41 @@ impl Hooks {
     }
 }
 
-/// Marks `task` as the task being polled on this thread until the guard is dropped.
-pub(crate) fn enter(task: &dyn Runnable) -> CurrentGuard {
+/// Marks `task` as the task being polled on this thread, with `waker` (the task's own),
+/// until the guard is dropped.
+pub(crate) fn enter(task: &dyn Runnable, waker: &Waker) -> CurrentGuard {
     let prev = CURRENT.with(|c| c.replace(Some(NonNull::from(task))));
-    CurrentGuard { prev }
+    let prev_waker = CURRENT_WAKER.with(|c| c.replace(identity(waker)));
+    CurrentGuard { prev, prev_waker }
+}
+
+fn identity(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        waker.vtable() as *const RawWakerVTable as usize,
+    )
+}
+
+/// Whether `waker` is the waker of the task being polled on this thread: evloop's own,
+/// whose wake only queues the task (the reactor may wake it in place).
+pub(crate) fn is_current_task_waker(waker: &Waker) -> bool {
+    CURRENT_WAKER
+        .try_with(|c| {
+            let current = c.get();
+            current.0 != 0 && current == identity(waker)
+        })
+        .unwrap_or(false)
 }
 
 pub(crate) struct CurrentGuard {
     prev: Option<NonNull<dyn Runnable>>,
+    prev_waker: (usize, usize),
 }
 
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|c| c.set(self.prev));
+        let _ = CURRENT_WAKER.try_with(|c| c.set(self.prev_waker));
     }
 }
 

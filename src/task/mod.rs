@@ -18,10 +18,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::sync::Weak;
+
 use self::cell::TaskCell;
+use crate::closing::Closable;
 use crate::context;
 use crate::error::Error;
-use crate::future::{Future, Outcome};
+use crate::future::{CancelHook, Future, FutureCore, FutureObj, Notify, Outcome};
 use crate::handle::LoopHandle;
 use crate::shared::Remote;
 
@@ -346,6 +349,7 @@ impl StdFuture for YieldNow {
 ///     inner.set_result(1).unwrap();
 /// });
 /// ```
+#[track_caller]
 pub fn shield<T, F>(fut: F) -> Future<T>
 where
     T: Send + Clone + 'static,
@@ -355,26 +359,94 @@ where
     if inner.done() {
         return inner;
     }
-    let outer = Future::with_loop(&inner.get_loop());
-    let id = {
-        let outer = outer.clone();
-        inner.add_done_callback(move |inner| {
-            if outer.done() {
-                inner.mark_retrieved();
-                return;
-            }
-            copy_outcome(inner, &outer);
-        })
-    };
-    {
-        let inner = inner.clone();
-        outer.add_done_callback(move |_| {
-            if !inner.done() {
-                inner.remove_done_callback(id);
-            }
-        });
+    let owner = inner.get_loop();
+    let created_at = Location::caller();
+    let cell = Arc::new_cyclic(|me| ShieldCell {
+        me: me.clone(),
+        core: FutureCore::new(owner, created_at),
+        inner,
+    });
+    let observer: Weak<dyn Notify> = Arc::downgrade(&cell) as Weak<dyn Notify>;
+    cell.inner.add_notify(observer, 0);
+    Future::from_obj(cell)
+}
+
+/// The outer future of a [`shield`]: a future of its own that observes the inner one
+/// through a `Notify` entry (asyncio uses a done-callback). Dropping it removes that
+/// entry, so an abandoned shield of a future that stays pending leaves nothing behind
+/// (Q8); cancelling it removes the entry in a later iteration, as asyncio's
+/// `_outer_done_callback` does (until then an inner exception is still marked
+/// retrieved).
+struct ShieldCell<T> {
+    me: Weak<ShieldCell<T>>,
+    core: FutureCore<T>,
+    inner: Future<T>,
+}
+
+impl<T: Send + Clone + 'static> ShieldCell<T> {
+    /// The inner future is done (a later iteration, as asyncio's done-callback): copy
+    /// its outcome unless the outer was cancelled first.
+    fn copy_inner(self: Arc<Self>) {
+        if self.core.is_done() {
+            self.inner.mark_retrieved();
+            return;
+        }
+        let outer = Future::from_obj(self.clone());
+        copy_outcome(&self.inner, &outer);
     }
-    outer
+
+    fn forget_inner(&self) {
+        let me = self as *const Self as *const ();
+        self.inner.obj.core().remove_notify(me, 0);
+    }
+}
+
+impl<T: Send + Clone + 'static> Notify for ShieldCell<T> {
+    fn notify(self: Arc<Self>, _index: u32) {
+        let owner = self.core.owner.clone();
+        owner.call_soon(move || self.copy_inner());
+    }
+}
+
+impl<T: Send + Clone + 'static> CancelHook for ShieldCell<T> {
+    /// A task awaiting the shield is cancelled: only the outer future is (T9).
+    fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
+        let outer = Future::from_obj(self);
+        outer.obj.cancel(&outer, message)
+    }
+}
+
+impl<T: Send + Clone + 'static> Closable for ShieldCell<T> {
+    fn loop_closed(self: Arc<Self>) {
+        let outer = Future::from_obj(self);
+        outer.obj.core().close_pending(&|| outer.clone());
+    }
+}
+
+impl<T: Send + Clone + 'static> FutureObj<T> for ShieldCell<T> {
+    fn core(&self) -> &FutureCore<T> {
+        &self.core
+    }
+
+    fn task(&self) -> Option<&dyn TaskOps> {
+        None
+    }
+
+    fn cancel(&self, handle: &Future<T>, message: Option<Arc<str>>) -> bool {
+        let cancelled = self.core.cancel(message, &|| handle.clone());
+        if let Some(me) = self.me.upgrade().filter(|_| cancelled) {
+            self.core.owner.call_soon(move || me.forget_inner());
+        }
+        cancelled
+    }
+}
+
+impl<T> Drop for ShieldCell<T> {
+    fn drop(&mut self) {
+        self.core.untrack_on_drop();
+        let me = self as *const Self as *const ();
+        self.inner.obj.core().remove_notify(me, 0);
+    }
 }
 
 /// Copies a done `source`'s outcome into `target` (cancelled → cancel).

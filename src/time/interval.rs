@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{Sleep, sleep_until};
 use crate::error::Error;
+use crate::handle::deadline_after;
 use crate::task::coop;
 
 /// What an [`Interval`] does when ticks were missed because the loop (or the code
@@ -108,7 +109,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = deadline_after(Instant::now(), self.period);
         self.sleep.reset(self.next);
     }
 
@@ -128,25 +129,26 @@ impl Interval {
     }
 }
 
-/// The tick after `tick` (which fired at `now`) under `behavior`.
+/// The tick after `tick` (which fired at `now`) under `behavior`. Saturating (rule 6):
+/// a period too long to add to an instant gives a tick that is never reached.
 fn next_tick(
     tick: Instant,
     now: Instant,
     period: Duration,
     behavior: MissedTickBehavior,
 ) -> Instant {
-    let scheduled = tick + period;
+    let scheduled = deadline_after(tick, period);
     if scheduled > now {
         return scheduled;
     }
     match behavior {
         MissedTickBehavior::Burst => scheduled,
-        MissedTickBehavior::Delay => now + period,
+        MissedTickBehavior::Delay => deadline_after(now, period),
         MissedTickBehavior::Skip => {
-            let behind = (now - tick).as_nanos();
+            let behind = now.saturating_duration_since(tick).as_nanos();
             let periods = behind / period.as_nanos() + 1;
             let step = u32::try_from(periods).unwrap_or(u32::MAX);
-            tick + period.saturating_mul(step)
+            deadline_after(tick, period.saturating_mul(step))
         }
     }
 }
@@ -185,6 +187,14 @@ mod tests {
             next_tick(t0, now, p, MissedTickBehavior::Skip),
             t0 + Duration::from_millis(40)
         );
+        // Periods too long to add to an instant saturate instead of panicking.
+        for b in [
+            MissedTickBehavior::Burst,
+            MissedTickBehavior::Delay,
+            MissedTickBehavior::Skip,
+        ] {
+            assert!(next_tick(t0, t0, Duration::MAX, b) > t0 + Duration::from_secs(3600));
+        }
         // Exactly on a boundary: Skip moves strictly past now.
         let now = t0 + Duration::from_millis(30);
         assert_eq!(

@@ -117,11 +117,14 @@ impl Sleep {
     }
 }
 
-/// Unlinks a sleep's timer: directly on its loop thread, by message elsewhere.
+/// Unlinks a sleep's timer: directly on its loop thread, by message elsewhere. The
+/// waker it held is dropped after the loop's borrows are released.
 fn unlink(owner: &LoopHandle, key: TimerKey) {
     let id = owner.shared.id;
-    if context::with_local(id, |local| local.remove_timer(key)).is_none() && !owner.is_closed() {
-        owner.shared.push_remote(Remote::CancelTimerKey(key));
+    match context::with_local(id, |local| local.remove_timer(key)) {
+        Some(waker) => drop(waker),
+        None if !owner.is_closed() => owner.shared.push_remote(Remote::CancelTimerKey(key)),
+        None => {}
     }
 }
 
