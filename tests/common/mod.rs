@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: a tiny deterministic PRNG and a capturing
-//! logger. Each test binary compiles its own copy, so not every helper is used
-//! everywhere.
+//! logger, among others; `child` runs a scenario in a child process (for aborts and
+//! stack overflows). Each test binary compiles its own copy, so not every helper is
+//! used everywhere.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod example;
 
 use std::sync::{Mutex, Once};
