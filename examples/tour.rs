@@ -23,17 +23,18 @@ struct Resolver {
 }
 
 impl Resolver {
-    /// DNS resolution blocks in the C library: run it off the loop. (Returning
-    /// `evloop::Error` keeps the result `Clone`, so it can be gathered; `?` converts.)
+    /// DNS resolution blocks in the C library: run it off the loop. A `Result` body
+    /// gives `Future<Vec<SocketAddr>>`, its `Err` stored as the future's exception (as
+    /// Tornado does), so `gather` fails fast on it.
     #[run_on_executor]
-    fn resolve(&self, host: String) -> Result<Vec<std::net::SocketAddr>, evloop::Error> {
+    fn resolve(&self, host: String) -> std::io::Result<Vec<std::net::SocketAddr>> {
         use std::net::ToSocketAddrs;
         Ok((host.as_str(), 80).to_socket_addrs()?.collect())
     }
 
     /// File I/O blocks too.
     #[run_on_executor]
-    fn file_len(&self, path: &'static str) -> Result<u64, evloop::Error> {
+    fn file_len(&self, path: &'static str) -> std::io::Result<u64> {
         Ok(std::fs::metadata(path)?.len())
     }
 }
@@ -239,17 +240,17 @@ fn main() -> std::io::Result<()> {
         let resolver = Resolver {
             executor: Executor::new(2),
         };
-        let (addrs, len) = evloop::gather!(
+        let both = evloop::gather!(
             resolver.resolve("localhost".into()),
             resolver.file_len("Cargo.toml")
-        )
-        .await
-        .unwrap();
-        match addrs {
-            Ok(addrs) => println!("  localhost resolves to {} address(es)", addrs.len()),
-            Err(e) => println!("  localhost did not resolve: {e}"),
+        );
+        match both.await {
+            Ok((addrs, len)) => {
+                println!("  localhost resolves to {} address(es)", addrs.len());
+                println!("  Cargo.toml is {len} bytes");
+            }
+            Err(e) => println!("  a blocking job failed (gather fails fast): {e}"),
         }
-        println!("  Cargo.toml is {} bytes", len.unwrap());
         let who = evloop::spawn_blocking(|| std::thread::current().name().map(String::from))
             .await
             .unwrap();

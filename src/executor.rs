@@ -31,6 +31,8 @@ trait Job: Send {
     fn fail(self: Box<Self>, error: Error);
 }
 
+/// `f` returns the job's outcome: `Err` becomes the future's exception (a plain job's
+/// closure is wrapped in `Ok`).
 struct JobCell<T, F> {
     f: F,
     result: Future<T>,
@@ -39,7 +41,7 @@ struct JobCell<T, F> {
 impl<T, F> Job for JobCell<T, F>
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
 {
     fn run(self: Box<Self>) {
         let JobCell { f, result } = *self;
@@ -49,7 +51,8 @@ where
         let outcome = catch_unwind(AssertUnwindSafe(f));
         // A future cancelled meanwhile refuses the outcome: it is dropped.
         let _ = match outcome {
-            Ok(value) => result.set_result(value),
+            Ok(Ok(value)) => result.set_result(value),
+            Ok(Err(error)) => result.set_exception(error),
             Err(payload) => result.set_exception(Error::from_panic(payload)),
         };
     }
@@ -143,13 +146,23 @@ impl Executor {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the pool; the returned future is bound to the current loop (E2).
+    /// Runs `f` on the pool; the returned job is bound to the current loop (E2).
+    /// Awaiting the [`JobHandle`] moves the result out (no `T: Clone` needed).
+    ///
+    /// ```
+    /// let exec = evloop::Executor::new(1);
+    /// let out = evloop::run(async {
+    ///     exec.submit(|| std::process::Command::new("true").output()).await
+    /// });
+    /// assert!(out.unwrap().unwrap().status.success());
+    /// exec.shutdown(true);
+    /// ```
     ///
     /// # Panics
     ///
     /// Off a loop thread (use [`submit_to`](Self::submit_to) there).
     #[track_caller]
-    pub fn submit<T, F>(&self, f: F) -> Future<T>
+    pub fn submit<T, F>(&self, f: F) -> JobHandle<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -163,21 +176,30 @@ impl Executor {
         self.submit_to(&owner, f)
     }
 
-    /// Runs `f` on the pool with a future bound to `owner`; callable from any thread
-    /// (E2). A panic in `f` becomes the future's exception; cancelling the future
-    /// before `f` starts means `f` never runs. After [`shutdown`](Self::shutdown) the
-    /// future already holds `Error::InvalidState("executor shut down")` (E3). If
-    /// `owner` is closed, `f` is dropped without running and the future is already
-    /// cancelled (L14).
+    /// Runs `f` on the pool with a job bound to `owner`; callable from any thread
+    /// (E2). A panic in `f` becomes the job's exception; cancelling the job before `f`
+    /// starts means `f` never runs. After [`shutdown`](Self::shutdown) the job already
+    /// holds `Error::InvalidState("executor shut down")` (E3). If `owner` is closed,
+    /// `f` is dropped without running and the job is already cancelled (L14).
     #[track_caller]
-    pub fn submit_to<T, F>(&self, owner: &LoopHandle, f: F) -> Future<T>
+    pub fn submit_to<T, F>(&self, owner: &LoopHandle, f: F) -> JobHandle<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        self.submit_fallible(owner, move || Ok(f()))
+    }
+
+    /// The job behind every `submit`: `f`'s `Err` becomes the future's exception.
+    #[track_caller]
+    pub(crate) fn submit_fallible<T, F>(&self, owner: &LoopHandle, f: F) -> JobHandle<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
         if owner.is_closed() {
             log::debug!(target: "evloop", "job submitted to closed loop #{}: dropped", owner.id());
-            return crate::handle::closed_future(owner);
+            return JobHandle::from(crate::handle::closed_future(owner));
         }
         let fut = Future::with_loop(owner);
         let job: BoxedJob = Box::new(JobCell {
@@ -189,7 +211,7 @@ impl Executor {
                 "executor shut down",
             )));
         }
-        fut
+        JobHandle::from(fut)
     }
 
     /// Queues a job, waking an idle thread or starting one. `Err` after shutdown.
@@ -299,12 +321,13 @@ impl Executor {
 }
 
 /// Runs `f` on the current loop's default executor (tokio's `spawn_blocking`, asyncio's
-/// `loop.run_in_executor(None, f)`). Await it with `.await` (`T: Clone`) or move the
-/// value out with [`Future::take`].
+/// `loop.run_in_executor(None, f)`). Awaiting the [`JobHandle`] moves the value out,
+/// so `T` need not be `Clone` (an `io::Result<Output>`, a `File`);
+/// [`JobHandle::future`] gives a shareable `Future<T>` view.
 ///
 /// ```
 /// let text = evloop::run(async {
-///     evloop::spawn_blocking(|| std::fs::read_to_string("Cargo.toml")).take().await
+///     evloop::spawn_blocking(|| std::fs::read_to_string("Cargo.toml")).await
 /// });
 /// assert!(text.unwrap().unwrap().contains("[package]"));
 /// ```
@@ -313,7 +336,7 @@ impl Executor {
 ///
 /// Off a loop thread (use [`LoopHandle::run_in_executor`] with a handle there).
 #[track_caller]
-pub fn spawn_blocking<T, F>(f: F) -> Future<T>
+pub fn spawn_blocking<T, F>(f: F) -> JobHandle<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -325,6 +348,114 @@ where
         )
     });
     owner.run_in_executor(None, f)
+}
+
+/// A job on a blocking executor ([`spawn_blocking`], [`Executor::submit`],
+/// [`LoopHandle::run_in_executor`]): like [`Task<T>`](crate::Task), awaiting it yields
+/// `Result<T, Error>` and *moves* the value out, so `T` need not be `Clone`. It derefs
+/// to its [`Future<T>`] (`done`, `cancel` — which keeps a job that has not started
+/// from running —, `add_done_callback`, …); [`future`](Self::future) gives a cloneable
+/// view to share the result (then `T: Clone` to await it). Dropping the handle does
+/// not cancel the job.
+///
+/// ```
+/// evloop::run(async {
+///     let job = evloop::spawn_blocking(|| std::fs::File::open("Cargo.toml"));
+///     let view = job.future();
+///     let file = job.await.unwrap().unwrap(); // moved out: `File` is not `Clone`
+///     drop(file);
+///     assert!(view.result_is_taken());
+/// });
+/// ```
+pub struct JobHandle<T> {
+    fut: Future<T>,
+}
+
+impl<T: Send + 'static> JobHandle<T> {
+    /// A cloneable `Future<T>` view of the job.
+    pub fn future(&self) -> Future<T> {
+        self.fut.clone()
+    }
+}
+
+impl<T> From<Future<T>> for JobHandle<T> {
+    fn from(fut: Future<T>) -> JobHandle<T> {
+        JobHandle { fut }
+    }
+}
+
+impl<T: Send + 'static> From<JobHandle<T>> for Future<T> {
+    fn from(job: JobHandle<T>) -> Future<T> {
+        job.fut
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for JobHandle<T> {
+    type Target = Future<T>;
+
+    fn deref(&self) -> &Future<T> {
+        &self.fut
+    }
+}
+
+impl<T: Send + 'static> std::future::Future for JobHandle<T> {
+    type Output = Result<T, Error>;
+
+    /// The job's result, moved out. A loop-native await (T3): cancelling the awaiting
+    /// task cancels the job (which then never starts, if it had not).
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.fut.poll_outcome(cx, |done| done.result_taken())
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for JobHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("JobHandle").field(&self.fut).finish()
+    }
+}
+
+/// Support for `#[run_on_executor]`; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::{Executor, Future, LoopHandle};
+    use crate::error::Error;
+
+    fn owner(method: &str) -> LoopHandle {
+        LoopHandle::try_current().unwrap_or_else(|| {
+            panic!(
+                "evloop: the #[run_on_executor] method `{method}` was called with no running \
+                 event loop on this thread; its future is bound to the calling loop: call it \
+                 from a task or callback running on an evloop loop"
+            )
+        })
+    }
+
+    /// A method whose body returns `R`: `Future<R>`.
+    #[track_caller]
+    pub fn submit<R, F>(executor: &Executor, method: &str, f: F) -> Future<R>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        executor.submit_to(&owner(method), f).into()
+    }
+
+    /// A method whose body returns `Result<T, E>`: `Future<T>`, with the `Err` as the
+    /// future's exception (Tornado's `run_on_executor`).
+    #[track_caller]
+    pub fn submit_result<T, E, F>(executor: &Executor, method: &str, f: F) -> Future<T>
+    where
+        T: Send + 'static,
+        E: Into<Error>,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        executor
+            .submit_fallible(&owner(method), move || f().map_err(Into::into))
+            .into()
+    }
 }
 
 fn worker(pool: Arc<Pool>) {

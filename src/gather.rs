@@ -294,7 +294,6 @@ impl<C: Children> Closable for GatherCell<C> {
 
 impl<C: Children> Drop for GatherCell<C> {
     fn drop(&mut self) {
-        self.core.untrack_on_drop();
         // Q8: a child still pending forgets this gather (its entry would otherwise keep
         // this allocation alive through the weak reference until the child completes).
         let me = self as *const Self as *const ();

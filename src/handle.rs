@@ -15,7 +15,7 @@ use crate::context;
 use crate::core;
 use crate::error::{Error, InvalidStateError};
 use crate::exception::{self, ExceptionContext};
-use crate::executor::Executor;
+use crate::executor::{Executor, JobHandle};
 use crate::future::Future;
 use crate::loop_ref::LoopRef;
 use crate::shared::Remote;
@@ -290,14 +290,14 @@ impl LoopHandle {
     /// });
     /// ```
     #[track_caller]
-    pub fn run_in_executor<T, F>(&self, executor: Option<&Executor>, f: F) -> Future<T>
+    pub fn run_in_executor<T, F>(&self, executor: Option<&Executor>, f: F) -> JobHandle<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         if self.is_closed() {
             log::debug!(target: "evloop", "run_in_executor on closed loop #{}: job dropped", self.shared.id);
-            return closed_future(self);
+            return closed_future(self).into();
         }
         match executor {
             Some(exec) => exec.submit_to(self, f),
@@ -308,7 +308,7 @@ impl LoopHandle {
                     let _ = fut.set_exception(Error::InvalidState(InvalidStateError::new(
                         "executor shut down",
                     )));
-                    fut
+                    fut.into()
                 }
             },
         }

@@ -114,7 +114,9 @@ pub use chain::{
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use evloop_macros::{main, run_on_executor, test};
 pub use exception::{ExceptionContext, ExceptionSource};
-pub use executor::{Executor, spawn_blocking};
+#[doc(hidden)]
+pub use executor::__private as __executor_private;
+pub use executor::{Executor, JobHandle, spawn_blocking};
 pub use future::{CallbackId, Future, Take};
 #[doc(hidden)]
 pub use gather::__private as __gather_private;

@@ -280,7 +280,6 @@ impl FutureObj<()> for WaitCell {
 
 impl Drop for WaitCell {
     fn drop(&mut self) {
-        self.core.untrack_on_drop();
         if self.key != usize::MAX {
             let me: *const WaitCell = self;
             self.core

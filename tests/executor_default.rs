@@ -16,6 +16,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use common::{DropSpy, Watchdog, entries, new_log, push};
+use evloop::JobHandle;
 use evloop::{Error, Executor, Future, LoopHandle, Runtime};
 
 fn flag() -> Arc<AtomicBool> {
@@ -243,7 +244,7 @@ fn the_default_executor_honours_blocking_threads() {
         // The first MAX jobs hold every thread until the loop thread has looked.
         let arrived = Arc::new(Barrier::new(MAX + 1));
         let leave = Arc::new(Barrier::new(MAX + 1));
-        let jobs: Vec<Future<usize>> = (0..JOBS)
+        let jobs: Vec<JobHandle<usize>> = (0..JOBS)
             .map(|i| {
                 let (running, mr, mts, h) =
                     (running.clone(), mr.clone(), mts.clone(), loop_.clone());
@@ -289,7 +290,7 @@ fn the_default_executor_honours_thread_keep_alive() {
     rt.block_on(async {
         let loop_ = LoopHandle::current();
         let barrier = Arc::new(Barrier::new(2));
-        let jobs: Vec<Future<ThreadId>> = (0..2)
+        let jobs: Vec<JobHandle<ThreadId>> = (0..2)
             .map(|_| {
                 let b = barrier.clone();
                 loop_.run_in_executor(None, move || {
@@ -327,7 +328,7 @@ fn after_shutdown_default_executor_run_in_executor_none_fails_but_explicit_execu
         assert_eq!(loop_.stats().executor_threads, 0);
 
         let r2 = r.clone();
-        let fut: Future<i32> = loop_.run_in_executor(None, move || {
+        let fut: JobHandle<i32> = loop_.run_in_executor(None, move || {
             let _keep = &spy;
             r2.store(true, Ordering::SeqCst);
             2
@@ -484,7 +485,7 @@ fn cancelling_a_task_awaiting_a_running_job_resumes_it_at_once_and_the_job_finis
         let loop_ = LoopHandle::current();
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
-        let fut: Future<u32> = loop_.run_in_executor(None, move || {
+        let fut: JobHandle<u32> = loop_.run_in_executor(None, move || {
             started_tx.send(()).unwrap();
             release_rx.recv().unwrap();
             f.store(true, Ordering::SeqCst);
@@ -619,7 +620,7 @@ fn dropping_the_runtime_fails_queued_jobs_and_waits_for_running_ones() {
         rt.block_on(async move {
             let loop_ = LoopHandle::current();
             let (started_tx, started_rx) = mpsc::channel();
-            let running: Future<&str> = loop_.run_in_executor(None, move || {
+            let running: JobHandle<&str> = loop_.run_in_executor(None, move || {
                 started_tx.send(()).unwrap();
                 release_rx.recv().unwrap();
                 // Still busy for a while after the release, so a drop that does not
@@ -629,7 +630,7 @@ fn dropping_the_runtime_fails_queued_jobs_and_waits_for_running_ones() {
                 "finished"
             });
             started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-            let queued: Vec<Future<usize>> = spies
+            let queued: Vec<JobHandle<usize>> = spies
                 .into_iter()
                 .zip(ran)
                 .enumerate()
@@ -648,7 +649,7 @@ fn dropping_the_runtime_fails_queued_jobs_and_waits_for_running_ones() {
 
     // Release the running job only once the drop has failed the queued ones: had they
     // not been dropped, the freed thread would run them.
-    let watched = queued.clone();
+    let watched: Vec<Future<usize>> = queued.iter().map(JobHandle::future).collect();
     let releaser = thread::spawn(move || {
         eventually_blocking("the drop failed the queued jobs", || {
             watched.iter().all(Future::done)

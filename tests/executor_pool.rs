@@ -16,7 +16,8 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use common::{DropSpy, SplitMix64, entries, new_log, push};
-use evloop::{Error, Executor, Future, LoopHandle, Runtime};
+use evloop::JobHandle;
+use evloop::{Error, Executor, LoopHandle, Runtime};
 
 fn flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
@@ -174,7 +175,7 @@ fn submit_to_works_from_another_thread() {
         assert!(LoopHandle::try_current().is_none());
         e.submit_to(&h, || whoami().0)
     });
-    let fut: Future<String> = submitter.join().unwrap();
+    let fut: JobHandle<String> = submitter.join().unwrap();
     assert_eq!(fut.get_loop(), handle);
     let name = rt.block_on(fut).unwrap();
     assert_pool_thread_name(&name);
@@ -187,7 +188,7 @@ fn two_hundred_jobs_gathered_return_in_submission_order() {
     let e = exec.clone();
     let results = common::run_guarded(async move {
         let mut rng = SplitMix64::new(0xE2);
-        let jobs: Vec<Future<u64>> = (0..200u64)
+        let jobs: Vec<JobHandle<u64>> = (0..200u64)
             .map(|i| {
                 // Uneven work, so completion order differs from submission order.
                 let pause = Duration::from_micros(rng.below(300));
@@ -215,7 +216,7 @@ fn a_panicking_job_fails_its_future_and_the_same_thread_serves_the_next_job() {
     common::run_guarded(async move {
         let before = e.submit(whoami).await.unwrap();
 
-        let boom: Future<u32> = e.submit(|| panic!("job exploded {}", 7));
+        let boom: JobHandle<u32> = e.submit(|| panic!("job exploded {}", 7));
         let err = boom.clone().await.unwrap_err();
         assert!(err.is_panic());
         assert_eq!(panic_error_message(&err), "job exploded 7");
@@ -225,7 +226,7 @@ fn a_panicking_job_fails_its_future_and_the_same_thread_serves_the_next_job() {
             "job exploded 7"
         );
 
-        let literal: Future<()> = e.submit(|| panic!("static message"));
+        let literal: JobHandle<()> = e.submit(|| panic!("static message"));
         let err = literal.await.unwrap_err();
         assert_eq!(panic_error_message(&err), "static message");
 
@@ -246,7 +247,7 @@ fn a_job_panicking_with_a_non_string_payload_fails_its_future() {
     let exec = Executor::new(1);
     let e = exec.clone();
     common::run_guarded(async move {
-        let fut: Future<u8> = e.submit(|| std::panic::panic_any(42_i32));
+        let fut: JobHandle<u8> = e.submit(|| std::panic::panic_any(42_i32));
         let err = fut.await.unwrap_err();
         assert!(err.is_panic(), "{err:?}");
         assert_eq!(e.submit(|| 5u8).await.unwrap(), 5, "the pool still works");
@@ -270,7 +271,7 @@ fn a_job_cancelled_before_it_starts_never_runs() {
         let busy = e.submit(job);
         blocker.wait_started(); // the only thread is now held by `busy`
 
-        let skipped: Future<u32> = e.submit(move || {
+        let skipped: JobHandle<u32> = e.submit(move || {
             let _keep = &spy;
             r.store(true, Ordering::SeqCst);
             1
@@ -307,7 +308,7 @@ fn a_job_cancelled_while_running_finishes_and_its_result_is_dropped() {
         let (started_tx, started_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let f = finished.clone();
-        let fut: Future<Arc<DropSpy>> = e.submit(move || {
+        let fut: JobHandle<Arc<DropSpy>> = e.submit(move || {
             started_tx.send(()).unwrap();
             release_rx.recv().unwrap();
             f.store(true, Ordering::SeqCst);
@@ -345,7 +346,7 @@ fn shutdown_with_wait_runs_the_queued_jobs_first() {
     let log = new_log();
     let l = log.clone();
     common::run_guarded(async move {
-        let futs: Vec<Future<usize>> = (0..5)
+        let futs: Vec<JobHandle<usize>> = (0..5)
             .map(|i| {
                 let l = l.clone();
                 e.submit(move || {
@@ -400,7 +401,7 @@ fn submit_after_shutdown_returns_a_future_already_failed_with_invalid_state() {
         assert_eq!(e.submit(|| 1).await.unwrap(), 1);
         e.shutdown(true);
         e.shutdown(true); // idempotent
-        let fut: Future<i32> = e.submit(move || {
+        let fut: JobHandle<i32> = e.submit(move || {
             let _keep = &spy;
             r.store(true, Ordering::SeqCst);
             2
@@ -458,7 +459,7 @@ fn idle_threads_exit_after_the_keep_alive() {
     common::run_guarded(async move {
         // Three jobs meeting at a barrier must run on three threads at once.
         let barrier = Arc::new(Barrier::new(3));
-        let jobs: Vec<Future<ThreadId>> = (0..3)
+        let jobs: Vec<JobHandle<ThreadId>> = (0..3)
             .map(|_| {
                 let b = barrier.clone();
                 e.submit(move || {
@@ -502,7 +503,7 @@ fn max_threads_is_never_exceeded_with_a_thousand_queued_jobs() {
         // the queue.
         let arrived = Arc::new(Barrier::new(MAX + 1));
         let leave = Arc::new(Barrier::new(MAX + 1));
-        let jobs: Vec<Future<usize>> = (0..JOBS)
+        let jobs: Vec<JobHandle<usize>> = (0..JOBS)
             .map(|i| {
                 let (running, mr, mts, pool) =
                     (running.clone(), mr.clone(), mts.clone(), e.clone());
@@ -552,24 +553,26 @@ fn max_threads_is_never_exceeded_with_a_thousand_queued_jobs() {
 // Future::take of results that are not Clone
 // ---------------------------------------------------------------------------------
 
-/// Not `Clone`: only `take` can hand it over.
+/// Not `Clone`: only a move can hand it over.
 #[derive(Debug, PartialEq)]
 struct Unique {
     id: u32,
     payload: Vec<u8>,
 }
 
+/// Awaiting a `JobHandle` moves a non-`Clone` result out (as awaiting a `Task` does);
+/// its `future()` view then reports the value taken.
 #[test]
-fn take_moves_a_non_clone_result_out_of_an_executor_future() {
+fn awaiting_a_job_moves_a_non_clone_result_out() {
     let exec = Executor::new(2);
     let e = exec.clone();
     common::run_guarded(async move {
-        let fut = e.submit(|| Unique {
+        let job = e.submit(|| Unique {
             id: 9,
             payload: vec![1, 2, 3],
         });
-        let keep = fut.clone();
-        let value = fut.take().await.unwrap();
+        let keep = job.future();
+        let value = job.await.unwrap();
         assert_eq!(
             value,
             Unique {
@@ -583,13 +586,11 @@ fn take_moves_a_non_clone_result_out_of_an_executor_future() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let file: std::fs::File = e
             .submit(move || std::fs::File::open(path))
-            .take()
             .await
             .unwrap()
             .unwrap();
         let text = e
             .submit(move || std::io::read_to_string(file))
-            .take()
             .await
             .unwrap()
             .unwrap();
@@ -597,7 +598,6 @@ fn take_moves_a_non_clone_result_out_of_an_executor_future() {
 
         let err = e
             .submit(|| -> Unique { panic!("no value") })
-            .take()
             .await
             .unwrap_err();
         assert_eq!(panic_error_message(&err), "no value");
@@ -628,7 +628,7 @@ fn stats_report_the_default_executor_threads_and_queued_jobs() {
         let (job, blocker) = Blocker::new();
         let busy = loop_.run_in_executor(None, job);
         blocker.wait_started();
-        let queued: Vec<Future<u8>> = (0..3u8)
+        let queued: Vec<JobHandle<u8>> = (0..3u8)
             .map(|i| loop_.run_in_executor(None, move || i))
             .collect();
         let s = loop_.stats();

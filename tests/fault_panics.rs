@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use evloop::JobHandle;
 use evloop::net::{TcpListener, UnixStream};
 use evloop::{
     CancelledError, Error, ExceptionContext, ExceptionSource, Future, LoopHandle, Runtime, Task,
@@ -576,7 +577,7 @@ fn a_panicking_default_executor_job_fails_its_future_and_its_worker_runs_the_nex
             let before = loop_.run_in_executor(None, whoami).await.unwrap();
             assert!(before.as_deref().unwrap().starts_with("evloop-blocking-"));
 
-            let job: Future<u32> = loop_.run_in_executor(None, || panic!("job-panic {}", 42));
+            let job: JobHandle<u32> = loop_.run_in_executor(None, || panic!("job-panic {}", 42));
             let callback_saw = Arc::new(Mutex::new(None));
             {
                 let saw = callback_saw.clone();
@@ -795,7 +796,7 @@ fn dropping_the_runtime_with_tasks_blocked_in_io_timers_and_a_running_job_return
                     };
 
                     let (job_started_tx, job_started_rx) = mpsc::channel();
-                    let job: Future<u32> = loop_.run_in_executor(None, move || {
+                    let job: JobHandle<u32> = loop_.run_in_executor(None, move || {
                         job_started_tx.send(()).unwrap();
                         let _ = release_rx.recv_timeout(HANG_LIMIT);
                         job_finished.store(true, SeqCst);

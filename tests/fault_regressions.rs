@@ -18,6 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::{new_log, push, yield_times};
+use evloop::JobHandle;
 use evloop::net::UnixStream;
 use evloop::{Error, Future, LoopHandle, Runtime, Task};
 
@@ -174,7 +175,7 @@ fn a_panicking_destructor_of_a_queued_executor_job_stays_inside_runtime_drop() {
             .build()
             .unwrap();
         let handle = rt.handle();
-        let [queued]: [Future<u8>; 1] = rt.block_on(async move {
+        let [queued]: [JobHandle<u8>; 1] = rt.block_on(async move {
             let loop_ = LoopHandle::current();
             let (started_tx, started_rx) = mpsc::channel();
             // Occupies the only worker thread until released (after the drop).

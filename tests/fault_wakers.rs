@@ -36,6 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Log, capture_exceptions, entries, new_log, push};
+use evloop::JobHandle;
 use evloop::net::UnixStream;
 use evloop::{Error, ExceptionContext, Future, Runtime, Task, gather};
 
@@ -414,7 +415,7 @@ fn an_executor_job_awaited_with_a_panicking_waker_first_still_wakes_the_rest() {
         let log = new_log();
         block_on_survives(&rt, async {
             let (release_tx, release_rx) = mpsc::channel::<()>();
-            let job: Future<u32> = evloop::spawn_blocking(move || {
+            let job: JobHandle<u32> = evloop::spawn_blocking(move || {
                 let _ = release_rx.recv_timeout(HANG_LIMIT);
                 7
             });

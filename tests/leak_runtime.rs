@@ -769,9 +769,10 @@ fn runtime_scenario(scale: Scale) -> Outcome {
             here.run_in_executor(None, move || payload.0 + 3)
         };
         assert!(cancelled_job.cancel());
-        kept.jobs.extend([running, queued, cancelled_job]);
+        kept.jobs
+            .extend([running, queued, cancelled_job].map(Future::from));
         // An explicit-executor job whose future outlives the loop.
-        kept.jobs.push(explicit.submit(|| 5u64));
+        kept.jobs.push(explicit.submit(|| 5u64).into());
 
         // --- fd watches (L11) and signal registrations (L12) left in place; their
         // callbacks capture a loop handle (a cycle through the loop, broken at close).

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{self, ThreadId};
 
+use evloop::JobHandle;
 use evloop::{Error, Executor, Future, LoopHandle, run_on_executor};
 
 fn thread_name() -> String {
@@ -129,7 +130,8 @@ impl Service {
         self.events.lock().unwrap().push(what);
     }
 
-    /// `return` and `?` inside the body are the body's own.
+    /// `return` and `?` inside the body are the body's own. A `Result` body gives
+    /// `Future<u32>`.
     #[run_on_executor]
     fn parse_positive(&self, text: String) -> Result<u32, std::num::ParseIntError> {
         let n: i64 = text.trim().parse()?;
@@ -257,9 +259,14 @@ fn return_question_mark_and_self_methods_work_in_the_body() {
     let svc = Service::new("eps");
     let s = svc.clone();
     common::run_guarded(async move {
-        assert_eq!(s.parse_positive(" 17 ".into()).await.unwrap(), Ok(17));
-        assert_eq!(s.parse_positive("-3".into()).await.unwrap(), Ok(0));
-        assert!(s.parse_positive("x".into()).await.unwrap().is_err());
+        // A `Result` body: `Future<u32>`, the `Err` stored as the exception.
+        assert_eq!(s.parse_positive(" 17 ".into()).await.unwrap(), 17);
+        assert_eq!(s.parse_positive("-3".into()).await.unwrap(), 0);
+        let err = s.parse_positive("x".into()).await.unwrap_err();
+        assert!(
+            err.downcast_ref::<std::num::ParseIntError>().is_some(),
+            "{err:?}"
+        );
         assert_eq!(s.describe(4).await.unwrap(), "eps:40");
         let public: Future<&'static str> = s.public_method();
         assert_eq!(public.await.unwrap(), "public");
@@ -352,7 +359,7 @@ async fn evloop_test_with_blocking_threads_and_a_result() -> Result<(), evloop::
     let loop_ = LoopHandle::current();
     let arrived = Arc::new(Barrier::new(3));
     let leave = Arc::new(Barrier::new(3));
-    let held: Vec<Future<()>> = (0..2)
+    let held: Vec<JobHandle<()>> = (0..2)
         .map(|_| {
             let (a, l) = (arrived.clone(), leave.clone());
             loop_.run_in_executor(None, move || {

@@ -121,7 +121,7 @@ fn a_python_asyncio_client_talks_to_an_evloop_echo_server() {
                 .output()
                 .map_err(|e| e.to_string())
         });
-        let output: Output = within_10s("the python client", client.take())
+        let output: Output = within_10s("the python client", client)
             .await?
             .map_err(Error::msg)?;
         let echoed = within_10s("the echo server", server).await?;

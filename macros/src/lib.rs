@@ -27,9 +27,17 @@ use syn::{
 /// works in inherent and trait impls. The method must be a plain (not `async`),
 /// non-generic `&self` method; anything else is a compile error.
 ///
-/// Return `Result<T, evloop::Error>` rather than `io::Result<T>` when the future will
-/// be awaited by clone or gathered: `evloop::Error` is `Clone` and `?` converts any
-/// standard error into it (or await with `.take()`).
+/// A body returning a `Result` — a return type spelled `Result<T, E>`, `io::Result<T>`
+/// or any path ending in `Result` with type arguments, with `E: Into<evloop::Error>` —
+/// gives `evloop::Future<T>`, its `Err` stored as the future's exception, as Tornado
+/// does: so `chain_future` into a `Future<T>` type-checks and `gather` fails fast on
+/// the first error. Any other return type `R` gives `Future<R>` as it is.
+///
+/// # Panics
+///
+/// The generated method panics when called off a loop thread (its future is bound to
+/// the calling loop); the message names the method and says to call it from a task or
+/// callback running on an evloop loop.
 ///
 /// [`Executor`]: https://docs.rs/evloop/latest/evloop/struct.Executor.html
 #[proc_macro_attribute]
@@ -134,6 +142,16 @@ fn expand_run_on_executor(field: syn::Ident, method: ImplItemFn) -> syn::Result<
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
     };
+    // `Result<T, E>` bodies give `Future<T>` (see the docs above).
+    let ok_type = match &sig.output {
+        ReturnType::Type(_, ty) => result_ok_type(ty),
+        ReturnType::Default => None,
+    };
+    let (future_type, submit) = match ok_type {
+        Some(ok) => (quote!(#ok), quote!(submit_result)),
+        None => (output.clone(), quote!(submit)),
+    };
+    let method_name = sig.ident.to_string();
     // The body moves into the job's closure, where `self` is a clone of the receiver
     // (bound under a hygienic name, so user code cannot collide with it). Working
     // inside the method keeps it valid in trait impls too.
@@ -165,15 +183,37 @@ fn expand_run_on_executor(field: syn::Ident, method: ImplItemFn) -> syn::Result<
     let field_access = quote_spanned!(field.span()=> &self.#field);
     Ok(quote! {
         #(#attrs)*
-        #vis fn #name(&self, #(#outer_args),*) -> ::evloop::Future<#output> {
+        #vis fn #name(&self, #(#outer_args),*) -> ::evloop::Future<#future_type> {
             let #this = ::core::clone::Clone::clone(self);
             let __evloop_executor: &::evloop::Executor = #field_access;
-            __evloop_executor.submit(move || -> #output {
+            ::evloop::__executor_private::#submit(__evloop_executor, #method_name, move || -> #output {
                 let #this = &#this;
                 #(#bindings)*
                 #body
             })
         }
+    })
+}
+
+/// `T` of a return type spelled `Result<T, …>` (the last path segment is `Result` with
+/// type arguments: `Result<T, E>`, `io::Result<T>`, `std::result::Result<T, E>`).
+fn result_ok_type(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|arg| match arg {
+        syn::GenericArgument::Type(ty) => Some(ty),
+        _ => None,
     })
 }
 

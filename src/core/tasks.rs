@@ -133,9 +133,16 @@ impl Local {
         if self.live_tasks() == 0 {
             return;
         }
-        for task in self.all_tasks() {
-            task.cancel(None);
-        }
+        // One panicking cancellation does not spare the other tasks (rule 2).
+        crate::exception::for_each_catching(
+            &self.handle,
+            "Exception while cancelling a task at shutdown",
+            ExceptionSource::Callback,
+            self.all_tasks(),
+            |task| {
+                task.cancel(None);
+            },
+        );
         let deadline = crate::handle::deadline_after(Instant::now(), timeout);
         // A timer at the deadline bounds every blocking poll below.
         let alarm = self.handle.call_at(deadline, || {});

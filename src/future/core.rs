@@ -54,7 +54,7 @@ use super::Future;
 use crate::closing::Closable;
 use crate::context;
 use crate::error::{CancelledError, Error, InvalidStateError};
-use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching};
 use crate::handle::LoopHandle;
 use crate::ids::{Sequence, block_cursor};
 use crate::loom::cell::{MutPtr, UnsafeCell};
@@ -344,16 +344,6 @@ impl<T> FutureCore<T> {
             let removed = self.lock().waiters.remove(Key::Notify(observer, index));
             drop(removed);
         }
-    }
-
-    /// Leaves the owner's `closing` registry (the future is being freed).
-    pub(crate) fn untrack_on_drop(&mut self) {
-        let tracked = {
-            let inner = self.inner.get_mut();
-            // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
-            unsafe { MutPtr::deref(&inner) }.tracked
-        };
-        self.untrack(tracked);
     }
 
     /// This future's key in its owner's `closing` registry.
@@ -687,6 +677,32 @@ impl<T: Send + 'static> FutureCore<T> {
         }
         inner.retrieved = true;
         Some(read(&mut Done { inner: &mut inner }))
+    }
+}
+
+impl<T> Drop for FutureCore<T> {
+    /// Leaves the owner's `closing` registry, and drops what the future still holds —
+    /// its outcome, callbacks and wakers of a future freed while pending — each under
+    /// its own catch (rule 7): a panicking destructor is reported to the owner's
+    /// exception handler and never unwinds out of a future's drop (a second one during
+    /// that unwinding would abort the process).
+    fn drop(&mut self) {
+        let (tracked, outcome, mut waiters) = {
+            let inner = self.inner.get_mut();
+            // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
+            let inner = unsafe { MutPtr::deref(&inner) };
+            (
+                inner.tracked,
+                inner.outcome.take(),
+                std::mem::replace(&mut inner.waiters, WaiterList::new()),
+            )
+        };
+        self.untrack(tracked);
+        if outcome.is_some() || !waiters.is_empty() {
+            let what = "Exception while dropping a future's result or done-callback";
+            drop_each_catching(&self.owner, what, outcome);
+            drop_each_catching(&self.owner, what, waiters.take());
+        }
     }
 }
 

@@ -82,7 +82,6 @@ impl<T: Send + 'static> Closable for PlainCell<T> {
 
 impl<T> Drop for PlainCell<T> {
     fn drop(&mut self) {
-        self.core.untrack_on_drop();
         // F10: the last handle is gone and nobody looked at the exception.
         if let Some(err) = self.core.unretrieved_exception() {
             let ctx = ExceptionContext::new(format!(

@@ -111,7 +111,6 @@ pub(crate) async fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<V
             Resolve::Ready(addrs) => Ok(addrs),
         }
     })
-    .take()
     .await
     .map_err(io::Error::from)??;
     non_empty(found)

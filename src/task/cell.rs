@@ -226,7 +226,9 @@ where
 
     /// Completes the task's future (at most once) and drops the coroutine.
     fn finish(&self, outcome: Outcome<T>) {
-        self.header.local.get().borrow_mut().waiters.clear();
+        // Dropped after the borrow: a hook may hold the last handle of a future.
+        let hooks = std::mem::take(&mut self.header.local.get().borrow_mut().waiters);
+        drop(hooks);
         // SAFETY: loop thread only (asserted just above by `LoopLocal::get`), and never
         // while the coroutine is being polled: `run` calls this after the poll returned.
         unsafe { self.drop_coroutine("Exception while dropping a finished task") };
@@ -325,14 +327,19 @@ where
 {
     fn run(&self, local: &Local) -> RunResult {
         self.header.scheduled.store(false, Ordering::Relaxed);
-        let cancel_first = {
+        let (cancel_first, hooks) = {
             let mut state = self.header.local.get().borrow_mut();
-            state.waiters.clear();
+            let hooks = std::mem::take(&mut state.waiters);
             let first = !state.started;
             state.started = true;
             state.polling = true;
-            (first && state.must_cancel).then(|| state.message.clone())
+            (
+                (first && state.must_cancel).then(|| state.message.clone()),
+                hooks,
+            )
         };
+        // After the borrow (rule 1): a hook may hold the last handle of a future.
+        drop(hooks);
         if let Some(message) = cancel_first {
             // Cancelled before its first poll: the body never runs (T3).
             self.header.local.get().borrow_mut().polling = false;
@@ -388,15 +395,15 @@ where
         if self.core.is_done() {
             return;
         }
-        let message = {
+        let (message, hooks) = {
             let mut state = self.header.local.get().borrow_mut();
             if state.polling {
                 state.abort_requested = true;
                 return;
             }
-            state.waiters.clear();
-            state.message.clone()
+            (state.message.clone(), std::mem::take(&mut state.waiters))
         };
+        drop(hooks);
         // Dropping the coroutine runs user destructors: keep the loop alive if one
         // panics, and still end the task cancelled.
         // SAFETY: loop thread (asserted above) and not polling.
@@ -611,7 +618,6 @@ impl<T, F> std::fmt::Display for SlowTask<'_, T, F> {
 
 impl<T, F> Drop for TaskCell<T, F> {
     fn drop(&mut self) {
-        self.core.untrack_on_drop();
         // F10: the last reference is gone and nobody looked at the exception.
         if let Some(err) = self.core.unretrieved_exception() {
             let ctx = ExceptionContext::new(format!(

@@ -144,17 +144,14 @@ impl Hooks {
         }
     }
 
-    fn remove(&mut self, cell: *const ()) {
+    /// Takes the hook of `cell` out (for the caller to drop after the borrow).
+    fn remove(&mut self, cell: *const ()) -> Option<Arc<dyn CancelHook>> {
         if self.first.as_ref().is_some_and(|h| addr(h) == cell) {
-            self.first = self.rest.pop();
-        } else {
-            self.rest.retain(|h| addr(h) != cell);
+            let next = self.rest.pop();
+            return std::mem::replace(&mut self.first, next);
         }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.first = None;
-        self.rest.clear();
+        let i = self.rest.iter().position(|h| addr(h) == cell)?;
+        Some(self.rest.swap_remove(i))
     }
 
     /// Empties the set, returning its members.
@@ -240,7 +237,8 @@ pub(crate) fn suspended_on(hook: &Arc<dyn CancelHook>) {
 /// A future handle that registered with [`suspended_on`] is going away: the current
 /// task no longer waits on it, so cancelling the task must not cancel it.
 pub(crate) fn forget(cell: *const ()) {
-    with_current(|task| local_of(task.header()).waiters.remove(cell));
+    let removed = with_current(|task| local_of(task.header()).waiters.remove(cell));
+    drop(removed);
 }
 
 /// Whether the task being polled is the cell at `cell` (T7).

@@ -443,7 +443,6 @@ impl<T: Send + Clone + 'static> FutureObj<T> for ShieldCell<T> {
 
 impl<T> Drop for ShieldCell<T> {
     fn drop(&mut self) {
-        self.core.untrack_on_drop();
         let me = self as *const Self as *const ();
         self.inner.obj.core().remove_notify(me, 0);
     }
