@@ -119,6 +119,11 @@ pub struct CallbackId(CallbackKey);
 ///
 /// `T` must be `Send + 'static`: the value may be handed over by another thread.
 ///
+/// If the future's loop closes while it is pending and something outside that loop
+/// waits on it (a task of another loop, a plain thread, a done-callback), it is
+/// completed with `Error::InvalidState("event loop is closed")` (SPEC U2); awaiting a
+/// pending future of a closed loop fails the same way at once.
+///
 /// ```
 /// use evloop::{Future, LoopHandle};
 ///
