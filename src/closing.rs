@@ -59,7 +59,16 @@ impl Closing {
     /// Forgets a registration (the future completed or was dropped). A no-op after
     /// close, when the entries were already handed out.
     pub(crate) fn untrack(&self, key: usize) {
-        let removed = self.lock().futures.remove(&key);
+        let removed = {
+            let mut state = self.lock();
+            let removed = state.futures.remove(&key);
+            // Give memory back after a burst (Q8: the heap returns where it was).
+            let (len, capacity) = (state.futures.len(), state.futures.capacity());
+            if capacity > 64 && len * 4 < capacity {
+                state.futures.shrink_to(len * 2);
+            }
+            removed
+        };
         // Only a weak reference: dropping it frees at most the cell's memory.
         drop(removed);
     }

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use crate::core::Local;
 use crate::loop_ref;
+use crate::task::coop;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
@@ -80,22 +81,29 @@ pub(crate) fn enter(local: Rc<Local>) -> Result<EnterGuard, u64> {
 /// running here (a runtime dropped inside another loop's callback shuts down on its
 /// own context); the previous one is restored afterwards.
 pub(crate) fn enter_for_shutdown(local: Rc<Local>) -> SwapGuard {
-    // The previous loop's handle reserve is not this loop's: park it meanwhile.
+    // The previous loop's handle reserve is not this loop's: park it meanwhile. So is
+    // a cancellation worklist it may be draining (the shutdown's requests apply now).
     let prev_reserve = loop_ref::suspend_reserve();
+    let cancel_scope = coop::suspend_cancel_scope();
     let prev_id = CURRENT_ID.with(|c| c.replace(local.id()));
     let prev = CURRENT.with(|c| c.borrow_mut().replace(local));
     SwapGuard {
         prev: Some((prev_id, prev, prev_reserve)),
+        cancel_scope: Some(cancel_scope),
     }
 }
 
 /// Restores the loop that was current before [`enter_for_shutdown`].
 pub(crate) struct SwapGuard {
     prev: Option<(u64, Option<Rc<Local>>, usize)>,
+    cancel_scope: Option<coop::CancelScope>,
 }
 
 impl Drop for SwapGuard {
     fn drop(&mut self) {
+        if let Some(scope) = self.cancel_scope.take() {
+            coop::restore_cancel_scope(scope);
+        }
         if let Some((id, prev, prev_reserve)) = self.prev.take() {
             let mine = CURRENT
                 .try_with(|c| std::mem::replace(&mut *c.borrow_mut(), prev))

@@ -140,17 +140,22 @@ pub(crate) fn drop_each_catching<I: IntoIterator>(loop_: &LoopHandle, what: &str
 /// would take it (none is installed, or error records of target `evloop` are
 /// disabled), one line on stderr, as asyncio's last-resort handler does: an unhandled
 /// task error or a panicking callback is never silent.
+///
+/// It never panics: the installed logger is user code, and a report is made from inside
+/// batches that must finish (rule 2), so a panicking logger (or a broken stderr pipe,
+/// which makes `eprintln!` panic) is caught and the report dropped.
 pub(crate) fn default_handler(ctx: &ExceptionContext) {
-    let metadata = log::Metadata::builder()
-        .level(log::Level::Error)
-        .target("evloop")
-        .build();
-    if log::max_level() >= log::Level::Error && log::logger().enabled(&metadata) {
-        log::error!(target: "evloop", "{ctx}");
-    } else {
-        // `eprintln!` panics if stderr is a broken pipe; a report must not panic.
-        let _ = catch_unwind(AssertUnwindSafe(|| eprintln!("evloop: {ctx}")));
-    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let metadata = log::Metadata::builder()
+            .level(log::Level::Error)
+            .target("evloop")
+            .build();
+        if log::max_level() >= log::Level::Error && log::logger().enabled(&metadata) {
+            log::error!(target: "evloop", "{ctx}");
+        } else {
+            eprintln!("evloop: {ctx}");
+        }
+    }));
 }
 
 /// Calls the loop's handler (or the default one); a panicking handler is reported by

@@ -46,28 +46,38 @@ where
     fn run(self: Box<Self>) {
         let JobCell { f, result } = *self;
         if result.done() {
-            return; // cancelled before it started (E2)
+            // Cancelled before it started (E2): the closure is dropped unrun.
+            report_drop(&result, drop_catching(f), "an executor job that never ran");
+            return;
         }
         let outcome = catch_unwind(AssertUnwindSafe(f));
-        // A future cancelled meanwhile refuses the outcome: it is dropped.
-        let _ = match outcome {
-            Ok(Ok(value)) => result.set_result(value),
-            Ok(Err(error)) => result.set_exception(error),
-            Err(payload) => result.set_exception(Error::from_panic(payload)),
-        };
+        // A future cancelled meanwhile refuses the outcome: it is dropped (user code).
+        let handed_over = catch_unwind(AssertUnwindSafe(|| {
+            let _ = match outcome {
+                Ok(Ok(value)) => result.set_result(value),
+                Ok(Err(error)) => result.set_exception(error),
+                Err(payload) => result.set_exception(Error::from_panic(payload)),
+            };
+        }));
+        let what = "the result of an executor job whose future was cancelled";
+        report_drop(&result, handed_over.map_err(Error::from_panic), what);
     }
 
     fn fail(self: Box<Self>, error: Error) {
         let JobCell { f, result } = *self;
         // The job never runs, but dropping it runs its captures' destructors: user
         // code, which must not unwind into the shutdown (R5, L9).
-        if let Err(error) = drop_catching(f) {
-            result.get_loop().call_exception_handler(
-                ExceptionContext::new("Exception while dropping an executor job that never ran")
-                    .with_exception(error),
-            );
-        }
+        report_drop(&result, drop_catching(f), "an executor job that never ran");
         let _ = result.set_exception(error);
+    }
+}
+
+/// Reports a panic from dropping `what` (user code) to the job's loop.
+fn report_drop<T: Send + 'static>(result: &Future<T>, dropped: Result<(), Error>, what: &str) {
+    if let Err(error) = dropped {
+        result.get_loop().call_exception_handler(
+            ExceptionContext::new(format!("Exception while dropping {what}")).with_exception(error),
+        );
     }
 }
 

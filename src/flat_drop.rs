@@ -40,6 +40,7 @@ pub(crate) fn drop_flat(value: AnyCell) {
         drop(value);
         return;
     }
+    // `DRAINING` has no destructor, so it is there even during thread teardown.
     match DRAINING.try_with(|d| d.replace(true)) {
         Ok(false) => {}
         Ok(true) => {
@@ -63,8 +64,9 @@ pub(crate) fn drop_flat(value: AnyCell) {
     }
     let mut first_panic = catch_unwind(AssertUnwindSafe(move || drop(value))).err();
     loop {
-        // The borrow ends before the value is dropped: its drop may defer more.
-        let next = DEFERRED.with(|q| q.borrow_mut().pop());
+        // The borrow ends before the value is dropped: its drop may defer more. (At
+        // thread teardown the worklist may be gone: nested drops then ran in place.)
+        let next = DEFERRED.try_with(|q| q.borrow_mut().pop()).ok().flatten();
         let Some(next) = next else {
             break;
         };
@@ -72,7 +74,7 @@ pub(crate) fn drop_flat(value: AnyCell) {
             first_panic.get_or_insert(payload);
         }
     }
-    DEFERRED.with(|q| {
+    let _ = DEFERRED.try_with(|q| {
         let mut q = q.borrow_mut();
         if q.capacity() > 64 {
             *q = Vec::new();

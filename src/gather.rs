@@ -34,7 +34,6 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::closing::Closable;
 use crate::error::{CancelledError, Error};
-use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Notify, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -133,6 +132,7 @@ impl<T: Send + Clone + 'static> Children for Outcomes<T> {
 
 /// The outer future of a gather, with its children and bookkeeping.
 struct GatherCell<C: Children> {
+    me: Weak<GatherCell<C>>,
     core: FutureCore<C::Output>,
     children: C,
     return_exceptions: bool,
@@ -144,6 +144,11 @@ struct GatherCell<C: Children> {
     /// Indices of children completed since the last batch.
     done: Mutex<Vec<u32>>,
     batch_scheduled: AtomicBool,
+    /// Cancellation walks in progress over this gather (on any thread), and whether the
+    /// last child's batch is waiting for them: the outcome must see the request a walk
+    /// is about to record (G4), even when `cancel()` runs on another thread.
+    cancelling: AtomicUsize,
+    finish_deferred: AtomicBool,
 }
 
 impl<C: Children> GatherCell<C> {
@@ -173,9 +178,25 @@ impl<C: Children> GatherCell<C> {
                 return;
             }
         }
-        if !last {
+        if last {
+            self.all_done();
+        }
+    }
+
+    /// Every child is done. A cancellation walk in progress decides the outcome (it may
+    /// be about to record a request): then the walk's end finishes the gather instead.
+    /// Exactly one of the two does (the `SeqCst` pair below).
+    fn all_done(self: &Arc<Self>) {
+        self.finish_deferred.store(true, Ordering::SeqCst);
+        if self.cancelling.load(Ordering::SeqCst) > 0 {
             return;
         }
+        if self.finish_deferred.swap(false, Ordering::SeqCst) {
+            self.finish_all_done();
+        }
+    }
+
+    fn finish_all_done(self: &Arc<Self>) {
         let outcome = if self.cancel_requested.load(Ordering::Acquire) {
             let message = self
                 .cancel_message
@@ -207,6 +228,8 @@ pub(crate) trait GatherNode: Send + Sync {
     fn node_done(&self) -> bool;
     fn child_count(&self) -> usize;
     fn child_at(&self, index: usize) -> &dyn Child;
+    /// The walk starts cancelling this gather's children.
+    fn begin_cancel(&self);
     /// The walk cancelled this gather's children: `any` of them was cancelled. Records
     /// the request (G4) and returns what `cancel()` returns.
     fn children_cancelled(&self, any: bool, message: &Option<Arc<str>>) -> bool;
@@ -225,6 +248,10 @@ impl<C: Children> GatherNode for GatherCell<C> {
         self.children.child(index)
     }
 
+    fn begin_cancel(&self) {
+        self.cancelling.fetch_add(1, Ordering::SeqCst);
+    }
+
     fn children_cancelled(&self, any: bool, message: &Option<Arc<str>>) -> bool {
         if any {
             *self
@@ -232,6 +259,14 @@ impl<C: Children> GatherNode for GatherCell<C> {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = message.clone();
             self.cancel_requested.store(true, Ordering::Release);
+        }
+        if self.cancelling.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.finish_deferred.swap(false, Ordering::SeqCst)
+        {
+            // The last child's batch ran during the walk and left the outcome to it.
+            if let Some(me) = self.me.upgrade() {
+                self.core.owner.call_soon(move || me.finish_all_done());
+            }
         }
         any
     }
@@ -246,6 +281,7 @@ fn cancel_tree<'a>(root: &'a dyn GatherNode, message: &Option<Arc<str>>) -> bool
         return false;
     }
     // (gather, next child to visit, whether any child so far was cancelled)
+    root.begin_cancel();
     let mut stack: Vec<(&'a dyn GatherNode, usize, bool)> = vec![(root, 0, false)];
     loop {
         let Some(&mut (node, ref mut next, ref mut any)) = stack.last_mut() else {
@@ -266,7 +302,10 @@ fn cancel_tree<'a>(root: &'a dyn GatherNode, message: &Option<Arc<str>>) -> bool
             continue;
         }
         match child.as_gather() {
-            Some(gather) if !gather.node_done() => stack.push((gather, 0, false)),
+            Some(gather) if !gather.node_done() => {
+                gather.begin_cancel();
+                stack.push((gather, 0, false));
+            }
             Some(_) => {}
             None => *any |= child.cancel_with(message.clone()),
         }
@@ -301,15 +340,7 @@ impl<C: Children> Drop for GatherCell<C> {
             self.children.child(index).forget_observer(me, index as u32);
         }
         // F10 for the outer future: it failed and nobody looked.
-        if let Some(err) = self.core.unretrieved_exception() {
-            let ctx = ExceptionContext::new(format!(
-                "Future exception was never retrieved (gather created at {})",
-                self.core.created_at
-            ))
-            .with_exception(err)
-            .with_source(ExceptionSource::Future);
-            self.core.owner.call_exception_handler(ctx);
-        }
+        crate::future::report_unretrieved(&self.core, "gather ");
     }
 }
 
@@ -350,7 +381,8 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
             )
         });
     let len = children.len();
-    let cell = Arc::new(GatherCell {
+    let cell = Arc::new_cyclic(|me| GatherCell {
+        me: me.clone(),
         core: FutureCore::new(owner, std::panic::Location::caller()),
         children,
         return_exceptions,
@@ -359,6 +391,8 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
         cancel_message: Mutex::new(None),
         done: Mutex::new(Vec::new()),
         batch_scheduled: AtomicBool::new(false),
+        cancelling: AtomicUsize::new(0),
+        finish_deferred: AtomicBool::new(false),
     });
     if len == 0 {
         // G3: nothing to wait for.

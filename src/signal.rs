@@ -280,6 +280,7 @@ impl FutureObj<()> for WaitCell {
 
 impl Drop for WaitCell {
     fn drop(&mut self) {
+        crate::future::report_unretrieved(&self.core, "signal wait ");
         if self.key != usize::MAX {
             let me: *const WaitCell = self;
             self.core

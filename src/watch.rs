@@ -22,7 +22,7 @@ use crate::core::Local;
 use crate::error::Error;
 use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching};
 use crate::handle::LoopHandle;
-use crate::reactor::{Direction, Interest, ScheduledIo};
+use crate::reactor::{Direction, Interest, ScheduledIo, WakerKind};
 
 type Callback = Box<dyn FnMut() + Send + 'static>;
 
@@ -159,7 +159,7 @@ fn fire(fd: RawFd, dir: Direction, generation: u64) {
 /// Registers a slot's waker; if readiness is already there, fires next iteration.
 fn arm(io: &ScheduledIo, dir: Direction, waker: &Waker) {
     if io
-        .poll_ready(&mut Context::from_waker(waker), dir, |_| true)
+        .poll_ready(&mut Context::from_waker(waker), dir, |_| WakerKind::Loop)
         .is_ready()
     {
         waker.wake_by_ref();
@@ -182,8 +182,10 @@ impl Local {
             generation,
             waker: waker.clone(),
         };
-        // Whatever this replaces is user code to drop: after the borrow (rule 1).
+        // Whatever this replaces (and the new slot, on failure) is user code to drop:
+        // after the borrow (rule 1).
         let mut stale: Option<Watch> = None;
+        let mut failed = None;
         if let Some(watch) = watches.map.get_mut(&fd) {
             let reads = watch.reader.is_some() || dir == Direction::Read;
             let writes = watch.writer.is_some() || dir == Direction::Write;
@@ -215,12 +217,17 @@ impl Local {
                     stale = watches.map.remove(&fd);
                 }
                 Err(e) => {
-                    return Err(io::Error::new(
+                    failed = Some(io::Error::new(
                         e.kind(),
                         format!("evloop: re-arming the watch of fd {fd} failed: {e}"),
                     ));
                 }
             }
+        }
+        if let Some(e) = failed {
+            drop(watches);
+            drop(slot);
+            return Err(e);
         }
         if let Some(stale) = &stale {
             self.forget_io(&stale.io);

@@ -29,7 +29,7 @@ use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching, fo
 use crate::handle::LoopHandle;
 use crate::loop_ref::LoopRef;
 use crate::park::Park;
-use crate::reactor::{Interest, Reactor, ScheduledIo, Timeout};
+use crate::reactor::{Deferred, Interest, Reactor, ScheduledIo, Timeout};
 use crate::shared::{ExecutorConfig, Remote, Shared};
 use crate::stats::{bump, set};
 use crate::wheel::{TimerKey, Wheel};
@@ -83,7 +83,7 @@ pub(crate) struct Local {
     root_scheduled: Cell<bool>,
     root_waker: Waker,
     /// Scratch buffers reused every iteration.
-    io_wakers: RefCell<Vec<Waker>>,
+    io_wakers: RefCell<Vec<Deferred>>,
     fired: RefCell<Vec<TimerPayload>>,
     /// Live tasks (see `tasks`).
     tasks: RefCell<Slab<TaskSlot>>,
@@ -174,18 +174,23 @@ impl Local {
             .insert(self.ns(when), TimerPayload::Waker(waker))
     }
 
-    /// Replaces the waker of a pending timer. `false` if the timer already fired.
+    /// Replaces the waker of a pending timer. `false` if the timer already fired. The
+    /// new waker is cloned, and the old one dropped, outside the wheel's borrow (both
+    /// may be a foreign executor's code, rule 1).
     pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) -> bool {
-        let mut wheel = self.wheel.borrow_mut();
-        match wheel.get_mut(key) {
-            Some(TimerPayload::Waker(w)) => {
-                if !w.will_wake(waker) {
-                    w.clone_from(waker);
-                }
-                true
-            }
-            Some(TimerPayload::Callback(_)) | None => false,
+        match self.wheel.borrow_mut().get_mut(key) {
+            Some(TimerPayload::Waker(w)) if w.will_wake(waker) => return true,
+            Some(TimerPayload::Waker(_)) => {}
+            Some(TimerPayload::Callback(_)) | None => return false,
         }
+        let fresh = waker.clone();
+        let old = match self.wheel.borrow_mut().get_mut(key) {
+            Some(TimerPayload::Waker(w)) => Ok(std::mem::replace(w, fresh)),
+            _ => Err(fresh),
+        };
+        let pending = old.is_ok();
+        drop(old);
+        pending
     }
 
     /// Live gauges: (ready queue length, pending timers, live tasks).
@@ -315,7 +320,7 @@ impl Local {
             "Exception in a waker woken by I/O readiness",
             ExceptionSource::Waker,
             later.drain(..),
-            Waker::wake,
+            Deferred::wake,
         );
         self.io_wakers.replace(later);
     }

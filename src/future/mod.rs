@@ -82,16 +82,22 @@ impl<T: Send + 'static> Closable for PlainCell<T> {
 
 impl<T> Drop for PlainCell<T> {
     fn drop(&mut self) {
-        // F10: the last handle is gone and nobody looked at the exception.
-        if let Some(err) = self.core.unretrieved_exception() {
-            let ctx = ExceptionContext::new(format!(
-                "Future exception was never retrieved (created at {})",
-                self.core.created_at
-            ))
-            .with_exception(err)
-            .with_source(ExceptionSource::Future);
-            self.core.owner.call_exception_handler(ctx);
-        }
+        report_unretrieved(&self.core, "");
+    }
+}
+
+/// F10: the last handle of a future cell is gone and nobody looked at its exception:
+/// "Future exception was never retrieved ({kind}created at …)". Every future cell's
+/// `Drop` calls it (a task's reports "Task exception" itself).
+pub(crate) fn report_unretrieved<T>(core: &FutureCore<T>, kind: &str) {
+    if let Some(err) = core.unretrieved_exception() {
+        let ctx = ExceptionContext::new(format!(
+            "Future exception was never retrieved ({kind}created at {})",
+            core.created_at
+        ))
+        .with_exception(err)
+        .with_source(ExceptionSource::Future);
+        core.owner.call_exception_handler(ctx);
     }
 }
 

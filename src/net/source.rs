@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker, ready};
 
 use crate::context;
 use crate::handle::LoopHandle;
-use crate::reactor::{Direction, Interest, ReadyEvent, ScheduledIo};
+use crate::reactor::{Direction, Interest, ReadyEvent, ScheduledIo, WakerKind};
 use crate::shared::Remote;
 use crate::task::coop;
 
@@ -63,7 +63,7 @@ impl Registration {
         if let Some(cancelled) = coop::take_cancel() {
             return Poll::Ready(Err(io::Error::from(cancelled)));
         }
-        match self.io.poll_ready(cx, dir, is_loop_waker) {
+        match self.io.poll_ready(cx, dir, waker_kind) {
             Poll::Ready(event) => Poll::Ready(Ok(event)),
             // Readiness only ever comes from the owner's reactor: once it is closed
             // (L14) a wait would never end, so it fails instead (Q3).
@@ -150,11 +150,16 @@ impl Registration {
     }
 }
 
-/// Whether `waker` is one of evloop's own — the polling task's, or `block_on`'s root
-/// waker — which the reactor may wake in place (see `reactor`).
-fn is_loop_waker(waker: &Waker) -> bool {
-    coop::is_current_task_waker(waker)
-        || context::with_current(|local| local.root_waker().will_wake(waker)).unwrap_or(false)
+/// Whose `waker` is: the polling task's or `block_on`'s root waker — evloop's own,
+/// which the reactor may wake in place — or a foreign executor's (see `reactor`).
+fn waker_kind(waker: &Waker) -> WakerKind {
+    if let Some(task) = coop::current_task_if_waker(waker) {
+        WakerKind::Task(task)
+    } else if context::with_current(|local| local.root_waker().will_wake(waker)).unwrap_or(false) {
+        WakerKind::Loop
+    } else {
+        WakerKind::Foreign
+    }
 }
 
 impl Drop for Registration {

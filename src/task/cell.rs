@@ -28,6 +28,7 @@ use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Outcome};
 use crate::handle::LoopHandle;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::reactor::TaskWake;
 use crate::self_arc::SelfArc;
 use crate::shared::Remote;
 
@@ -136,7 +137,7 @@ impl TaskHeader {
 }
 
 /// A task as the loop sees it, whatever its output and coroutine types.
-pub(crate) trait Runnable: TaskOps + 'static {
+pub(crate) trait Runnable: TaskOps + TaskWake + 'static {
     /// Polls the coroutine once (loop thread).
     fn run(&self, local: &Local) -> RunResult;
     /// Drops the coroutine and ends the task cancelled, unless it is done (loop thread,
@@ -428,10 +429,16 @@ where
             .waiters
             .take()
             .collect();
+        // Each under its own catch: one panicking cancellation (a destructor freed by
+        // it) does not spare the other awaited futures (rule 2).
         let mut cancelled_one = false;
-        for waiter in waiters {
-            cancelled_one |= waiter.cancel_hook(message.clone());
-        }
+        crate::exception::for_each_catching(
+            &self.core.owner,
+            "Exception while cancelling what a task awaits",
+            self.header.source(),
+            waiters,
+            |waiter| cancelled_one |= waiter.cancel_hook(message.clone()),
+        );
         if cancelled_one {
             return;
         }
@@ -488,6 +495,7 @@ where
             local.schedule_task(&self.header)
         })
         .is_none()
+            && !self.core.owner.is_closed()
         {
             let owner = self.core.owner.clone();
             owner.shared.push_remote(Remote::Wake(self));
@@ -499,7 +507,11 @@ where
             local.schedule_task(&self.header)
         })
         .is_none()
+            && !self.core.owner.is_closed()
         {
+            // (A closed loop runs nothing: pushing would only make this thread drain
+            // its queue, dropping other producers' closures — perhaps under another
+            // loop's reactor borrow, where this may be woken in place.)
             self.core
                 .owner
                 .shared
@@ -521,6 +533,16 @@ where
     // without touching the count, and `ManuallyDrop` ensures the borrowed reference is
     // never released; clones made from the waker increment the count normally.
     ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(cell.me.as_ptr()) }))
+}
+
+impl<T, F> TaskWake for TaskCell<T, F>
+where
+    T: Send + 'static,
+    F: StdFuture<Output = Result<T, Error>> + 'static,
+{
+    fn wake_task(self: Arc<Self>) {
+        Wake::wake(self);
+    }
 }
 
 impl<T, F> Closable for TaskCell<T, F>

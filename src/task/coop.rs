@@ -15,13 +15,14 @@ use std::cell::{Cell, RefCell, RefMut};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{RawWakerVTable, Waker};
 
 use super::cell::{Runnable, TaskHeader};
 use crate::context;
 use crate::error::{CancelledError, Error};
 use crate::future::CancelHook;
+use crate::reactor::TaskWake;
 
 thread_local! {
     /// The task being polled on this thread.
@@ -48,14 +49,21 @@ type CancelRequest = (Arc<dyn Runnable>, Option<Arc<str>>);
 /// empty (rule 2).
 pub(crate) fn apply_cancel_flat(task: &dyn Runnable, message: Option<Arc<str>>) {
     if CANCELLING.with(|c| c.replace(true)) {
-        let entry = (task.to_runnable(), message);
-        CANCEL_QUEUE.with(|q| q.borrow_mut().push_back(entry));
+        let mut entry = Some((task.to_runnable(), message));
+        let _ = CANCEL_QUEUE.try_with(|q| q.borrow_mut().extend(entry.take()));
+        // Thread teardown: no queue any more, apply it here.
+        if let Some((task, message)) = entry {
+            task.apply_cancel(message);
+        }
         return;
     }
     let mut first_panic = catch_unwind(AssertUnwindSafe(|| task.apply_cancel(message))).err();
     loop {
         // The borrow ends before the request is applied: applying it may queue more.
-        let next = CANCEL_QUEUE.with(|q| q.borrow_mut().pop_front());
+        let next = CANCEL_QUEUE
+            .try_with(|q| q.borrow_mut().pop_front())
+            .ok()
+            .flatten();
         let Some((task, message)) = next else {
             break;
         };
@@ -63,10 +71,52 @@ pub(crate) fn apply_cancel_flat(task: &dyn Runnable, message: Option<Arc<str>>) 
             first_panic.get_or_insert(payload);
         }
     }
+    let _ = CANCEL_QUEUE.try_with(|q| {
+        let mut q = q.borrow_mut();
+        if q.capacity() > 64 {
+            *q = VecDeque::new();
+        }
+    });
     CANCELLING.with(|c| c.set(false));
     if let Some(payload) = first_panic {
-        resume_unwind(payload);
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a panic escaped while cancelling a task during unwinding");
+        } else {
+            resume_unwind(payload);
+        }
     }
+}
+
+/// The cancellation worklist of the loop that was current on this thread, set aside
+/// while another loop's runtime shuts down here (see `context::enter_for_shutdown`):
+/// that shutdown's cancel requests must apply at once, not wait in the outer queue
+/// until the shutdown has given up on them.
+pub(crate) struct CancelScope {
+    cancelling: bool,
+    queue: VecDeque<CancelRequest>,
+}
+
+/// Sets the current cancellation worklist aside (a fresh, empty one takes its place).
+pub(crate) fn suspend_cancel_scope() -> CancelScope {
+    CancelScope {
+        cancelling: CANCELLING.with(|c| c.replace(false)),
+        queue: CANCEL_QUEUE
+            .try_with(|q| std::mem::take(&mut *q.borrow_mut()))
+            .unwrap_or_default(),
+    }
+}
+
+/// Puts a worklist set aside by [`suspend_cancel_scope`] back.
+pub(crate) fn restore_cancel_scope(scope: CancelScope) {
+    CANCELLING.with(|c| c.set(scope.cancelling));
+    let mut queue = Some(scope.queue);
+    let _ = CANCEL_QUEUE.try_with(|q| {
+        let mut q = q.borrow_mut();
+        let outer = queue.take().unwrap_or_default();
+        // Whatever the nested scope left (nothing: its drains ran) goes after.
+        let nested = std::mem::replace(&mut *q, outer);
+        q.extend(nested);
+    });
 }
 
 /// State of a task that only its loop thread may touch.
@@ -177,15 +227,23 @@ fn identity(waker: &Waker) -> (usize, usize) {
     )
 }
 
-/// Whether `waker` is the waker of the task being polled on this thread: evloop's own,
-/// whose wake only queues the task (the reactor may wake it in place).
-pub(crate) fn is_current_task_waker(waker: &Waker) -> bool {
-    CURRENT_WAKER
+/// The task being polled on this thread, if `waker` is its own waker: evloop's, whose
+/// wake only queues the task (the reactor may wake it in place), and which the reactor
+/// may keep weakly.
+pub(crate) fn current_task_if_waker(waker: &Waker) -> Option<Weak<dyn TaskWake>> {
+    let own = CURRENT_WAKER
         .try_with(|c| {
             let current = c.get();
             current.0 != 0 && current == identity(waker)
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if !own {
+        return None;
+    }
+    with_current(|task| {
+        let task: Arc<dyn TaskWake> = task.to_runnable();
+        Arc::downgrade(&task)
+    })
 }
 
 pub(crate) struct CurrentGuard {

@@ -63,7 +63,11 @@ where
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
     let created_at = Location::caller();
-    let spawned = context::with_current(move |local| {
+    // The coroutine is user code to drop: if no loop runs here, it is dropped after the
+    // thread-local borrow `with_current` takes, before the panic (rule 1).
+    let mut coro = Some(coro);
+    let spawned = context::with_current(|local| {
+        let coro = coro.take().expect("taken once");
         let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
         local.spawn_task(cell.clone());
         Task::from_cell(cell)
@@ -443,6 +447,8 @@ impl<T: Send + Clone + 'static> FutureObj<T> for ShieldCell<T> {
 
 impl<T> Drop for ShieldCell<T> {
     fn drop(&mut self) {
+        // F10: the inner outcome was copied here; nobody looked at it.
+        crate::future::report_unretrieved(&self.core, "shield ");
         let me = self as *const Self as *const ();
         self.inner.obj.core().remove_notify(me, 0);
     }

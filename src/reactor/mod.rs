@@ -13,27 +13,29 @@
 //! Sources are registered by raw fd, so the socket types never see mio.
 //!
 //! No user code runs while the reactor is borrowed or a registration's lock is held
-//! (rule 1 of ARCHITECTURE.md): a waker the registrant vouched for as evloop's own (a
-//! task's waker while that task is being polled, `block_on`'s root waker, a watch's) is
-//! woken by reference in place — it only queues a task; any other waker (a foreign
-//! executor's) is moved out of its slot and handed to the loop, which wakes it after
-//! the poll, under a catch, so a panicking waker loses no other event of the batch
-//! (rule 2). Wakers are cloned before the lock and replaced ones dropped after it.
+//! (rule 1 of ARCHITECTURE.md): a waker the registrant vouched for as evloop's own
+//! ([`WakerKind`]: a task's waker while that task is being polled, `block_on`'s root
+//! waker, a watch's) is woken by reference in place — it only queues a task; any other
+//! waker (a foreign executor's), and every displaced one, is handed to the loop as a
+//! [`Deferred`] wake-up, which it runs after the poll under a catch, so a panicking
+//! waker loses no other event of the batch (rule 2). The waiter bookkeeping lives in
+//! [`scheduled_io`].
+
+mod scheduled_io;
+
+pub(crate) use scheduled_io::{
+    Deferred, Direction, Ready, ReadyEvent, ScheduledIo, TaskWake, WakerKind,
+};
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::PoisonError;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Token};
 use slab::Slab;
 
-use std::sync::Arc;
-
-use crate::loom::sync::Mutex;
-use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::sys::TimerFd;
 
 const WAKE_TOKEN: Token = Token(usize::MAX);
@@ -85,67 +87,6 @@ pub(crate) enum Timeout {
     Forever,
 }
 
-/// Readiness bits of a registration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) struct Ready(u8);
-
-impl Ready {
-    pub(crate) const READABLE: Ready = Ready(1);
-    pub(crate) const WRITABLE: Ready = Ready(2);
-    pub(crate) const READ_CLOSED: Ready = Ready(4);
-    pub(crate) const WRITE_CLOSED: Ready = Ready(8);
-    pub(crate) const ERROR: Ready = Ready(16);
-
-    fn from_event(event: &mio::event::Event) -> Ready {
-        let mut r = 0;
-        if event.is_readable() {
-            r |= Ready::READABLE.0;
-        }
-        if event.is_writable() {
-            r |= Ready::WRITABLE.0;
-        }
-        if event.is_read_closed() {
-            r |= Ready::READ_CLOSED.0;
-        }
-        if event.is_write_closed() {
-            r |= Ready::WRITE_CLOSED.0;
-        }
-        if event.is_error() {
-            r |= Ready::ERROR.0;
-        }
-        Ready(r)
-    }
-
-    pub(crate) fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-    #[cfg(test)]
-    pub(crate) fn contains(self, other: Ready) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    fn intersect(self, other: Ready) -> Ready {
-        Ready(self.0 & other.0)
-    }
-}
-
-/// Which half of a registration an operation waits on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
-    Read,
-    Write,
-}
-
-impl Direction {
-    /// Readiness that lets an operation in this direction make progress (or fail).
-    fn mask(self) -> Ready {
-        match self {
-            Direction::Read => Ready(Ready::READABLE.0 | Ready::READ_CLOSED.0 | Ready::ERROR.0),
-            Direction::Write => Ready(Ready::WRITABLE.0 | Ready::WRITE_CLOSED.0 | Ready::ERROR.0),
-        }
-    }
-}
-
 /// What a registration is interested in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Interest {
@@ -160,272 +101,6 @@ impl Interest {
             Interest::Readable => mio::Interest::READABLE,
             Interest::Writable => mio::Interest::WRITABLE,
             Interest::Both => mio::Interest::READABLE | mio::Interest::WRITABLE,
-        }
-    }
-}
-
-/// Readiness observed by [`ScheduledIo::poll_ready`], to be cleared on `WouldBlock`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ReadyEvent {
-    pub(crate) ready: Ready,
-    tick: usize,
-}
-
-const READY_MASK: usize = 0xff;
-const TICK_SHIFT: u32 = 8;
-
-fn pack(ready: Ready, tick: usize) -> usize {
-    (tick << TICK_SHIFT) | usize::from(ready.0)
-}
-
-fn unpack(word: usize) -> (Ready, usize) {
-    (Ready((word & READY_MASK) as u8), word >> TICK_SHIFT)
-}
-
-/// The wakers of one registration. Each direction has a *sticky* waker (the task that
-/// polled last; it stays registered, so a task looping on one socket registers once) and
-/// a list of *displaced* ones: when another task polls the same direction, the previous
-/// waker moves to that list and is woken — once — by the next event. So several tasks
-/// may wait on one socket (two `accept`s on a shared listener) without a lost wake-up.
-/// A sticky waker that is not *trusted* (see the module docs) is handed out and woken
-/// once, like a displaced one; its owner registers again on its next poll.
-#[derive(Debug, Default)]
-struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
-    reader_trusted: bool,
-    writer_trusted: bool,
-    displaced_readers: Vec<Waker>,
-    displaced_writers: Vec<Waker>,
-}
-
-/// The identity (data and vtable addresses) of the waker registered for one
-/// direction, readable without the lock. Written only under the lock; the slot keeps
-/// its waker alive, so the addresses cannot be reused while they are registered.
-#[derive(Debug, Default)]
-struct WakerId {
-    data: AtomicUsize,
-    vtable: AtomicUsize,
-}
-
-impl WakerId {
-    fn clear(&self) {
-        self.data.store(0, Ordering::Release);
-        self.vtable.store(0, Ordering::Release);
-    }
-
-    fn is(&self, waker: &Waker) -> bool {
-        self.data.load(Ordering::Acquire) == waker.data() as usize
-            && self.vtable.load(Ordering::Acquire) == waker.vtable() as *const _ as usize
-    }
-
-    fn set(&self, waker: &Waker) {
-        self.data.store(waker.data() as usize, Ordering::Release);
-        self.vtable
-            .store(waker.vtable() as *const _ as usize, Ordering::Release);
-    }
-}
-
-/// One I/O registration: cached readiness and the tasks waiting on it (one waker per
-/// direction; a waker stays registered until replaced, so a task that keeps polling
-/// the same socket registers once).
-#[derive(Debug)]
-pub(crate) struct ScheduledIo {
-    token: usize,
-    /// Readiness bits in the low byte; the number of events dispatched above them.
-    readiness: AtomicUsize,
-    waiters: Mutex<Waiters>,
-    reader_id: WakerId,
-    writer_id: WakerId,
-}
-impl ScheduledIo {
-    fn new(token: usize) -> ScheduledIo {
-        ScheduledIo {
-            token,
-            readiness: AtomicUsize::new(0),
-            waiters: Mutex::new(Waiters::default()),
-            reader_id: WakerId::default(),
-            writer_id: WakerId::default(),
-        }
-    }
-
-    /// Ready if the cached readiness allows progress in `dir`; otherwise makes sure the
-    /// task's waker is the registered one (no lock when it already is) and returns
-    /// `Pending`. `trusted` tells, when the waker changes, whether it is one of
-    /// evloop's own (woken in place by the reactor) or must be woken outside its borrow.
-    pub(crate) fn poll_ready(
-        &self,
-        cx: &mut Context<'_>,
-        dir: Direction,
-        trusted: impl FnOnce(&Waker) -> bool,
-    ) -> Poll<ReadyEvent> {
-        if let Some(ev) = self.ready_now(dir) {
-            return Poll::Ready(ev);
-        }
-        let id = match dir {
-            Direction::Read => &self.reader_id,
-            Direction::Write => &self.writer_id,
-        };
-        if !id.is(cx.waker()) {
-            self.register_waker(cx.waker(), dir, trusted(cx.waker()));
-        }
-        // The reactor sets readiness before it wakes the registered waker, so checking
-        // again now cannot miss an event.
-        match self.ready_now(dir) {
-            Some(ev) => Poll::Ready(ev),
-            None => Poll::Pending,
-        }
-    }
-
-    /// The slow path of `poll_ready`: `waker` becomes the sticky waker of `dir`, the
-    /// previous one is displaced (woken by the next event). Clones before and drops
-    /// after the lock (rule 1).
-    fn register_waker(&self, waker: &Waker, dir: Direction, trusted: bool) {
-        let fresh = waker.clone();
-        let dropped = {
-            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-            let waiters = &mut *waiters;
-            let (slot, slot_trusted, displaced, id) = match dir {
-                Direction::Read => (
-                    &mut waiters.reader,
-                    &mut waiters.reader_trusted,
-                    &mut waiters.displaced_readers,
-                    &self.reader_id,
-                ),
-                Direction::Write => (
-                    &mut waiters.writer,
-                    &mut waiters.writer_trusted,
-                    &mut waiters.displaced_writers,
-                    &self.writer_id,
-                ),
-            };
-            let dropped = match slot {
-                Some(w) if w.will_wake(waker) => Some(fresh),
-                Some(w) => {
-                    let previous = std::mem::replace(w, fresh);
-                    if displaced.iter().any(|d| d.will_wake(&previous)) {
-                        Some(previous)
-                    } else {
-                        displaced.push(previous);
-                        None
-                    }
-                }
-                None => {
-                    *slot = Some(fresh);
-                    None
-                }
-            };
-            *slot_trusted = trusted;
-            id.set(slot.as_ref().expect("just set"));
-            dropped
-        };
-        drop(dropped);
-    }
-
-    pub(crate) fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
-        let (ready, tick) = unpack(self.readiness.load(Ordering::Acquire));
-        let ready = ready.intersect(dir.mask());
-        (!ready.is_empty()).then_some(ReadyEvent { ready, tick })
-    }
-    /// Forgets the readable / writable / error bits of `ev` after an operation hit
-    /// `WouldBlock`, unless a newer event arrived meanwhile. The closed bits stay (end of
-    /// stream is permanent). The error bit goes too: the error was returned by an earlier
-    /// call (`WouldBlock` proves it is gone), and a lasting error would be returned again
-    /// instead of `WouldBlock`. (Regression: keeping it made the next wait spin forever.)
-    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
-        self.clear_bits(ev, Ready::READABLE.0 | Ready::WRITABLE.0 | Ready::ERROR.0);
-    }
-
-    /// Forgets only the readable (read) or writable (write) bit of `ev` after a short
-    /// transfer on a stream socket drained its receive queue or filled its send buffer;
-    /// unless a newer event arrived meanwhile. Error and closed bits stay: they are not
-    /// proven gone.
-    pub(crate) fn clear_drained(&self, ev: ReadyEvent, dir: Direction) {
-        self.clear_bits(
-            ev,
-            match dir {
-                Direction::Read => Ready::READABLE.0,
-                Direction::Write => Ready::WRITABLE.0,
-            },
-        );
-    }
-
-    /// Clears the bits of `mask` that `ev` reported, if no newer event arrived since.
-    fn clear_bits(&self, ev: ReadyEvent, mask: u8) {
-        let clear = usize::from(ev.ready.0 & mask);
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                (unpack(word).1 == ev.tick).then_some(word & !clear)
-            });
-    }
-
-    fn set_readiness(&self, add: Ready) {
-        let _ = self
-            .readiness
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
-                let (ready, tick) = unpack(word);
-                let next = tick.wrapping_add(1) & (usize::MAX >> TICK_SHIFT);
-                Some(pack(Ready(ready.0 | add.0), next))
-            });
-    }
-
-    /// Wakes the wakers that `ready` concerns. A trusted sticky waker stays registered
-    /// and is woken by reference here — while the reactor is borrowed and this
-    /// registration's lock is held, which is fine because it is evloop's own: it only
-    /// queues a task and never drops one (the slot keeps its reference). Untrusted
-    /// sticky wakers and displaced ones are moved to `later`, to be woken (and dropped)
-    /// by the loop after the borrow ends.
-    fn wake(&self, ready: Ready, later: &mut Vec<Waker>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiters = &mut *waiters;
-        if !ready.intersect(Direction::Read.mask()).is_empty() {
-            Self::wake_direction(
-                &mut waiters.reader,
-                waiters.reader_trusted,
-                &mut waiters.displaced_readers,
-                &self.reader_id,
-                later,
-            );
-        }
-        if !ready.intersect(Direction::Write.mask()).is_empty() {
-            Self::wake_direction(
-                &mut waiters.writer,
-                waiters.writer_trusted,
-                &mut waiters.displaced_writers,
-                &self.writer_id,
-                later,
-            );
-        }
-    }
-
-    fn wake_direction(
-        sticky: &mut Option<Waker>,
-        trusted: bool,
-        displaced: &mut Vec<Waker>,
-        id: &WakerId,
-        later: &mut Vec<Waker>,
-    ) {
-        match sticky {
-            Some(w) if trusted => w.wake_by_ref(),
-            Some(_) => {
-                id.clear();
-                later.extend(sticky.take());
-            }
-            None => {}
-        }
-        later.append(displaced);
-    }
-
-    /// Takes the wakers of both directions (loop close), for the caller to drop.
-    fn take_all_wakers(&self, out: &mut Vec<Waker>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        out.extend(waiters.reader.take());
-        out.extend(waiters.writer.take());
-        out.append(&mut waiters.displaced_readers);
-        out.append(&mut waiters.displaced_writers);
-        for id in [&self.reader_id, &self.writer_id] {
-            id.clear();
         }
     }
 }
@@ -479,7 +154,11 @@ impl Reactor {
     /// registration that had an event and wakes its waiters (displaced ones are appended
     /// to `later`, for the caller to wake after releasing the reactor). Returns the
     /// number of I/O events.
-    pub(crate) fn poll(&mut self, timeout: Timeout, later: &mut Vec<Waker>) -> io::Result<usize> {
+    pub(crate) fn poll(
+        &mut self,
+        timeout: Timeout,
+        later: &mut Vec<Deferred>,
+    ) -> io::Result<usize> {
         let mio_timeout = match timeout {
             Timeout::Zero => Some(Duration::ZERO),
             Timeout::Forever => None,
@@ -526,7 +205,7 @@ impl Reactor {
     fn poll_all(&mut self, timeout: Timeout) -> io::Result<usize> {
         let mut later = Vec::new();
         let n = self.poll(timeout, &mut later)?;
-        later.into_iter().for_each(Waker::wake);
+        later.into_iter().for_each(Deferred::wake);
         Ok(n)
     }
 
@@ -562,7 +241,7 @@ impl Reactor {
 
     /// Drops every registration's wakers (loop close), returning them to be dropped
     /// outside the reactor's borrow.
-    pub(crate) fn drain(&mut self, out: &mut Vec<Waker>) {
+    pub(crate) fn drain(&mut self, out: &mut Vec<Deferred>) {
         for (_, io) in self.ios.iter() {
             io.take_all_wakers(out);
         }
@@ -585,7 +264,7 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
-    use std::task::Wake;
+    use std::task::{Context, Poll, Wake, Waker};
 
     struct CountWake(StdAtomicUsize);
     impl Wake for CountWake {
@@ -608,7 +287,7 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         reactor.poll_all(Timeout::Zero).unwrap();
         assert!(
-            io.poll_ready(&mut cx, Direction::Read, |_| false)
+            io.poll_ready(&mut cx, Direction::Read, |_| WakerKind::Foreign)
                 .is_pending()
         );
 
@@ -624,7 +303,7 @@ mod tests {
         );
 
         // Edge-triggered: the cached readiness survives until WouldBlock.
-        let ev = match io.poll_ready(&mut cx, Direction::Read, |_| false) {
+        let ev = match io.poll_ready(&mut cx, Direction::Read, |_| WakerKind::Foreign) {
             Poll::Ready(ev) => ev,
             Poll::Pending => panic!("readable"),
         };
@@ -632,7 +311,7 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!((&a).read(&mut buf).unwrap(), 2);
         assert!(
-            io.poll_ready(&mut cx, Direction::Read, |_| false)
+            io.poll_ready(&mut cx, Direction::Read, |_| WakerKind::Foreign)
                 .is_ready(),
             "not cleared yet"
         );
@@ -642,7 +321,7 @@ mod tests {
         );
         io.clear_readiness(ev);
         assert!(
-            io.poll_ready(&mut cx, Direction::Read, |_| false)
+            io.poll_ready(&mut cx, Direction::Read, |_| WakerKind::Foreign)
                 .is_pending()
         );
 
