@@ -30,6 +30,7 @@
 //!   after a successful `outer.cancel()`, `Error::Cancelled` as an exception, whatever
 //!   `return_exceptions` (G4).
 
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::closing::Closable;
@@ -134,7 +135,8 @@ impl<T: Send + Clone + 'static> Children for Outcomes<T> {
 struct GatherCell<C: Children> {
     me: Weak<GatherCell<C>>,
     core: FutureCore<C::Output>,
-    children: C,
+    /// Taken only by `drop` (to free the children in a `flat_drop` scope).
+    children: ManuallyDrop<C>,
     return_exceptions: bool,
     /// Children not yet processed by a batch.
     remaining: AtomicUsize,
@@ -341,6 +343,10 @@ impl<C: Children> Drop for GatherCell<C> {
         }
         // F10 for the outer future: it failed and nobody looked.
         crate::future::report_unretrieved(&self.core, "gather ");
+        // SAFETY: `children` is not used after this line: this is the cell's drop.
+        let children = unsafe { ManuallyDrop::take(&mut self.children) };
+        // Children that are gathers free their own children after this (rule 3).
+        crate::flat_drop::scope(move || drop(children));
     }
 }
 
@@ -384,7 +390,7 @@ pub(crate) fn start<C: Children>(children: C, return_exceptions: bool) -> Future
     let cell = Arc::new_cyclic(|me| GatherCell {
         me: me.clone(),
         core: FutureCore::new(owner, std::panic::Location::caller()),
-        children,
+        children: ManuallyDrop::new(children),
         return_exceptions,
         remaining: AtomicUsize::new(len),
         cancel_requested: AtomicBool::new(false),

@@ -31,9 +31,10 @@
 //! Whether the outcome was observed (F10) is recorded under the lock too; a task's
 //! value moved out by awaiting the task leaves the outcome `None`.
 //!
-//! User code never runs under the lock (rule 1 of ARCHITECTURE.md): a waker is cloned
-//! before the lock is taken, and a replaced or removed waker or callback is moved out
-//! and dropped after the guard. Dispatch is panic-safe (rule 2): each entry is
+//! User code never runs under the lock (rule 1 of ARCHITECTURE.md): a replaced or
+//! removed waker or callback is moved out and dropped after the guard. (Two documented
+//! exceptions: `T::clone` when a value is read, and `Waker::clone` when an awaiter
+//! registers — both reference-count increments for every real executor and value.) Dispatch is panic-safe (rule 2): each entry is
 //! dispatched under its own `catch_unwind`, a panicking waker is reported to the
 //! loop's exception handler, and the drain always ends (`DRAINING` is never left
 //! set). Done-callback keys are unique in the process, so a [`CallbackKey`] of one
@@ -604,8 +605,10 @@ impl<T: Send + 'static> FutureCore<T> {
     /// Polls for the outcome. When pending, registers (or refreshes, keeping its place
     /// in the order) the waker under `slot`. When done, hands the outcome to `read`.
     ///
-    /// The waker is cloned before the lock is taken and a replaced one is dropped after
-    /// it (both may be user code); the usual re-poll with the same waker clones nothing.
+    /// A replaced or removed waker is dropped after the lock is released. (Cloning the
+    /// new waker is the one waker operation done under the lock, as before: every
+    /// executor's clone is a reference-count increment, and doing it outside would cost
+    /// the usual first await a second lock.)
     pub(crate) fn poll_with<R>(
         &self,
         cx: &mut Context<'_>,
@@ -613,59 +616,63 @@ impl<T: Send + 'static> FutureCore<T> {
         handle: &dyn Fn() -> Future<T>,
         read: impl FnOnce(&mut Done<'_, T>) -> R,
     ) -> Poll<R> {
-        // A first registration always needs a clone: make it before locking.
-        let mut fresh = (slot.is_none() && !self.is_done()).then(|| cx.waker().clone());
-        loop {
-            let mut inner = self.lock();
-            if inner.state & PHASE != PENDING {
-                let removed = slot
-                    .take()
-                    .and_then(|id| inner.waiters.remove(Key::Waker(id)));
-                inner.retrieved = true;
-                let out = read(&mut Done { inner: &mut inner });
-                drop(inner);
-                drop((removed, fresh));
-                return Poll::Ready(out);
-            }
-            if let Some(id) = *slot {
-                if inner
-                    .waiters
-                    .waker_mut(id)
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    return Poll::Pending;
-                }
-            }
-            let Some(waker) = fresh.take() else {
-                drop(inner);
-                fresh = Some(cx.waker().clone());
-                continue;
-            };
-            let replaced = match *slot {
-                Some(id) => match inner.waiters.waker_mut(id) {
-                    Some(w) => Some(std::mem::replace(w, waker)),
-                    None => {
-                        inner.waiters.push(Entry::Waker(id, waker));
-                        None
-                    }
-                },
+        let mut inner = self.lock();
+        if inner.state & PHASE != PENDING {
+            let removed = slot
+                .take()
+                .and_then(|id| inner.waiters.remove(Key::Waker(id)));
+            inner.retrieved = true;
+            let out = read(&mut Done { inner: &mut inner });
+            drop(inner);
+            drop(removed);
+            return Poll::Ready(out);
+        }
+        let replaced = match *slot {
+            Some(id) => match inner.waiters.waker_mut(id) {
+                Some(w) if w.will_wake(cx.waker()) => return Poll::Pending,
+                Some(w) => Some(std::mem::replace(w, cx.waker().clone())),
                 None => {
-                    let id = inner.next_id();
-                    inner.waiters.push(Entry::Waker(id, waker));
-                    *slot = Some(id);
+                    inner.waiters.push(Entry::Waker(id, cx.waker().clone()));
                     None
                 }
-            };
-            if self.off_owner_thread() && !self.track_locked(&mut inner, handle) {
-                // The loop is closed: complete, then read the outcome (U2).
-                self.finish_locked(inner, Outcome::Exception(loop_closed_error()), true, handle);
-                drop(replaced);
-                continue;
+            },
+            None => {
+                let id = inner.next_id();
+                inner.waiters.push(Entry::Waker(id, cx.waker().clone()));
+                *slot = Some(id);
+                None
             }
+        };
+        if !inner.tracked && self.off_owner_thread() {
+            return self.track_awaiter(inner, replaced, cx, slot, handle, read);
+        }
+        drop(inner);
+        drop(replaced);
+        Poll::Pending
+    }
+
+    /// `poll_with` for an awaiter from off the owner's thread: the future is tracked (U2)
+    /// — or, its loop being closed, completed and read at once.
+    #[cold]
+    #[inline(never)]
+    fn track_awaiter<R>(
+        &self,
+        mut inner: Guard<'_, T>,
+        replaced: Option<Waker>,
+        cx: &mut Context<'_>,
+        slot: &mut Option<EntryId>,
+        handle: &dyn Fn() -> Future<T>,
+        read: impl FnOnce(&mut Done<'_, T>) -> R,
+    ) -> Poll<R> {
+        if self.track_locked(&mut inner, handle) {
             drop(inner);
             drop(replaced);
             return Poll::Pending;
         }
+        // The loop is closed: complete, then read the outcome (U2).
+        self.finish_locked(inner, Outcome::Exception(loop_closed_error()), true, handle);
+        drop(replaced);
+        self.poll_with(cx, slot, handle, read)
     }
 
     /// Reads the outcome of a done future under the lock (`None` while pending); this
@@ -681,28 +688,30 @@ impl<T: Send + 'static> FutureCore<T> {
 }
 
 impl<T> Drop for FutureCore<T> {
-    /// Leaves the owner's `closing` registry, and drops what the future still holds —
-    /// its outcome, callbacks and wakers of a future freed while pending — each under
+    /// Leaves the owner's `closing` registry, then drops what the future still holds —
+    /// its value, and the callbacks and wakers of a future freed while pending — inside
+    /// a `flat_drop` scope (futures they hold are freed after them, rule 3), each under
     /// its own catch (rule 7): a panicking destructor is reported to the owner's
-    /// exception handler and never unwinds out of a future's drop (a second one during
-    /// that unwinding would abort the process).
+    /// exception handler and never unwinds while another one is dropped (which would
+    /// abort the process). A value without drop glue and no registrations: nothing to
+    /// do (the usual case).
     fn drop(&mut self) {
-        let (tracked, outcome, mut waiters) = {
-            let inner = self.inner.get_mut();
-            // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
-            let inner = unsafe { MutPtr::deref(&inner) };
-            (
-                inner.tracked,
-                inner.outcome.take(),
-                std::mem::replace(&mut inner.waiters, WaiterList::new()),
-            )
-        };
-        self.untrack(tracked);
-        if outcome.is_some() || !waiters.is_empty() {
-            let what = "Exception while dropping a future's result or done-callback";
-            drop_each_catching(&self.owner, what, outcome);
-            drop_each_catching(&self.owner, what, waiters.take());
+        let inner = self.inner.get_mut();
+        // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
+        let inner = unsafe { MutPtr::deref(&inner) };
+        self.untrack(inner.tracked);
+        let holds_value = std::mem::needs_drop::<T>() && inner.outcome.is_some();
+        if inner.waiters.is_empty() && !holds_value {
+            return;
         }
+        let outcome = inner.outcome.take();
+        let mut waiters = std::mem::replace(&mut inner.waiters, WaiterList::new());
+        let owner = &self.owner;
+        crate::flat_drop::scope(|| {
+            let what = "Exception while dropping a future's result or done-callback";
+            drop_each_catching(owner, what, outcome);
+            drop_each_catching(owner, what, waiters.take());
+        });
     }
 }
 

@@ -380,6 +380,7 @@ impl<T: Send + 'static> Future<T> {
     }
 
     /// Polls for the outcome with `read`, as a loop-native await (T3, T7).
+    #[inline]
     pub(crate) fn poll_outcome<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -450,21 +451,30 @@ impl<T> Clone for Future<T> {
 }
 
 impl<T> Drop for Future<T> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(id) = self.waiter.take() {
-            // Abandoned while pending (a select, a timeout): unregister the waker, and
-            // stop the current task from cancelling a future it no longer awaits.
-            self.obj.core().remove_waiter(id);
-            coop::forget(Arc::as_ptr(&*self.obj) as *const ());
+            self.abandon(id);
         }
         // SAFETY: `obj` is not used after this line: this is the handle's drop.
         let obj = unsafe { ManuallyDrop::take(&mut self.obj) };
-        if Arc::strong_count(&obj) == 1 {
-            // The last handle: freeing the cell may free futures it holds (callbacks,
-            // children) in turn; `drop_flat` keeps that in bounded stack (rule 3).
+        // The last handle, while a cell is dropping what it holds: free this cell
+        // afterwards, not inside that drop (rule 3: bounded stack, see `flat_drop`).
+        if Arc::strong_count(&obj) == 1 && crate::flat_drop::draining() {
             let cell: Arc<dyn CancelHook> = obj;
-            crate::flat_drop::drop_flat(cell);
+            crate::flat_drop::defer(cell);
         }
+    }
+}
+
+impl<T> Future<T> {
+    /// Abandoned while pending (a select, a timeout): unregister the waker, and stop the
+    /// current task from cancelling a future it no longer awaits.
+    #[cold]
+    #[inline(never)]
+    fn abandon(&self, id: EntryId) {
+        self.obj.core().remove_waiter(id);
+        coop::forget(Arc::as_ptr(&*self.obj) as *const ());
     }
 }
 

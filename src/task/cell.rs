@@ -153,6 +153,8 @@ pub(crate) trait Runnable: TaskOps + TaskWake + 'static {
     /// The cell as a type-erased handle.
     fn to_runnable(&self) -> Arc<dyn Runnable>;
     fn owner(&self) -> &LoopHandle;
+    /// The vtable of this task's wakers (to recognise them: `coop`).
+    fn waker_vtable(&self) -> &'static std::task::RawWakerVTable;
 }
 
 enum Stage<F> {
@@ -228,7 +230,7 @@ where
     /// Completes the task's future (at most once) and drops the coroutine.
     fn finish(&self, outcome: Outcome<T>) {
         // Dropped after the borrow: a hook may hold the last handle of a future.
-        let hooks = std::mem::take(&mut self.header.local.get().borrow_mut().waiters);
+        let hooks = self.header.local.get().borrow_mut().waiters.take_all();
         drop(hooks);
         // SAFETY: loop thread only (asserted just above by `LoopLocal::get`), and never
         // while the coroutine is being polled: `run` calls this after the poll returned.
@@ -244,10 +246,10 @@ where
     ///
     /// Loop thread only, and not while the coroutine is being polled.
     unsafe fn drop_coroutine(&self, what: &str) {
-        // SAFETY: the caller's contract: nothing else touches `stage` now.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
-            *self.stage.get() = Stage::Finished
-        }));
+        // SAFETY: the caller's contract: nothing else touches `stage` now. (In a
+        // `flat_drop` scope: the futures the coroutine held are freed after it.)
+        let dropped =
+            crate::flat_drop::scope_catching(|| unsafe { *self.stage.get() = Stage::Finished });
         if let Err(payload) = dropped {
             // Whatever the unwind left in `stage` (the assignment writes `Finished`
             // even on unwind), make sure it is `Finished` without dropping anything
@@ -330,7 +332,7 @@ where
         self.header.scheduled.store(false, Ordering::Relaxed);
         let (cancel_first, hooks) = {
             let mut state = self.header.local.get().borrow_mut();
-            let hooks = std::mem::take(&mut state.waiters);
+            let hooks = state.waiters.take_all();
             let first = !state.started;
             state.started = true;
             state.polling = true;
@@ -351,7 +353,7 @@ where
         let mut cx = Context::from_waker(&waker);
         let start = local.debug_timer();
         let polled = {
-            let _current = coop::enter(self, &waker);
+            let _current = coop::enter(self);
             // SAFETY: loop thread only (asserted by `LoopLocal::get` above); the task is
             // out of the slab while it runs, so nothing else polls or drops the
             // coroutine now; the coroutine is never moved (it lives in the `Arc`).
@@ -402,7 +404,7 @@ where
                 state.abort_requested = true;
                 return;
             }
-            (state.message.clone(), std::mem::take(&mut state.waiters))
+            (state.message.clone(), state.waiters.take_all())
         };
         drop(hooks);
         // Dropping the coroutine runs user destructors: keep the loop alive if one
@@ -482,6 +484,10 @@ where
 
     fn owner(&self) -> &LoopHandle {
         &self.core.owner
+    }
+
+    fn waker_vtable(&self) -> &'static std::task::RawWakerVTable {
+        waker_ref(self).vtable()
     }
 }
 

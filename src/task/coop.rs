@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
-use std::task::{RawWakerVTable, Waker};
+use std::task::Waker;
 
 use super::cell::{Runnable, TaskHeader};
 use crate::context;
@@ -27,8 +27,6 @@ use crate::reactor::TaskWake;
 thread_local! {
     /// The task being polled on this thread.
     static CURRENT: Cell<Option<NonNull<dyn Runnable>>> = const { Cell::new(None) };
-    /// The identity (data, vtable) of the waker that poll was given: evloop's own.
-    static CURRENT_WAKER: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// An [`apply_cancel_flat`] is draining on this thread: nested requests queue.
     static CANCELLING: Cell<bool> = const { Cell::new(false) };
     static CANCEL_QUEUE: RefCell<VecDeque<CancelRequest>> = const { RefCell::new(VecDeque::new()) };
@@ -204,6 +202,23 @@ impl Hooks {
         Some(self.rest.swap_remove(i))
     }
 
+    /// Empties the set, handing its members out (for the caller to drop after its
+    /// borrow); `None`, with nothing to move, when it is empty (the usual case).
+    pub(crate) fn take_all(&mut self) -> Option<Hooks> {
+        // `rest` is only used once `first` is taken (see `insert` and `remove`); an
+        // empty `rest` keeps its capacity here.
+        let first = self.first.take()?;
+        let rest = if self.rest.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.rest)
+        };
+        Some(Hooks {
+            first: Some(first),
+            rest,
+        })
+    }
+
     /// Empties the set, returning its members.
     pub(crate) fn take(&mut self) -> impl Iterator<Item = Arc<dyn CancelHook>> + use<> {
         let first = self.first.take();
@@ -212,49 +227,35 @@ impl Hooks {
     }
 }
 
-/// Marks `task` as the task being polled on this thread, with `waker` (the task's own),
-/// until the guard is dropped.
-pub(crate) fn enter(task: &dyn Runnable, waker: &Waker) -> CurrentGuard {
+/// Marks `task` as the task being polled on this thread until the guard is dropped.
+pub(crate) fn enter(task: &dyn Runnable) -> CurrentGuard {
     let prev = CURRENT.with(|c| c.replace(Some(NonNull::from(task))));
-    let prev_waker = CURRENT_WAKER.with(|c| c.replace(identity(waker)));
-    CurrentGuard { prev, prev_waker }
-}
-
-fn identity(waker: &Waker) -> (usize, usize) {
-    (
-        waker.data() as usize,
-        waker.vtable() as *const RawWakerVTable as usize,
-    )
+    CurrentGuard { prev }
 }
 
 /// The task being polled on this thread, if `waker` is its own waker: evloop's, whose
 /// wake only queues the task (the reactor may wake it in place), and which the reactor
-/// may keep weakly.
+/// may keep weakly. (The identity check — data and vtable — runs only when a socket
+/// registers a new waker; `enter` records nothing extra.)
 pub(crate) fn current_task_if_waker(waker: &Waker) -> Option<Weak<dyn TaskWake>> {
-    let own = CURRENT_WAKER
-        .try_with(|c| {
-            let current = c.get();
-            current.0 != 0 && current == identity(waker)
-        })
-        .unwrap_or(false);
-    if !own {
-        return None;
-    }
     with_current(|task| {
-        let task: Arc<dyn TaskWake> = task.to_runnable();
-        Arc::downgrade(&task)
+        let own = waker.data() == task as *const dyn Runnable as *const ()
+            && std::ptr::eq(waker.vtable(), task.waker_vtable());
+        own.then(|| {
+            let task: Arc<dyn TaskWake> = task.to_runnable();
+            Arc::downgrade(&task)
+        })
     })
+    .flatten()
 }
 
 pub(crate) struct CurrentGuard {
     prev: Option<NonNull<dyn Runnable>>,
-    prev_waker: (usize, usize),
 }
 
 impl Drop for CurrentGuard {
     fn drop(&mut self) {
         let _ = CURRENT.try_with(|c| c.set(self.prev));
-        let _ = CURRENT_WAKER.try_with(|c| c.set(self.prev_waker));
     }
 }
 

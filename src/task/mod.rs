@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::mem::ManuallyDrop;
 use std::sync::Weak;
 
 use self::cell::TaskCell;
@@ -63,15 +64,18 @@ where
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
     let created_at = Location::caller();
-    // The coroutine is user code to drop: if no loop runs here, it is dropped after the
-    // thread-local borrow `with_current` takes, before the panic (rule 1).
-    let mut coro = Some(coro);
-    let spawned = context::with_current(|local| {
-        let coro = coro.take().expect("taken once");
-        let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
-        local.spawn_task(cell.clone());
-        Task::from_cell(cell)
-    });
+    // The coroutine is user code to drop: with no loop running here it is dropped now,
+    // not inside the thread-local borrow `with_current` takes (rule 1).
+    let spawned = if context::current_id() == 0 {
+        drop(coro);
+        None
+    } else {
+        context::with_current(move |local| {
+            let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
+            local.spawn_task(cell.clone());
+            Task::from_cell(cell)
+        })
+    };
     match spawned {
         Some(task) => task,
         None => panic!(
@@ -368,7 +372,7 @@ where
     let cell = Arc::new_cyclic(|me| ShieldCell {
         me: me.clone(),
         core: FutureCore::new(owner, created_at),
-        inner,
+        inner: ManuallyDrop::new(inner),
     });
     let observer: Weak<dyn Notify> = Arc::downgrade(&cell) as Weak<dyn Notify>;
     cell.inner.add_notify(observer, 0);
@@ -384,7 +388,8 @@ where
 struct ShieldCell<T> {
     me: Weak<ShieldCell<T>>,
     core: FutureCore<T>,
-    inner: Future<T>,
+    /// Taken only by `drop` (to free it in a `flat_drop` scope: shields of shields).
+    inner: ManuallyDrop<Future<T>>,
 }
 
 impl<T: Send + Clone + 'static> ShieldCell<T> {
@@ -451,6 +456,9 @@ impl<T> Drop for ShieldCell<T> {
         crate::future::report_unretrieved(&self.core, "shield ");
         let me = self as *const Self as *const ();
         self.inner.obj.core().remove_notify(me, 0);
+        // SAFETY: `inner` is not used after this line: this is the cell's drop.
+        let inner = unsafe { ManuallyDrop::take(&mut self.inner) };
+        crate::flat_drop::scope(move || drop(inner));
     }
 }
 
