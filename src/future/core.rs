@@ -359,10 +359,16 @@ impl<T> FutureCore<T> {
     }
 
     /// F10: the exception nobody observed, for the "never retrieved" report on drop.
+    /// (Every future's drop asks: the usual answer is one load, inlined.)
+    #[inline]
     pub(crate) fn unretrieved_exception(&self) -> Option<Error> {
         if self.phase() != EXCEPTION {
             return None;
         }
+        self.unretrieved_exception_locked()
+    }
+
+    fn unretrieved_exception_locked(&self) -> Option<Error> {
         let inner = self.lock();
         match &inner.outcome {
             Some(Outcome::Exception(e)) if !inner.retrieved => Some(e.clone()),
@@ -695,18 +701,27 @@ impl<T> Drop for FutureCore<T> {
     /// exception handler and never unwinds while another one is dropped (which would
     /// abort the process). A value without drop glue and no registrations: nothing to
     /// do (the usual case).
+    #[inline]
     fn drop(&mut self) {
         let inner = self.inner.get_mut();
         // SAFETY: `&mut self`: no guard exists, nothing else can access `inner`.
         let inner = unsafe { MutPtr::deref(&inner) };
-        self.untrack(inner.tracked);
-        let holds_value = std::mem::needs_drop::<T>() && inner.outcome.is_some();
-        if inner.waiters.is_empty() && !holds_value {
-            return;
+        if inner.tracked {
+            self.untrack(true);
         }
+        let holds_value = std::mem::needs_drop::<T>() && inner.outcome.is_some();
+        if !inner.waiters.is_empty() || holds_value {
+            Self::drop_contents(&self.owner, inner);
+        }
+    }
+}
+
+impl<T> FutureCore<T> {
+    /// The slow path of the drop: see there.
+    #[inline(never)]
+    fn drop_contents(owner: &LoopHandle, inner: &mut Inner<T>) {
         let outcome = inner.outcome.take();
         let mut waiters = std::mem::replace(&mut inner.waiters, WaiterList::new());
-        let owner = &self.owner;
         crate::flat_drop::scope(|| {
             let what = "Exception while dropping a future's result or done-callback";
             drop_each_catching(owner, what, outcome);

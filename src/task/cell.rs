@@ -246,10 +246,11 @@ where
     ///
     /// Loop thread only, and not while the coroutine is being polled.
     unsafe fn drop_coroutine(&self, what: &str) {
-        // SAFETY: the caller's contract: nothing else touches `stage` now. (In a
-        // `flat_drop` scope: the futures the coroutine held are freed after it.)
-        let dropped =
-            crate::flat_drop::scope_catching(|| unsafe { *self.stage.get() = Stage::Finished });
+        // SAFETY: the caller's contract: nothing else touches `stage` now. (Futures the
+        // coroutine held free what they hold in their own `flat_drop` scopes.)
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            *self.stage.get() = Stage::Finished
+        }));
         if let Err(payload) = dropped {
             // Whatever the unwind left in `stage` (the assignment writes `Finished`
             // even on unwind), make sure it is `Finished` without dropping anything

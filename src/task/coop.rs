@@ -276,6 +276,11 @@ fn local_of(header: &TaskHeader) -> RefMut<'_, TaskLocal> {
 /// then the request is consumed.
 pub(crate) fn take_cancel() -> Option<Error> {
     with_current(|task| {
+        // Every await asks; almost always nobody ever asked this task to cancel. (A
+        // request withdrawn by `uncancel` to 0 is not delivered either, T4.)
+        if task.header().cancelling() == 0 {
+            return None;
+        }
         let mut local = local_of(task.header());
         if !local.must_cancel {
             return None;
