@@ -45,19 +45,21 @@
 //! completes it if the loop closes first (U2); it is unregistered when it completes.
 
 use std::mem::ManuallyDrop;
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::Future;
+pub(crate) use super::done::Done;
+pub(crate) use super::waiters::{CallbackKey, EntryId, Notify};
+use super::waiters::{DoneFn, Entry, Key, Keyed, WaiterList, next_callback_key};
 use crate::closing::Closable;
 use crate::context;
 use crate::error::{CancelledError, Error, InvalidStateError};
 use crate::exception::{ExceptionContext, ExceptionSource, drop_each_catching};
 use crate::handle::LoopHandle;
-use crate::ids::{Sequence, block_cursor};
 use crate::loom::cell::{MutPtr, UnsafeCell};
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
 
@@ -87,142 +89,13 @@ impl<T> Outcome<T> {
     }
 }
 
-/// A done-callback as registered by `add_done_callback`, with its key in the same
-/// allocation (so a list entry stays two words).
-pub(crate) trait DoneFn<T>: Send {
-    fn key(&self) -> CallbackKey;
-    fn call(self: Box<Self>, fut: &Future<T>);
-}
-
-struct Keyed<F> {
-    key: CallbackKey,
-    f: F,
-}
-
-impl<T, F: FnOnce(&Future<T>) + Send> DoneFn<T> for Keyed<F> {
-    fn key(&self) -> CallbackKey {
-        self.key
-    }
-
-    fn call(self: Box<Self>, fut: &Future<T>) {
-        (self.f)(fut)
-    }
-}
-
-/// Identifies an awaiter's registration within one future (kept by the awaiting
-/// handle, which only ever uses it with its own future).
-pub(crate) type EntryId = NonZeroU32;
-
-/// Identifies a done-callback registration: unique in the process, so it names the
-/// future that issued it (rule 5).
-pub(crate) type CallbackKey = NonZeroU64;
-
-static CALLBACK_KEYS: Sequence = Sequence::new();
-block_cursor!(CALLBACK_CURSOR);
-
-fn next_callback_key() -> CallbackKey {
-    NonZeroU64::new(CALLBACK_KEYS.next(&CALLBACK_CURSOR)).expect("keys start at 1")
-}
-
 /// The error of a future whose loop closed while it was pending (U2).
 pub(crate) fn loop_closed_error() -> Error {
     Error::InvalidState(InvalidStateError::new("event loop is closed"))
 }
 
-/// An internal observer of completions (a `gather`, a `shield`): told the index it
-/// registered with, synchronously, on the completing thread. It must not block or run
-/// user code (it schedules a loop callback for that).
-pub(crate) trait Notify: Send + Sync {
-    fn notify(self: Arc<Self>, index: u32);
-}
-
-enum Entry<T> {
-    Callback(Box<dyn DoneFn<T>>),
-    Waker(EntryId, Waker),
-    /// No allocation beyond the list slot; removed by the observer's address and index
-    /// when the observer goes away. Weak, so a pending child does not keep an abandoned
-    /// observer alive.
-    Notify(Weak<dyn Notify>, u32),
-}
-
-/// What [`WaiterList::remove`] looks for.
-#[derive(Clone, Copy)]
-enum Key {
-    Waker(EntryId),
-    Callback(CallbackKey),
-    Notify(*const (), u32),
-}
-
-impl<T> Entry<T> {
-    fn matches(&self, key: Key) -> bool {
-        match (self, key) {
-            (Entry::Waker(id, _), Key::Waker(k)) => *id == k,
-            (Entry::Callback(callback), Key::Callback(k)) => callback.key() == k,
-            (Entry::Notify(observer, index), Key::Notify(ptr, i)) => {
-                *index == i && observer.as_ptr() as *const () == ptr
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Registrations in order; the first one inline, so the common single awaiter
-/// allocates nothing.
-struct WaiterList<T> {
-    first: Option<Entry<T>>,
-    rest: Vec<Entry<T>>,
-}
-
-impl<T> WaiterList<T> {
-    const fn new() -> Self {
-        WaiterList {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    fn push(&mut self, entry: Entry<T>) {
-        if self.first.is_none() {
-            self.first = Some(entry);
-        } else {
-            self.rest.push(entry);
-        }
-    }
-
-    fn take(&mut self) -> impl Iterator<Item = Entry<T>> + use<T> {
-        let first = self.first.take();
-        let rest = std::mem::take(&mut self.rest);
-        first.into_iter().chain(rest)
-    }
-
-    /// Takes the entry `key` names out of the list (for the caller to drop after the
-    /// future's lock is released: its drop is user code).
-    fn remove(&mut self, key: Key) -> Option<Entry<T>> {
-        if self.first.as_ref().is_some_and(|e| e.matches(key)) {
-            let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
-            return std::mem::replace(&mut self.first, next);
-        }
-        let i = self.rest.iter().position(|e| e.matches(key))?;
-        Some(self.rest.remove(i))
-    }
-
-    fn waker_mut(&mut self, id: EntryId) -> Option<&mut Waker> {
-        self.first
-            .iter_mut()
-            .chain(self.rest.iter_mut())
-            .find_map(|e| match e {
-                Entry::Waker(i, w) if *i == id => Some(w),
-                _ => None,
-            })
-    }
-}
-
-struct Inner<T> {
-    outcome: Option<Outcome<T>>,
+pub(super) struct Inner<T> {
+    pub(super) outcome: Option<Outcome<T>>,
     waiters: WaiterList<T>,
     last_id: u32,
     /// Registered with the owner's `closing` registry (under this state's address).
@@ -628,7 +501,7 @@ impl<T: Send + 'static> FutureCore<T> {
                 .take()
                 .and_then(|id| inner.waiters.remove(Key::Waker(id)));
             inner.retrieved = true;
-            let out = read(&mut Done { inner: &mut inner });
+            let out = read(&mut Done::new(&mut inner));
             drop(inner);
             drop(removed);
             return Poll::Ready(out);
@@ -689,7 +562,7 @@ impl<T: Send + 'static> FutureCore<T> {
             return None;
         }
         inner.retrieved = true;
-        Some(read(&mut Done { inner: &mut inner }))
+        Some(read(&mut Done::new(&mut inner)))
     }
 }
 
@@ -728,84 +601,4 @@ impl<T> FutureCore<T> {
             drop_each_catching(owner, what, waiters.take());
         });
     }
-}
-
-/// The locked outcome of a done future, as handed to readers.
-pub(crate) struct Done<'a, T> {
-    inner: &'a mut Inner<T>,
-}
-
-impl<T> Done<'_, T> {
-    /// F4: the result by clone, or the error.
-    pub(crate) fn result_cloned(&self) -> Result<T, Error>
-    where
-        T: Clone,
-    {
-        match &self.inner.outcome {
-            Some(Outcome::Value(v)) => Ok(v.clone()),
-            Some(Outcome::Exception(e)) => Err(e.clone()),
-            Some(Outcome::Cancelled(c)) => Err(Error::Cancelled(c.clone())),
-            None => Err(taken()),
-        }
-    }
-
-    /// The result moved out (awaiting a task); a second take is an `InvalidState`.
-    pub(crate) fn result_taken(&mut self) -> Result<T, Error> {
-        match self.inner.outcome.take() {
-            Some(Outcome::Value(v)) => Ok(v),
-            Some(other) => {
-                let err = match &other {
-                    Outcome::Exception(e) => e.clone(),
-                    Outcome::Cancelled(c) => Error::Cancelled(c.clone()),
-                    Outcome::Value(_) => unreachable!("matched above"),
-                };
-                self.inner.outcome = Some(other);
-                Err(err)
-            }
-            None => Err(taken()),
-        }
-    }
-
-    /// The error of an exception or cancellation (never touches a value).
-    pub(crate) fn error(&self) -> Result<(), Error> {
-        match &self.inner.outcome {
-            Some(Outcome::Exception(e)) => Err(e.clone()),
-            Some(Outcome::Cancelled(c)) => Err(Error::Cancelled(c.clone())),
-            Some(Outcome::Value(_)) | None => Ok(()),
-        }
-    }
-
-    /// Whether a value was moved out.
-    pub(crate) fn is_taken(&self) -> bool {
-        self.inner.outcome.is_none()
-    }
-
-    /// F5: `Ok(None)` for a result, `Ok(Some(e))` for an exception, `Err` if cancelled.
-    pub(crate) fn exception(&self) -> Result<Option<Error>, Error> {
-        match &self.inner.outcome {
-            Some(Outcome::Exception(e)) => Ok(Some(e.clone())),
-            Some(Outcome::Cancelled(c)) => Err(Error::Cancelled(c.clone())),
-            Some(Outcome::Value(_)) | None => Ok(None),
-        }
-    }
-
-    /// A copy of the outcome (for chaining); a taken value copies as the
-    /// `InvalidState` error a reader would get.
-    pub(crate) fn outcome_cloned(&self) -> Outcome<T>
-    where
-        T: Clone,
-    {
-        match &self.inner.outcome {
-            Some(Outcome::Value(v)) => Outcome::Value(v.clone()),
-            Some(Outcome::Exception(e)) => Outcome::Exception(e.clone()),
-            Some(Outcome::Cancelled(c)) => Outcome::Cancelled(c.clone()),
-            None => Outcome::Exception(taken()),
-        }
-    }
-}
-
-fn taken() -> Error {
-    Error::InvalidState(InvalidStateError::new(
-        "the result was already taken by awaiting the task",
-    ))
 }

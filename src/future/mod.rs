@@ -6,10 +6,12 @@
 //! The state machine lives in [`core`](self::core).
 
 mod core;
+mod done;
 #[cfg(all(test, loom))]
 mod loom_models;
 #[cfg(all(test, not(loom)))]
 mod tests;
+mod waiters;
 
 pub(crate) use self::core::{CallbackKey, EntryId, FutureCore, Notify, Outcome};
 

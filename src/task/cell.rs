@@ -11,57 +11,26 @@
 //! (`core`) is `Sync`. Wakers and handles may live on any thread; waking from another
 //! thread sends the task's `Arc` through the cross-thread queue.
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::future::Future as StdFuture;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::coop::{self, LoopLocal, TaskLocal};
+use super::coop;
+use super::header::TaskHeader;
 use crate::closing::Closable;
 use crate::context;
 use crate::core::Local;
 use crate::error::{CancelledError, Error};
-use crate::exception::{ExceptionContext, ExceptionSource};
+use crate::exception::ExceptionContext;
 use crate::future::{CancelHook, Future, FutureCore, FutureObj, Outcome};
 use crate::handle::LoopHandle;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::reactor::TaskWake;
 use crate::self_arc::SelfArc;
 use crate::shared::Remote;
-
-static NEXT_TASK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-/// Task ids a thread takes from [`NEXT_TASK_ID`] at once.
-const ID_BLOCK: u64 = 1024;
-
-/// A fresh task id: unique in the process and increasing in creation order on each
-/// thread. Each thread takes a block of ids at a time, so creating a task costs no
-/// locked instruction (asyncio's `Task-N` counter is per process; evloop's is per
-/// thread within one process-wide sequence).
-fn next_task_id() -> u64 {
-    use std::sync::atomic::Ordering::Relaxed;
-    thread_local! {
-        /// The next id of this thread's block and the end of the block.
-        static IDS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
-    }
-    IDS.try_with(|ids| {
-        let (next, end) = ids.get();
-        if next < end {
-            ids.set((next + 1, end));
-            next
-        } else {
-            let start = NEXT_TASK_ID.fetch_add(ID_BLOCK, Relaxed);
-            ids.set((start + 1, start + ID_BLOCK));
-            start
-        }
-    })
-    .unwrap_or_else(|_| NEXT_TASK_ID.fetch_add(1, Relaxed))
-}
-
-/// No slab slot yet (a task spawned from another thread, not received by its loop).
-const NO_SLOT: u64 = u64::MAX;
 
 /// What the loop must do with a task after running it.
 #[must_use]
@@ -71,69 +40,6 @@ pub(crate) enum RunResult {
     Pending,
     /// Finished (result, exception or cancelled): free its slot.
     Done,
-}
-
-/// The scheduling header of a task.
-pub(crate) struct TaskHeader {
-    pub(crate) id: u64,
-    pub(crate) loop_id: u64,
-    /// Slab key (low 32 bits) and generation (high 32); written and read on the loop
-    /// thread only.
-    slot: AtomicU64,
-    /// In the ready queue already; loop thread only (relaxed loads and stores).
-    scheduled: AtomicBool,
-    /// `cancelling()`: cancel requests minus `uncancel()`s (T4).
-    cancel_requests: AtomicUsize,
-    pub(crate) local: LoopLocal<RefCell<TaskLocal>>,
-    name: Mutex<Option<Arc<str>>>,
-}
-
-impl TaskHeader {
-    pub(crate) fn slot(&self) -> Option<(u32, u32)> {
-        let v = self.slot.load(Ordering::Relaxed);
-        (v != NO_SLOT).then_some((v as u32, (v >> 32) as u32))
-    }
-
-    pub(crate) fn set_slot(&self, key: u32, generation: u32) {
-        self.slot.store(
-            u64::from(key) | (u64::from(generation) << 32),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Marks the task queued; `false` if it already was.
-    pub(crate) fn try_schedule(&self) -> bool {
-        if self.scheduled.load(Ordering::Relaxed) {
-            return false;
-        }
-        self.scheduled.store(true, Ordering::Relaxed);
-        true
-    }
-
-    pub(crate) fn cancelling(&self) -> usize {
-        self.cancel_requests.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn name(&self) -> String {
-        match &*self.name.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(name) => name.to_string(),
-            None => format!("Task-{}", self.id),
-        }
-    }
-
-    pub(crate) fn set_name(&self, name: &str) {
-        *self.name.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(name));
-    }
-
-    fn source(&self) -> ExceptionSource {
-        let name = self
-            .name
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|n| n.to_string());
-        ExceptionSource::Task { id: self.id, name }
-    }
 }
 
 /// A task as the loop sees it, whatever its output and coroutine types.
@@ -201,15 +107,7 @@ where
         Arc::new_cyclic(|me| TaskCell {
             me: SelfArc::new(me),
             core: FutureCore::new(owner, created_at),
-            header: TaskHeader {
-                id: next_task_id(),
-                loop_id,
-                slot: AtomicU64::new(NO_SLOT),
-                scheduled: AtomicBool::new(false),
-                cancel_requests: AtomicUsize::new(0),
-                local: LoopLocal::new(loop_id, RefCell::new(TaskLocal::default())),
-                name: Mutex::new(None),
-            },
+            header: TaskHeader::new(loop_id),
             stage: UnsafeCell::new(Stage::Running(coro)),
             is_send,
         })
@@ -271,7 +169,7 @@ where
         if self.core.is_done() {
             return false;
         }
-        self.header.cancel_requests.fetch_add(1, Ordering::AcqRel);
+        self.header.add_cancel_request();
         if context::current_id() == self.header.loop_id {
             coop::apply_cancel_flat(self, message);
         } else {
@@ -285,13 +183,7 @@ where
 
     /// T4: withdraws one request; at 0 an undelivered request is dropped.
     pub(crate) fn uncancel(&self) -> usize {
-        let prev = self
-            .header
-            .cancel_requests
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(1))
-            })
-            .unwrap_or(0);
+        let prev = self.header.withdraw_cancel_request();
         let now = prev.saturating_sub(1);
         if now == 0 && prev > 0 {
             if context::current_id() == self.header.loop_id {
@@ -330,7 +222,7 @@ where
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
     fn run(&self, local: &Local) -> RunResult {
-        self.header.scheduled.store(false, Ordering::Relaxed);
+        self.header.unschedule();
         let (cancel_first, hooks) = {
             let mut state = self.header.local.get().borrow_mut();
             let hooks = state.waiters.take_all();

@@ -18,7 +18,8 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
-use super::cell::{Runnable, TaskHeader};
+use super::cell::Runnable;
+use super::header::TaskHeader;
 use crate::context;
 use crate::error::{CancelledError, Error};
 use crate::future::CancelHook;

@@ -7,8 +7,10 @@
 
 pub(crate) mod cell;
 pub(crate) mod coop;
+mod header;
 
-pub(crate) use cell::{RunResult, Runnable, TaskHeader, TaskOps};
+pub(crate) use cell::{RunResult, Runnable, TaskOps};
+pub(crate) use header::TaskHeader;
 
 use std::fmt;
 use std::future::Future as StdFuture;
