@@ -30,7 +30,7 @@ use common::{DropSpy, Gate, capture_exceptions, new_log, push, yield_times};
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -46,22 +46,9 @@ use evloop::{
 const HANG_LIMIT: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Runs `body` on a thread of its own and waits for it at most [`HANG_LIMIT`]; a panic
-/// in `body` is propagated.
+/// [`common::bounded`] with this file's [`HANG_LIMIT`].
 fn bounded<T: Send + 'static>(what: &'static str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let out = body();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(out) => out,
-            Err(payload) => resume_unwind(payload),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("{what}: still running after {HANG_LIMIT:?}"),
-    }
+    common::bounded(HANG_LIMIT, what, body)
 }
 
 /// Polls `cond` (1 ms apart, on a plain thread) until it holds; fails after

@@ -28,13 +28,11 @@ mod common;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
-use std::thread;
 use std::time::Duration;
 
 use common::{entries, new_log, push};
@@ -43,24 +41,9 @@ use evloop::{ExceptionContext, Future, LoopHandle, Runtime};
 /// Generous bound that turns a hang (a deadlock) into a failure.
 const HANG_LIMIT: Duration = Duration::from_secs(10);
 
-/// Runs `body` on a thread of its own and waits for it at most [`HANG_LIMIT`]; a panic
-/// in `body` is propagated. A deadlocked body is left blocked (its thread leaks).
+/// [`common::bounded`] with this file's [`HANG_LIMIT`].
 fn bounded<T: Send + 'static>(what: &'static str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let out = body();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(out) => out,
-            Err(payload) => resume_unwind(payload),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("{what}: still running after {HANG_LIMIT:?} (deadlocked)")
-        }
-    }
+    common::bounded(HANG_LIMIT, what, body)
 }
 
 /// Runs `f` when dropped: the user destructor that re-enters evloop.

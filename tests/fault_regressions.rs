@@ -12,8 +12,8 @@
 
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -26,22 +26,9 @@ use evloop::{Error, Future, LoopHandle, Runtime, Task};
 const HANG_LIMIT: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Runs `body` on a thread of its own and waits for it at most [`HANG_LIMIT`]; a panic
-/// in `body` is propagated.
+/// [`common::bounded`] with this file's [`HANG_LIMIT`].
 fn bounded<T: Send + 'static>(what: &'static str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let out = body();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(out) => out,
-            Err(payload) => resume_unwind(payload),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("{what}: still running after {HANG_LIMIT:?}"),
-    }
+    common::bounded(HANG_LIMIT, what, body)
 }
 
 /// A value whose destructor panics (unless the thread is already unwinding).

@@ -61,16 +61,16 @@
 //! future's lock. A design that deferred that removal to loop A's thread would need
 //! this test to wait for loop A too before each comparison.
 //!
-//! Run time (debug build, the 2-core development VM; each kind's time is printed):
-//! 17–24 s today; about 35–45 s projected once no kind stops early (a kind's million
-//! waits take 0.3–7 s), so the full batch count is kept.
+//! Run time (debug build, the 2-core development VM): about 47 s for all kinds (a
+//! kind's million waits take 0.3–7 s), so the full batch count is kept.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod common;
+
 use std::future::{Future as StdFuture, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -81,72 +81,12 @@ use evloop::{
 };
 
 // ---------------------------------------------------------------------------------------
-// The counting allocator.
-
-struct CountingAlloc;
-
-static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-fn count_alloc(size: usize) {
-    LIVE_ALLOCS.fetch_add(1, Ordering::SeqCst);
-    LIVE_BYTES.fetch_add(size as isize, Ordering::SeqCst);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees are ours; the counters are only bookkeeping.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract (non-zero size).
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            count_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            count_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator (hence by `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE_ALLOCS.fetch_sub(1, Ordering::SeqCst);
-        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller upholds the
-        // rest of `GlobalAlloc::realloc`'s contract.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
-        }
-        new
-    }
-}
+// The counting allocator (tests/common/counting_alloc.rs).
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Live {
-    allocations: isize,
-    bytes: isize,
-}
-
-fn live() -> Live {
-    Live {
-        allocations: LIVE_ALLOCS.load(Ordering::SeqCst),
-        bytes: LIVE_BYTES.load(Ordering::SeqCst),
-    }
-}
+use common::counting_alloc::{Live, live};
 
 // ---------------------------------------------------------------------------------------
 // Test plumbing that does not allocate while measurements are taken.

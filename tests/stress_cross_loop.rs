@@ -24,7 +24,7 @@ use common::SplitMix64;
 
 use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -34,24 +34,9 @@ use evloop::{Error, Future, Handle, LoopHandle, Runtime, TimerHandle, gather, ga
 /// Generous bound that turns a hang (a lost wake-up or result) into a failure.
 const HANG_LIMIT: Duration = Duration::from_secs(60);
 
-/// Runs `body` on a thread of its own and waits for it at most [`HANG_LIMIT`]; a panic
-/// in `body` is propagated.
+/// [`common::bounded`] with this file's [`HANG_LIMIT`].
 fn bounded<T: Send + 'static>(what: &'static str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel::<()>();
-    let worker = thread::spawn(move || {
-        let out = body();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(out) => out,
-            Err(payload) => resume_unwind(payload),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("{what}: still running after {HANG_LIMIT:?}: an item was lost")
-        }
-    }
+    common::bounded(HANG_LIMIT, what, body)
 }
 
 /// Polls `cond` (1 ms apart) until it holds; fails after [`HANG_LIMIT`].

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod counting_alloc;
 pub mod example;
 
 use std::sync::{Mutex, Once};
@@ -311,4 +312,29 @@ pub fn run_until_stopped(rt: &evloop::Runtime) {
         fallback.cancel(),
         "the 10 s fallback timer fired: the loop never reached stop()"
     );
+}
+
+/// Runs `body` on a thread of its own and waits for it at most `limit`; a panic in
+/// `body` is propagated, and a body still running then (a hang, a deadlock) fails the
+/// test naming `what` — its thread is left blocked.
+pub fn bounded<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        let out = body();
+        let _ = tx.send(());
+        out
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Ok(out) => out,
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still running after {limit:?} (a hang, a deadlock or a lost wake-up)")
+        }
+    }
 }

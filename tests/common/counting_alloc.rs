@@ -1,0 +1,77 @@
+//! A counting global allocator for the leak tests: it wraps `System` and counts live
+//! allocations and live bytes with atomics. A test binary that uses it declares
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
+//! ```
+//!
+//! and compares [`live`] before and after what it checks.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// The allocator (declare it `#[global_allocator]` in the test binary).
+pub struct CountingAlloc;
+
+static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+fn count_alloc(size: usize) {
+    LIVE_ALLOCS.fetch_add(1, Ordering::SeqCst);
+    LIVE_BYTES.fetch_add(size as isize, Ordering::SeqCst);
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees are ours; the counters are only bookkeeping.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract (non-zero size).
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            count_alloc(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            count_alloc(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (hence by `System`) with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_ALLOCS.fetch_sub(1, Ordering::SeqCst);
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::SeqCst);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `ptr` was allocated by `System` with `layout`; the caller upholds the
+        // rest of `GlobalAlloc::realloc`'s contract.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
+        }
+        new
+    }
+}
+
+/// Live allocations and bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    pub allocations: isize,
+    pub bytes: isize,
+}
+
+/// What is allocated now (only meaningful in a binary that installed [`CountingAlloc`]).
+pub fn live() -> Live {
+    Live {
+        allocations: LIVE_ALLOCS.load(Ordering::SeqCst),
+        bytes: LIVE_BYTES.load(Ordering::SeqCst),
+    }
+}
