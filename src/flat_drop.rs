@@ -46,29 +46,24 @@ pub(crate) fn draining() -> bool {
 /// Runs `f` — a cell dropping what it holds — so that the cells freed by it are
 /// dropped afterwards, one by one, not inside it (see the module docs).
 pub(crate) fn scope(f: impl FnOnce()) {
-    if let Err(payload) = scope_catching(f) {
-        if std::thread::panicking() {
-            log::error!(target: "evloop", "a destructor panicked while a chain of futures was dropped");
-        } else {
-            resume_unwind(payload);
-        }
-    }
-}
-
-/// [`scope`], handing back the first panic (of `f` or of a deferred drop) instead of
-/// resuming it, once everything is dropped.
-pub(crate) fn scope_catching(f: impl FnOnce()) -> std::thread::Result<()> {
     // loom's simulated threads share the OS thread's thread-locals.
     if cfg!(loom) || DRAINING.with(|d| d.replace(true)) {
-        // Nested: the outer scope drains what this defers.
-        return catch_unwind(AssertUnwindSafe(f));
+        // Nested: the outer scope drains what this defers (and catches what unwinds).
+        f();
+        return;
     }
     let mut first_panic = catch_unwind(AssertUnwindSafe(f)).err();
     if DEFERRED_ANY.with(|d| d.replace(false)) {
         drain(&mut first_panic);
     }
     DRAINING.with(|d| d.set(false));
-    first_panic.map_or(Ok(()), Err)
+    if let Some(payload) = first_panic {
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a destructor panicked while a chain of futures was dropped");
+        } else {
+            resume_unwind(payload);
+        }
+    }
 }
 
 /// Queues the last reference to a cell while a scope runs (or, at thread teardown,
