@@ -54,23 +54,7 @@ fn describe<T: std::fmt::Debug>(r: &Result<T, Error>) -> String {
     }
 }
 
-/// Lets the loop run (yields, then 1 ms sleeps) until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            evloop::time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// Blocks the calling (non-loop) thread until `cond` holds; fails after 10 s.
 fn eventually_blocking(what: &str, cond: impl Fn() -> bool) {

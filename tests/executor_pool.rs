@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DropSpy, SplitMix64, entries, new_log, push};
 use evloop::JobHandle;
@@ -56,23 +56,7 @@ fn panic_error_message(err: &Error) -> String {
     }
 }
 
-/// Lets the loop run (yields, then 1 ms sleeps) until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            evloop::time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// A job that reports it started, then blocks until released: holds one pool thread.
 struct Blocker {

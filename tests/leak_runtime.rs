@@ -51,7 +51,7 @@ mod common;
 
 use std::future::Future as StdFuture;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ use evloop::{
 #[global_allocator]
 static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 
-use common::counting_alloc::live;
+use common::counting_alloc::{Watchdog, live};
 
 // ---------------------------------------------------------------------------------------
 // Drop-counted payloads.
@@ -121,52 +121,6 @@ fn install_panic_hook() {
         }
         default(info);
     }));
-}
-
-/// Ends the process if not disarmed in time. After it is armed its thread only parks
-/// and reads the clock, so it allocates nothing while the test measures.
-struct Watchdog {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn arm(limit: Duration) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let armed = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (done, armed) = (done.clone(), armed.clone());
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + limit;
-                armed.store(true, Ordering::SeqCst);
-                while !done.load(Ordering::SeqCst) {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        eprintln!("watchdog: leak_runtime still running after {limit:?}");
-                        std::process::exit(101);
-                    }
-                    std::thread::park_timeout(deadline - now);
-                }
-            })
-        };
-        while !armed.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        Watchdog {
-            done,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
 }
 
 /// Threads of this process, as the kernel lists them (an exited thread has finished
@@ -1092,7 +1046,7 @@ fn self_capturing_future_is_freed_once_done() {
 #[test]
 fn a_dropped_runtime_frees_everything_it_owned() {
     install_panic_hook();
-    let watchdog = Watchdog::arm(Duration::from_secs(300));
+    let watchdog = Watchdog::arm("leak_runtime", Duration::from_secs(300));
     let threads_at_start = thread_count();
 
     // Warm-up: every kind of work once, at a small scale, and the measuring helpers.

@@ -69,8 +69,6 @@ mod common;
 use std::future::{Future as StdFuture, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -86,56 +84,10 @@ use evloop::{
 #[global_allocator]
 static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 
-use common::counting_alloc::{Live, live};
+use common::counting_alloc::{Live, Watchdog, live};
 
 // ---------------------------------------------------------------------------------------
 // Test plumbing that does not allocate while measurements are taken.
-
-/// Ends the process if not disarmed in time. After it is armed its thread only parks
-/// and reads the clock, so it allocates nothing while the test measures.
-struct Watchdog {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn arm(limit: Duration) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let armed = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (done, armed) = (done.clone(), armed.clone());
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + limit;
-                armed.store(true, Ordering::SeqCst);
-                while !done.load(Ordering::SeqCst) {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        eprintln!("watchdog: leak_waits still running after {limit:?}");
-                        std::process::exit(101);
-                    }
-                    std::thread::park_timeout(deadline - now);
-                }
-            })
-        };
-        while !armed.load(Ordering::SeqCst) {
-            std::thread::yield_now();
-        }
-        Watchdog {
-            done,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Batches.
@@ -452,7 +404,7 @@ async fn scenario(remote: Future<u64>) -> Vec<Outcome> {
 
 #[test]
 fn a_million_abandoned_waits_of_each_kind_leave_the_heap_where_it_was() {
-    let watchdog = Watchdog::arm(Duration::from_secs(600));
+    let watchdog = Watchdog::arm("leak_waits", Duration::from_secs(600));
     let started = Instant::now();
     let group = LoopGroup::new(1).expect("loop A");
     let remote: Future<u64> = group.handles()[0].create_future();

@@ -24,9 +24,8 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
-use evloop::{Error, LoopHandle, time};
+use evloop::{Error, LoopHandle};
 
 /// Serializes the tests of this binary (see the module docs).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -45,23 +44,7 @@ fn get(c: &AtomicUsize) -> usize {
     c.load(Ordering::SeqCst)
 }
 
-/// Lets the loop run until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// A socket pair whose first (non-blocking) end is the watched one.
 fn pair() -> (Arc<UnixStream>, UnixStream) {

@@ -22,23 +22,7 @@ use evloop::{Error, LoopHandle, signal, time};
 
 const TEN_S: Duration = Duration::from_secs(10);
 
-/// Lets the loop run until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + TEN_S;
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))

@@ -13,7 +13,7 @@ mod common;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evloop::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use evloop::{CancelledError, Error, Task, time};
@@ -52,23 +52,7 @@ fn new_slot() -> Slot {
     Arc::new(Mutex::new(None))
 }
 
-/// Lets the loop run until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + TEN_S;
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// Lets `task` reach its blocking operation (it flags `started` right before it), checks
 /// that it is still blocked, cancels it with `message` and checks the outcome.

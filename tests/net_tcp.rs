@@ -38,23 +38,7 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-/// Lets the loop run (yields, then 1 ms sleeps) until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + TEN_S;
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// `time::timeout(10 s, fut)`, failing the test on timeout.
 async fn within_10s<F: std::future::Future>(what: &str, fut: F) -> F::Output {

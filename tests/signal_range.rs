@@ -22,7 +22,7 @@ mod common;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use evloop::{Error, LoopHandle, signal, time};
 
@@ -52,23 +52,7 @@ fn raise(signum: i32) {
     assert_eq!(rc, 0, "raise({signum}): {}", io::Error::last_os_error());
 }
 
-/// Lets the loop run until `cond` holds; fails after 10 s.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + TEN_S;
-    let mut round = 0u32;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "still not true after 10 s: {what}"
-        );
-        if round < 50 {
-            evloop::yield_now().await.unwrap();
-        } else {
-            time::sleep(Duration::from_millis(1)).await.unwrap();
-        }
-        round += 1;
-    }
-}
+use common::eventually;
 
 /// Installs a counting handler for `signum`, raises it, waits for the handler, removes
 /// it. `Err` with the refusal if `add_signal_handler` refused the signal.

@@ -6,10 +6,13 @@
 //! static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 //! ```
 //!
-//! and compares [`live`] before and after what it checks.
+//! and compares [`live`] before and after what it checks, under a [`Watchdog`] (which
+//! allocates nothing once armed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The allocator (declare it `#[global_allocator]` in the test binary).
 pub struct CountingAlloc;
@@ -73,5 +76,51 @@ pub fn live() -> Live {
     Live {
         allocations: LIVE_ALLOCS.load(Ordering::SeqCst),
         bytes: LIVE_BYTES.load(Ordering::SeqCst),
+    }
+}
+
+/// Ends the process if not disarmed in time. After it is armed its thread only parks
+/// and reads the clock, so it allocates nothing while the test measures.
+pub struct Watchdog {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn arm(what: &'static str, limit: Duration) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (done, armed) = (done.clone(), armed.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + limit;
+                armed.store(true, Ordering::SeqCst);
+                while !done.load(Ordering::SeqCst) {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        eprintln!("watchdog: {what} still running after {limit:?}");
+                        std::process::exit(101);
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            })
+        };
+        while !armed.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        Watchdog {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
     }
 }

@@ -338,3 +338,25 @@ pub fn bounded<T: Send + 'static>(
         }
     }
 }
+
+/// Waits on the loop (yielding, then sleeping 1 ms between checks) until `cond` holds;
+/// fails the test naming `what` if it still does not after 10 s (a hang guard, not a
+/// timing assertion).
+pub async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut round = 0u32;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not true after 10 s: {what}"
+        );
+        if round < 50 {
+            evloop::yield_now().await.unwrap();
+        } else {
+            evloop::time::sleep(std::time::Duration::from_millis(1))
+                .await
+                .unwrap();
+        }
+        round += 1;
+    }
+}
