@@ -57,6 +57,15 @@ pub(crate) fn current() -> Option<Rc<Local>> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
+/// The core of loop `id`, by reference count, if that loop is running on this thread:
+/// for code that runs user code with it (unlike [`with_local`]'s closure).
+pub(crate) fn current_for(id: u64) -> Option<Rc<Local>> {
+    if current_id() != id {
+        return None;
+    }
+    current()
+}
+
 /// Restores "no loop running" on drop (also when a root future panics).
 #[derive(Debug)]
 pub(crate) struct EnterGuard {

@@ -50,12 +50,17 @@ impl Watch {
     }
 
     fn interest(&self) -> Option<Interest> {
-        match (self.reader.is_some(), self.writer.is_some()) {
-            (true, true) => Some(Interest::Both),
-            (true, false) => Some(Interest::Readable),
-            (false, true) => Some(Interest::Writable),
-            (false, false) => None,
-        }
+        interest_of(self.reader.is_some(), self.writer.is_some())
+    }
+}
+
+/// The registration interest of a watch that reads and / or writes.
+fn interest_of(reads: bool, writes: bool) -> Option<Interest> {
+    match (reads, writes) {
+        (true, true) => Some(Interest::Both),
+        (true, false) => Some(Interest::Readable),
+        (false, true) => Some(Interest::Writable),
+        (false, false) => None,
     }
 }
 
@@ -189,11 +194,7 @@ impl Local {
         if let Some(watch) = watches.map.get_mut(&fd) {
             let reads = watch.reader.is_some() || dir == Direction::Read;
             let writes = watch.writer.is_some() || dir == Direction::Write;
-            let interest = match (reads, writes) {
-                (true, true) => Interest::Both,
-                (true, false) => Interest::Readable,
-                (false, _) => Interest::Writable,
-            };
+            let interest = interest_of(reads, writes).expect("`dir` is one of them");
             // Always re-arm: besides updating the interest, it proves the fd is still
             // the one registered. An fd closed without `remove_reader` / `remove_writer`
             // left epoll's set, and its number may now name another file: `ENOENT`
@@ -232,10 +233,8 @@ impl Local {
         if let Some(stale) = &stale {
             self.forget_io(&stale.io);
         }
-        let interest = match dir {
-            Direction::Read => Interest::Readable,
-            Direction::Write => Interest::Writable,
-        };
+        let interest = interest_of(dir == Direction::Read, dir == Direction::Write)
+            .expect("`dir` is one of them");
         let registered = self
             .register_io(fd, interest)
             .map_err(|e| io::Error::new(e.kind(), format!("evloop: cannot watch fd {fd}: {e}")));
@@ -388,7 +387,7 @@ impl LoopHandle {
     /// by reference count, not by the thread-local borrow `context::with_local` takes:
     /// `f` drops user callbacks.
     fn on_own_loop<R>(&self, f: impl FnOnce(&Local) -> R) -> Option<R> {
-        let local = context::current().filter(|local| local.id() == self.id())?;
+        let local = context::current_for(self.id())?;
         Some(f(&local))
     }
 

@@ -169,13 +169,12 @@ impl Local {
 /// user code that may even drop another runtime.)
 pub(crate) fn abort_task(task: &Arc<dyn Runnable>) {
     let id = task.header().loop_id;
-    match context::current().filter(|local| local.id() == id) {
+    match context::current_for(id) {
         Some(local) => local.abort(task),
         None => {
             let task = task.clone();
             task.owner().clone().call_soon(move || {
-                if let Some(local) = context::current().filter(|l| l.id() == task.header().loop_id)
-                {
+                if let Some(local) = context::current_for(task.header().loop_id) {
                     local.abort(&task);
                 }
             });
