@@ -1,0 +1,3 @@
+//! asyncio's locks and queues (SPEC §13).
+mod permits;
+mod wait_list;
