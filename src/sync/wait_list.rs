@@ -230,7 +230,11 @@ mod tests {
         assert_eq!(front, a);
         assert!(waker.is_some());
         assert!(!list.is_linked(a));
-        assert_eq!(*list.data(a), 'a', "an unlinked node keeps its data until removed");
+        assert_eq!(
+            *list.data(a),
+            'a',
+            "an unlinked node keeps its data until removed"
+        );
         assert_eq!(list.ids(), vec![c]);
         list.remove(a);
         list.remove(c);

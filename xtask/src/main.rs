@@ -6,7 +6,10 @@
 //! `target/`.
 //!
 //! `cargo xtask bench --report-only` regenerates the report from the results already
-//! there; `cargo xtask bench tasks timers` runs only those benches first.
+//! there; `cargo xtask bench tasks timers` runs only those benches first. Rows with no
+//! results in `target/` (the benches not run into this target directory) are carried
+//! over unchanged from the current `BENCHMARKS.md`, and the report says which: so
+//! `cargo xtask bench sync` rewrites the P15 rows and leaves the others as they were.
 
 mod report;
 mod results;
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 9] = [
+const BENCHES: [&str; 10] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -25,6 +28,7 @@ const BENCHES: [&str; 9] = [
     "tcp_echo",
     "http",
     "group_echo",
+    "sync",
     "metrics",
 ];
 
@@ -96,13 +100,16 @@ fn bench(args: &[String]) -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let results = results::Results::load(&target)?;
-    let rows = report::rows(&results);
+    let mut rows = report::rows(&results);
+    let previous = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
+    let carried = report::carry_over(&mut rows, &results, &previous);
+    let analysis = std::fs::read_to_string(root.join("benches").join("ANALYSIS.md")).ok();
     let machine = report::machine();
     std::fs::write(root.join("benchmarks.svg"), svg::plot(&rows))
         .map_err(|e| format!("writing benchmarks.svg: {e}"))?;
     std::fs::write(
         root.join("BENCHMARKS.md"),
-        report::markdown(&machine, &rows, &results),
+        report::markdown(&machine, &rows, &results, &carried, analysis.as_deref()),
     )
     .map_err(|e| format!("writing BENCHMARKS.md: {e}"))?;
     let missed: Vec<&str> = rows
@@ -110,6 +117,14 @@ fn bench(args: &[String]) -> Result<(), String> {
         .filter(|r| r.met == Some(false))
         .map(|r| r.id)
         .collect();
+    let carried_ids = carried.ids();
+    if !carried_ids.is_empty() {
+        eprintln!(
+            "xtask: no results in {} for {}: carried over from the previous BENCHMARKS.md",
+            target.display(),
+            carried_ids.join(", ")
+        );
+    }
     eprintln!(
         "xtask: wrote BENCHMARKS.md and benchmarks.svg; targets missed: {}",
         if missed.is_empty() {

@@ -116,6 +116,55 @@ const TIME_WORKLOADS: [TimeWorkload; 12] = [
     },
 ];
 
+/// SPEC §11 P15 (issue 15): `evloop::sync` against tokio::sync, one row per primitive.
+const SYNC_WORKLOADS: [TimeWorkload; 6] = [
+    sw(
+        "P15a",
+        "P15a_mutex_uncontended",
+        "`Mutex<u64>`: 100 000 lock / increment / unlock in one task",
+    ),
+    sw(
+        "P15b",
+        "P15b_mutex_contended",
+        "`Mutex<u64>` contended by 100 tasks × 1 000 locks, each held across a `yield_now`",
+    ),
+    sw(
+        "P15c",
+        "P15c_semaphore",
+        "`Semaphore(10)` shared by 1 000 tasks, each acquiring, yielding once, releasing",
+    ),
+    sw(
+        "P15d",
+        "P15d_queue_ping_pong",
+        "`Queue` ping-pong: two tasks, two queues of 1 slot, 10 000 round trips (tokio: two \
+         `mpsc::channel(1)`)",
+    ),
+    sw(
+        "P15e",
+        "P15e_queue_stream",
+        "`Queue::new(1024)`: 1 000 000 items producer → consumer (tokio: `mpsc::channel(1024)`)",
+    ),
+    TimeWorkload {
+        id: "P15f",
+        group: "P15f_mpsc_cross_loop",
+        workload: "`sync::mpsc::channel(1024)`: 1 000 000 items between tasks on two loops of a \
+                   `LoopGroup` (tokio: two `current_thread` runtimes on two threads)",
+        target: "≥ 1.0× tokio mpsc",
+        target_ratio: 1.0,
+    },
+];
+
+/// A loop-local P15 workload: ≥ 2× tokio::sync.
+const fn sw(id: &'static str, group: &'static str, workload: &'static str) -> TimeWorkload {
+    TimeWorkload {
+        id,
+        group,
+        workload,
+        target: "≥ 2× tokio::sync",
+        target_ratio: 2.0,
+    }
+}
+
 const fn tw(id: &'static str, group: &'static str, workload: &'static str, r: f64) -> TimeWorkload {
     TimeWorkload {
         id,
@@ -149,6 +198,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
         "RSS per idle TCP connection (5 000 accepted, each task in `read`)",
         "rss_bytes",
     ));
+    rows.extend(SYNC_WORKLOADS.iter().map(|w| time_row(results, w)));
     rows.push(group_row(results));
     rows
 }
@@ -370,8 +420,114 @@ pub fn machine() -> String {
     )
 }
 
+/// What a report takes over from the previous `BENCHMARKS.md` for the workloads this run
+/// has no results for (`cargo xtask bench sync` runs one bench: its rows are rewritten,
+/// every other row stays as it was).
+#[derive(Default)]
+pub struct Carried {
+    /// The rows carried over, grouped by the run they come from: that run's `Machine:`
+    /// line (machine and date), and the ids of its rows, in table order, each once.
+    pub runs: Vec<(String, Vec<&'static str>)>,
+    /// The previous report's P12 mio-floor sentence, when P12 is carried over.
+    pub floor_line: Option<String>,
+}
+
+impl Carried {
+    /// The ids of every row carried over.
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.runs
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
+}
+
+const FLOOR_LINE: &str = "P12 against the raw mio floor";
+const CARRIED_NOTE: &str =
+    "Carried over unchanged from an earlier run (no results for them in `target/` this time): ";
+const CARRIED_RUN: &str = ". Measured in the run whose report said: ";
+
+impl Row {
+    /// Whether this run measured anything of the row.
+    fn measured(&self) -> bool {
+        self.ratio.is_some() || self.met.is_some() || self.cells.iter().any(|c| c != "–")
+    }
+
+    /// `| id | workload |`: the start of the row's line, the same in every report.
+    fn key(&self) -> String {
+        format!("| {} | {} |", self.id, self.workload)
+    }
+}
+
+/// Fills the rows this run did not measure from their lines in `previous` (the current
+/// `BENCHMARKS.md`), numbers, ratio and verdict as they were, and notes which run each
+/// comes from: the previous report's, or, for a row that report had itself carried
+/// over, the run its note names.
+pub fn carry_over(rows: &mut [Row], results: &Results, previous: &str) -> Carried {
+    let previous_machine = previous
+        .lines()
+        .find(|l| l.starts_with("Machine: "))
+        .map_or("(no machine line)", |l| l.trim_end_matches('.'));
+    // The previous report's own carried-over notes: id → the run it named.
+    let older: Vec<(&str, Vec<&str>)> = previous
+        .lines()
+        .filter_map(|l| l.strip_prefix(CARRIED_NOTE))
+        .filter_map(|l| l.split_once(CARRIED_RUN))
+        .map(|(ids, run)| (run.trim_end_matches('.'), ids.split(", ").collect()))
+        .collect();
+    let mut carried = Carried::default();
+    for row in rows.iter_mut().filter(|r| !r.measured()) {
+        let key = row.key();
+        let Some(line) = previous.lines().find(|l| l.starts_with(&key)) else {
+            continue;
+        };
+        let Some(fields) = line
+            .strip_prefix("| ")
+            .and_then(|l| l.strip_suffix(" |"))
+            .map(|l| l.split(" | ").collect::<Vec<_>>())
+            .filter(|f| f.len() == 10)
+        else {
+            continue;
+        };
+        row.cells = fields[2..6].iter().map(|c| c.to_string()).collect();
+        row.other = if fields[6].is_empty() {
+            vec![]
+        } else {
+            vec![fields[6].to_string()]
+        };
+        row.ratio = fields[7].strip_suffix('×').and_then(|r| r.parse().ok());
+        row.met = match fields[9] {
+            "yes" => Some(true),
+            "**no**" => Some(false),
+            _ => None,
+        };
+        let run = older
+            .iter()
+            .find(|(_, ids)| ids.contains(&row.id))
+            .map_or(previous_machine, |(run, _)| run);
+        match carried.runs.iter_mut().find(|(r, _)| r == run) {
+            Some((_, ids)) if ids.contains(&row.id) => {}
+            Some((_, ids)) => ids.push(row.id),
+            None => carried.runs.push((run.to_string(), vec![row.id])),
+        }
+    }
+    if results.time("P12_tcp_echo", MIO_FLOOR).is_none() {
+        carried.floor_line = previous
+            .lines()
+            .find(|l| l.starts_with(FLOOR_LINE))
+            .map(str::to_string);
+    }
+    carried
+}
+
 /// The whole `BENCHMARKS.md`.
-pub fn markdown(machine: &str, rows: &[Row], results: &Results) -> String {
+pub fn markdown(
+    machine: &str,
+    rows: &[Row],
+    results: &Results,
+    carried: &Carried,
+    analysis: Option<&str>,
+) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -417,9 +573,14 @@ pub fn markdown(machine: &str, rows: &[Row], results: &Results) -> String {
     ) {
         let _ = writeln!(
             md,
-            "\nP12 against the raw mio floor (the same echo with no runtime): {:.2}× (target ≥ 0.95×).",
+            "\n{FLOOR_LINE} (the same echo with no runtime): {:.2}× (target ≥ 0.95×).",
             f / e
         );
+    } else if let Some(line) = &carried.floor_line {
+        let _ = writeln!(md, "\n{line}");
+    }
+    for (run, ids) in &carried.runs {
+        let _ = writeln!(md, "\n{CARRIED_NOTE}{}{CARRIED_RUN}{run}.", ids.join(", "));
     }
     let _ = writeln!(
         md,
@@ -429,8 +590,112 @@ pub fn markdown(machine: &str, rows: &[Row], results: &Results) -> String {
     );
     // The hand-written analysis of the misses (profiles and plans), kept next to the
     // benches so that it survives regeneration.
-    if let Ok(analysis) = std::fs::read_to_string("benches/ANALYSIS.md") {
+    if let Some(analysis) = analysis {
         let _ = write!(md, "\n{analysis}");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn results(times: &[(&str, &str, f64)]) -> Results {
+        let mut map: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        for (group, function, t) in times {
+            map.entry(group.to_string())
+                .or_default()
+                .insert(function.to_string(), *t);
+        }
+        Results {
+            times: map,
+            metrics: serde_json::Value::Null,
+        }
+    }
+
+    fn table_lines(md: &str) -> Vec<&str> {
+        md.lines()
+            .filter(|l| l.starts_with("| P") || l.starts_with("| S"))
+            .collect()
+    }
+
+    /// A full report, then a run of P15 alone: every other row comes back as it was, the
+    /// P15 rows are the new ones, and a third run of P1 alone attributes each carried
+    /// row to the run that measured it.
+    #[test]
+    fn rows_without_results_are_carried_over() {
+        let mut all = vec![
+            ("P1_spawn_many_local", EVLOOP, 2e6),
+            ("P1_spawn_many_local", TOKIO_CT, 3e6),
+            ("P12_tcp_echo", EVLOOP, 80e6),
+            ("P12_tcp_echo", TOKIO_CT, 90e6),
+            ("P12_tcp_echo", MIO_FLOOR, 78e6),
+        ];
+        for w in &SYNC_WORKLOADS {
+            all.push((w.group, EVLOOP, 1e6));
+            all.push((w.group, TOKIO_CT, 1e6));
+        }
+        let first_results = results(&all);
+        let mut rows_first = rows(&first_results);
+        let none = carry_over(&mut rows_first, &first_results, "");
+        assert!(none.runs.is_empty());
+        let first = markdown("M1", &rows_first, &first_results, &none, None);
+
+        let sync_only = results(&[
+            ("P15a_mutex_uncontended", EVLOOP, 1e6),
+            ("P15a_mutex_uncontended", TOKIO_CT, 4e6),
+        ]);
+        let mut rows_second = rows(&sync_only);
+        let carried = carry_over(&mut rows_second, &sync_only, &first);
+        let second = markdown("M2", &rows_second, &sync_only, &carried, None);
+        let (old, new) = (table_lines(&first), table_lines(&second));
+        assert_eq!(old.len(), new.len());
+        for (o, n) in old.iter().zip(&new) {
+            if n.starts_with("| P15a |") {
+                assert!(n.contains("| 4.00× |"), "{n}");
+                assert!(o.contains("| 1.00× |"), "{o}");
+            } else {
+                assert_eq!(o, n);
+            }
+        }
+        let floor = |md: &str| {
+            md.lines()
+                .find(|l| l.starts_with(FLOOR_LINE))
+                .map(str::to_string)
+        };
+        assert!(floor(&first).is_some_and(|l| l.contains("0.97×") || l.contains("0.98×")));
+        assert_eq!(floor(&first), floor(&second));
+        assert_eq!(carried.runs.len(), 1);
+        assert_eq!(carried.runs[0].0, "Machine: M1");
+        assert!(carried.ids().contains(&"P1"));
+        assert!(carried.ids().contains(&"P15b"));
+        assert!(!carried.ids().contains(&"P15a"));
+
+        let p1_only = results(&[
+            ("P1_spawn_many_local", EVLOOP, 1e6),
+            ("P1_spawn_many_local", TOKIO_CT, 3e6),
+        ]);
+        let mut rows_third = rows(&p1_only);
+        let carried = carry_over(&mut rows_third, &p1_only, &second);
+        let third = markdown("M3", &rows_third, &p1_only, &carried, None);
+        let run_of = |id: &str| {
+            carried
+                .runs
+                .iter()
+                .find(|(_, ids)| ids.contains(&id))
+                .map(|(run, _)| run.as_str())
+        };
+        assert_eq!(run_of("P15a"), Some("Machine: M2"));
+        assert_eq!(run_of("P15b"), Some("Machine: M1"));
+        assert_eq!(run_of("P12"), Some("Machine: M1"));
+        assert_eq!(run_of("P1"), None);
+        assert!(third.contains("| P15a | `Mutex<u64>`"));
+        assert!(
+            table_lines(&third)
+                .iter()
+                .any(|l| l.starts_with("| P1 |") && l.contains("3.00×"))
+        );
+    }
 }
