@@ -109,7 +109,9 @@ impl Permits {
         self.available -= want;
         let id = self.waiters.front().expect("checked above");
         *self.waiters.data(id) = Wait::Granted(want);
-        self.waiters.unlink(id).or_else(|| Some(Waker::noop().clone()))
+        self.waiters
+            .unlink(id)
+            .or_else(|| Some(Waker::noop().clone()))
     }
 }
 
@@ -163,7 +165,10 @@ mod tests {
         let big = p.enqueue(3, &w);
         let small = p.enqueue(1, &w);
         p.add(2);
-        assert!(p.grant_next().is_none(), "strict FIFO: the big request is first");
+        assert!(
+            p.grant_next().is_none(),
+            "strict FIFO: the big request is first"
+        );
         assert!(p.poll_waiter(small, &w).is_pending());
         p.add(1);
         assert!(p.grant_next().is_some());
