@@ -134,6 +134,7 @@ impl<D> WaitList<D> {
     }
 
     /// Whether `id` is still waiting in the FIFO.
+    #[cfg(test)]
     pub(crate) fn is_linked(&self, id: WaiterId) -> bool {
         self.nodes[id.0 as usize].linked
     }
@@ -194,6 +195,25 @@ impl<D> std::fmt::Debug for WaitList<D> {
 pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
     let mut first = None;
     for waker in wakers {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+        } else {
+            resume_unwind(payload);
+        }
+    }
+}
+
+/// Wakes what `next` hands out until it returns `None`, each wake under its own
+/// `catch_unwind` (as [`wake_all`]). `next` borrows the primitive's state for one step
+/// at a time, so every grant is complete before its waker runs.
+pub(crate) fn wake_each(mut next: impl FnMut() -> Option<Waker>) {
+    let mut first = None;
+    while let Some(waker) = next() {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
             first.get_or_insert(payload);
         }
