@@ -489,18 +489,25 @@ pub fn carry_over(rows: &mut [Row], results: &Results, previous: &str) -> Carrie
         else {
             continue;
         };
-        row.cells = fields[2..6].iter().map(|c| c.to_string()).collect();
+        let cells: Vec<String> = fields[2..6].iter().map(|c| c.to_string()).collect();
+        let ratio = fields[7].strip_suffix('×').and_then(|r| r.parse().ok());
+        let met = match fields[9] {
+            "yes" => Some(true),
+            "**no**" => Some(false),
+            _ => None,
+        };
+        if ratio.is_none() && met.is_none() && cells.iter().all(|c| c == "–") {
+            // Not measured there either: nothing to carry.
+            continue;
+        }
+        row.cells = cells;
         row.other = if fields[6].is_empty() {
             vec![]
         } else {
             vec![fields[6].to_string()]
         };
-        row.ratio = fields[7].strip_suffix('×').and_then(|r| r.parse().ok());
-        row.met = match fields[9] {
-            "yes" => Some(true),
-            "**no**" => Some(false),
-            _ => None,
-        };
+        row.ratio = ratio;
+        row.met = met;
         let run = older
             .iter()
             .find(|(_, ids)| ids.contains(&row.id))
@@ -672,6 +679,8 @@ mod tests {
         assert!(carried.ids().contains(&"P1"));
         assert!(carried.ids().contains(&"P15b"));
         assert!(!carried.ids().contains(&"P15a"));
+        // P13 was not measured in the first run: there is nothing to carry.
+        assert!(!carried.ids().contains(&"P13"));
 
         let p1_only = results(&[
             ("P1_spawn_many_local", EVLOOP, 1e6),
