@@ -107,6 +107,7 @@ mod self_arc;
 mod shared;
 pub mod signal;
 mod stats;
+pub mod sync;
 mod sys;
 mod task;
 pub mod time;

@@ -1,0 +1,288 @@
+//! The one wait list under every primitive of `evloop::sync`: a FIFO of waiters, each
+//! carrying a waker and a little primitive-specific state, removable in O(1).
+//!
+//! Owns: the nodes (in a slab, linked by index into a doubly linked FIFO) and their
+//! wakers. Must not touch: interior mutability, locking or waking — it is a plain data
+//! structure. The loop-local primitives keep it in a `RefCell`, the thread-safe ones in
+//! a `Mutex`; both take the wakers out of it ([`WaitList::take_waker`]) and wake them
+//! after the borrow or the lock is released (rule 1 of ARCHITECTURE.md).
+//!
+//! A waiter has two phases. *Linked*: it is in the FIFO, waiting. *Unlinked*: the
+//! primitive took it off the FIFO and wrote its outcome into the node's data (a permit,
+//! an item, a flag) — the node stays in the slab, so its id stays valid, until the
+//! waiter itself calls [`WaitList::remove`] (when it is polled and sees the outcome, or
+//! when its future is dropped: then it hands back whatever was written for it). Only
+//! the waiter removes its node, so an id is never reused while its waiter holds it.
+//!
+//! No allocation per wait once the slab has grown to the peak number of waiters; an
+//! empty list with a large slab gives the memory back ([`WaitList::remove`]).
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::task::Waker;
+
+use slab::Slab;
+
+const NIL: u32 = u32::MAX;
+
+/// Capacity above which an emptied list frees its slab.
+const KEEP: usize = 64;
+
+/// A waiter's handle on its node, issued by one list and only meaningful there: the
+/// primitive that issued it keeps it inside its own wait future.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaiterId(u32);
+
+struct Node<D> {
+    prev: u32,
+    next: u32,
+    linked: bool,
+    waker: Option<Waker>,
+    data: D,
+}
+
+/// A FIFO of waiters with per-waiter data `D`.
+pub(crate) struct WaitList<D> {
+    nodes: Slab<Node<D>>,
+    head: u32,
+    tail: u32,
+    linked: usize,
+}
+
+impl<D> Default for WaitList<D> {
+    fn default() -> Self {
+        WaitList {
+            nodes: Slab::new(),
+            head: NIL,
+            tail: NIL,
+            linked: 0,
+        }
+    }
+}
+
+impl<D> WaitList<D> {
+    /// Whether no waiter is linked (waiting).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.linked == 0
+    }
+
+    /// The number of linked (waiting) waiters.
+    pub(crate) fn len(&self) -> usize {
+        self.linked
+    }
+
+    /// Appends a waiter at the back of the FIFO.
+    pub(crate) fn push_back(&mut self, data: D, waker: &Waker) -> WaiterId {
+        let index = self.nodes.insert(Node {
+            prev: self.tail,
+            next: NIL,
+            linked: true,
+            waker: Some(waker.clone()),
+            data,
+        });
+        let index = u32::try_from(index).expect("evloop::sync: more than 2^32 waiters");
+        assert!(index != NIL, "evloop::sync: more than 2^32 waiters");
+        match self.tail {
+            NIL => self.head = index,
+            tail => self.nodes[tail as usize].next = index,
+        }
+        self.tail = index;
+        self.linked += 1;
+        WaiterId(index)
+    }
+
+    /// The waiter at the front of the FIFO.
+    pub(crate) fn front(&self) -> Option<WaiterId> {
+        (self.head != NIL).then_some(WaiterId(self.head))
+    }
+
+    /// The data of the front waiter.
+    pub(crate) fn front_data(&mut self) -> Option<&mut D> {
+        match self.head {
+            NIL => None,
+            head => Some(&mut self.nodes[head as usize].data),
+        }
+    }
+
+    /// Takes `id` off the FIFO (its outcome is being written); the node stays until the
+    /// waiter removes it. Returns its waker, to wake after the borrow / lock.
+    pub(crate) fn unlink(&mut self, id: WaiterId) -> Option<Waker> {
+        let node = &mut self.nodes[id.0 as usize];
+        if !node.linked {
+            return node.waker.take();
+        }
+        node.linked = false;
+        let (prev, next) = (node.prev, node.next);
+        let waker = node.waker.take();
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+        self.linked -= 1;
+        waker
+    }
+
+    /// Unlinks the front waiter, returning its id (for the caller to write its outcome
+    /// through [`WaitList::data`]) and its waker.
+    pub(crate) fn pop_front(&mut self) -> Option<(WaiterId, Option<Waker>)> {
+        let id = self.front()?;
+        let waker = self.unlink(id);
+        Some((id, waker))
+    }
+
+    /// Whether `id` is still waiting in the FIFO.
+    #[cfg(test)]
+    pub(crate) fn is_linked(&self, id: WaiterId) -> bool {
+        self.nodes[id.0 as usize].linked
+    }
+
+    /// The data of waiter `id`.
+    pub(crate) fn data(&mut self, id: WaiterId) -> &mut D {
+        &mut self.nodes[id.0 as usize].data
+    }
+
+    /// Stores the waker the waiter was last polled with (no clone if it would wake the
+    /// same task).
+    pub(crate) fn set_waker(&mut self, id: WaiterId, waker: &Waker) {
+        let slot = &mut self.nodes[id.0 as usize].waker;
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Removes the node of `id` (unlinking it if it still waits), returning its data and
+    /// its waker for the caller to drop after the borrow / lock. Called by the waiter
+    /// itself only.
+    pub(crate) fn remove(&mut self, id: WaiterId) -> (D, Option<Waker>) {
+        let waker = self.unlink(id);
+        let node = self.nodes.remove(id.0 as usize);
+        if self.nodes.is_empty() && self.nodes.capacity() > KEEP {
+            self.nodes = Slab::new();
+        }
+        (node.data, waker.or(node.waker))
+    }
+
+    /// Ids of the linked waiters, front to back (allocates; for tests and dumps).
+    #[cfg(test)]
+    pub(crate) fn ids(&self) -> Vec<WaiterId> {
+        let mut out = Vec::new();
+        let mut at = self.head;
+        while at != NIL {
+            out.push(WaiterId(at));
+            at = self.nodes[at as usize].next;
+        }
+        out
+    }
+}
+
+impl<D> std::fmt::Debug for WaitList<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitList")
+            .field("waiting", &self.linked)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// Wakes every waker, each under its own `catch_unwind` (rule 2 of ARCHITECTURE.md): a
+/// waker that panics does not keep the others from being woken. The first panic is
+/// resumed once all were woken — unless this thread is already unwinding (a guard
+/// dropped by a panic), where a second panic would abort: then it is logged.
+pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    let mut first = None;
+    for waker in wakers {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+        } else {
+            resume_unwind(payload);
+        }
+    }
+}
+
+/// Wakes what `next` hands out until it returns `None`, each wake under its own
+/// `catch_unwind` (as [`wake_all`]). `next` borrows the primitive's state for one step
+/// at a time, so every grant is complete before its waker runs.
+pub(crate) fn wake_each(mut next: impl FnMut() -> Option<Waker>) {
+    let mut first = None;
+    while let Some(waker) = next() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+        } else {
+            resume_unwind(payload);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> Waker {
+        Waker::noop().clone()
+    }
+
+    #[test]
+    fn fifo_order_and_o1_removal_in_the_middle() {
+        let mut list = WaitList::default();
+        let w = noop();
+        let a = list.push_back('a', &w);
+        let b = list.push_back('b', &w);
+        let c = list.push_back('c', &w);
+        assert_eq!(list.ids(), vec![a, b, c]);
+        list.remove(b);
+        assert_eq!(list.ids(), vec![a, c]);
+        assert_eq!(list.len(), 2);
+        let (front, waker) = list.pop_front().unwrap();
+        assert_eq!(front, a);
+        assert!(waker.is_some());
+        assert!(!list.is_linked(a));
+        assert_eq!(
+            *list.data(a),
+            'a',
+            "an unlinked node keeps its data until removed"
+        );
+        assert_eq!(list.ids(), vec![c]);
+        list.remove(a);
+        list.remove(c);
+        assert!(list.is_empty());
+        assert_eq!(list.front(), None);
+    }
+
+    #[test]
+    fn removing_head_and_tail_relinks() {
+        let mut list = WaitList::default();
+        let w = noop();
+        let ids: Vec<_> = (0..5).map(|i| list.push_back(i, &w)).collect();
+        list.remove(ids[0]);
+        list.remove(ids[4]);
+        assert_eq!(list.ids(), ids[1..4].to_vec());
+        let d = list.push_back(9, &w);
+        assert_eq!(*list.front_data().unwrap(), 1);
+        assert_eq!(list.ids().last(), Some(&d));
+    }
+
+    #[test]
+    fn an_emptied_large_list_frees_its_slab() {
+        let mut list = WaitList::default();
+        let w = noop();
+        let ids: Vec<_> = (0..1000).map(|i| list.push_back(i, &w)).collect();
+        for id in ids {
+            list.remove(id);
+        }
+        assert_eq!(list.nodes.capacity(), 0);
+    }
+}
