@@ -1156,6 +1156,38 @@ fn condition_waiter_cancelled_while_reacquiring_passes_the_notification_on() {
     });
 }
 
+/// asyncio `ConditionTests.test_cancelled_error_re_aquire`: the waiter was notified and
+/// is re-acquiring the lock (the notifier still holds it) when it is cancelled; `wait`
+/// re-acquires and then returns `Err(Cancelled)` with the cancel's message — it does not
+/// return the guard as if nothing happened.
+#[test]
+fn condition_wait_cancelled_while_reacquiring_returns_cancelled() {
+    let log = new_log();
+    common::run_guarded(async {
+        let c = Condition::new();
+        let w = cond_waiter(&c, &log, "w");
+        until_logged(&log, "w waiting").await;
+        let g = c.acquire().await.unwrap();
+        c.notify(1).unwrap();
+        settle().await; // w wakes and queues for the lock we hold
+        assert!(w.cancel_with("foo"));
+        settle().await;
+        assert!(!w.done(), "w re-acquires the lock first");
+        drop(g);
+        let err = w.future().await.unwrap_err();
+        match &err {
+            Error::Cancelled(c) => assert_eq!(c.message(), Some("foo")),
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+        assert!(!c.lock().locked());
+    });
+    assert_eq!(
+        entries(&log),
+        strs(&["w waiting", "w cancelled"]),
+        "the wait itself must return Err(Cancelled)"
+    );
+}
+
 /// asyncio's consumer loop from `test_cancelled_wakeup`: under the lock, `wait_for`
 /// a positive count, take one, log it; a count set to `u32::MAX` means stop.
 fn consumer(c: &Condition<u32>, log: &Log, name: &'static str) -> Task<()> {
