@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::local::{Finish, Log, entries, new_log, push, settle, strs, until_logged};
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -16,24 +18,6 @@ use evloop::{Error, Task, create_task};
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn new_log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_string()).collect()
-}
 
 fn is_broken(err: &Error) -> bool {
     err.downcast_ref::<BrokenBarrierError>().is_some()
@@ -47,19 +31,6 @@ fn describe<T: std::fmt::Debug>(r: &Result<T, Error>) -> String {
         Err(e) if is_broken(e) => "broken".to_string(),
         Err(e) => format!("error {e}"),
     }
-}
-
-/// Waits (a hang guard, not a timing assertion) until `entry` is in the log. A task logs
-/// "… waiting" right before it polls a wait for the first time; once the entry is there
-/// the task is registered.
-async fn until_logged(log: &Log, entry: &str) {
-    let what = format!("the log contains {entry:?}");
-    common::eventually(&what, || log.borrow().iter().any(|e| e == entry)).await;
-}
-
-/// Lets the loop run long enough for every wake-up chain in these tests to finish.
-async fn settle() {
-    common::yield_times(50).await;
 }
 
 /// A task that logs "{name} waiting", waits for `e`, and logs "{name} ok" /
@@ -117,7 +88,7 @@ fn event_set_wakes_every_waiter() {
         e.set();
         assert!(e.is_set());
         for t in [t1, t2, t3] {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
     });
     assert_eq!(entries(&log), strs(&["t3 ok ()", "t1 ok ()", "t2 ok ()"]));
@@ -177,7 +148,7 @@ fn event_clear_resets_the_flag_and_later_waits_suspend() {
             "a cleared event blocks"
         );
         e.set();
-        w.await.unwrap();
+        w.finish().await.unwrap();
     });
     assert_eq!(entries(&log), strs(&["w waiting", "w ok ()"]));
 }
@@ -197,7 +168,7 @@ fn event_waiter_woken_by_set_returns_ok_even_if_cleared_before_it_ran() {
         e.set();
         e.set();
         e.clear();
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert!(!e.is_set());
         // The flag is really cleared: a new waiter waits.
         let w2 = event_waiter(&e, &log, "w2");
@@ -205,7 +176,7 @@ fn event_waiter_woken_by_set_returns_ok_even_if_cleared_before_it_ran() {
         settle().await;
         assert!(!w2.done());
         e.set();
-        w2.await.unwrap();
+        w2.finish().await.unwrap();
     });
     assert_eq!(
         entries(&log),
@@ -225,11 +196,11 @@ fn event_waiter_cancelled_while_waiting_gets_cancelled() {
         until_logged(&log, "w1 waiting").await;
         until_logged(&log, "w2 waiting").await;
         assert!(w1.cancel());
-        assert!(w1.future().await.unwrap_err().is_cancelled());
+        assert!(w1.future().finish().await.unwrap_err().is_cancelled());
         assert!(w1.cancelled());
         assert!(!w2.done());
         e.set();
-        w2.await.unwrap();
+        w2.finish().await.unwrap();
     });
     assert_eq!(
         entries(&log),
@@ -266,7 +237,7 @@ fn barrier_indices_are_unique_per_round_and_follow_arrival_order() {
             })
             .collect();
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(b.n_waiting(), 0);
         assert!(!b.broken());
@@ -320,9 +291,9 @@ fn barrier_last_arrival_trips_without_suspending() {
                 r
             })
         };
-        assert_eq!(last.await.unwrap(), 2);
-        assert_eq!(w0.await.unwrap(), 0);
-        assert_eq!(w1.await.unwrap(), 1);
+        assert_eq!(last.finish().await.unwrap(), 2);
+        assert_eq!(w0.finish().await.unwrap(), 0);
+        assert_eq!(w1.finish().await.unwrap(), 1);
         assert_eq!(b.n_waiting(), 0);
     });
     let log = entries(&log);
@@ -360,7 +331,7 @@ fn barrier_is_reusable_over_several_rounds() {
             })
             .collect();
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(b.n_waiting(), 0);
         assert!(!b.broken());
@@ -409,10 +380,10 @@ fn barrier_n_waiting_counts_the_waiting_parties() {
         settle().await;
         assert!(!t1.done() && !t2.done());
         let t3 = barrier_waiter(&b, &log, "t3");
-        assert_eq!(t3.await.unwrap(), 2);
+        assert_eq!(t3.finish().await.unwrap(), 2);
         assert_eq!(b.n_waiting(), 0);
-        assert_eq!(t1.await.unwrap(), 0);
-        assert_eq!(t2.await.unwrap(), 1);
+        assert_eq!(t1.finish().await.unwrap(), 0);
+        assert_eq!(t2.finish().await.unwrap(), 1);
         assert!(!b.broken());
     });
 }
@@ -431,7 +402,7 @@ fn barrier_cancelled_waiter_leaves_and_n_waiting_drops() {
         until_logged(&log, "t2 waiting").await;
         assert_eq!(b.n_waiting(), 2);
         assert!(t1.cancel());
-        assert!(t1.future().await.unwrap_err().is_cancelled());
+        assert!(t1.future().finish().await.unwrap_err().is_cancelled());
         assert!(t1.cancelled());
         assert_eq!(b.n_waiting(), 1, "the cancelled party left");
         let t3 = barrier_waiter(&b, &log, "t3");
@@ -443,9 +414,9 @@ fn barrier_cancelled_waiter_leaves_and_n_waiting_drops() {
             "two live parties of three: no trip"
         );
         let t4 = barrier_waiter(&b, &log, "t4");
-        assert_eq!(t4.await.unwrap(), 2);
-        assert_eq!(t2.await.unwrap(), 0);
-        assert_eq!(t3.await.unwrap(), 1);
+        assert_eq!(t4.finish().await.unwrap(), 2);
+        assert_eq!(t2.finish().await.unwrap(), 0);
+        assert_eq!(t3.finish().await.unwrap(), 1);
         assert_eq!(b.n_waiting(), 0);
         assert!(!b.broken());
     });
@@ -496,7 +467,7 @@ fn barrier_reset_breaks_current_waiters_and_leaves_it_usable() {
         assert_eq!(last, N - 1);
         let mut indices: Vec<usize> = Vec::new();
         for t in tasks {
-            indices.push(t.await.unwrap());
+            indices.push(t.finish().await.unwrap());
         }
         indices.push(last);
         indices.sort_unstable();
@@ -521,8 +492,8 @@ fn barrier_abort_breaks_waiters_and_later_waits_until_reset() {
         until_logged(&log, "t2 waiting").await;
         b.abort();
         assert!(b.broken());
-        assert!(is_broken(&t1.await.unwrap_err()));
-        assert!(is_broken(&t2.await.unwrap_err()));
+        assert!(is_broken(&t1.finish().await.unwrap_err()));
+        assert!(is_broken(&t2.finish().await.unwrap_err()));
         assert_eq!(b.n_waiting(), 0);
 
         // Later waits fail at once, even a full set of them.
@@ -531,7 +502,7 @@ fn barrier_abort_breaks_waiters_and_later_waits_until_reset() {
             assert!(is_broken(&err), "{err:?}");
         }
         let t3 = barrier_waiter(&b, &log, "t3");
-        assert!(is_broken(&t3.await.unwrap_err()));
+        assert!(is_broken(&t3.finish().await.unwrap_err()));
         assert!(b.broken());
         assert_eq!(b.n_waiting(), 0);
 
@@ -542,8 +513,8 @@ fn barrier_abort_breaks_waiters_and_later_waits_until_reset() {
         let t5 = barrier_waiter(&b, &log, "t5");
         until_logged(&log, "t5 waiting").await;
         assert_eq!(b.wait().await.unwrap(), 2);
-        assert_eq!(t4.await.unwrap(), 0);
-        assert_eq!(t5.await.unwrap(), 1);
+        assert_eq!(t4.finish().await.unwrap(), 0);
+        assert_eq!(t5.finish().await.unwrap(), 1);
         assert!(!b.broken());
     });
     assert_eq!(

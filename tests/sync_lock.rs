@@ -11,10 +11,11 @@
 
 mod common;
 
-use std::cell::{Cell, RefCell};
-use std::pin::{Pin, pin};
+use common::local::{Finish, Log, entries, new_log, poll_once, push, settle, strs, until_logged};
+
+use std::cell::Cell;
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use evloop::sync::{BoundedSemaphore, Condition, Lock, Mutex, Semaphore};
 use evloop::{Error, Future, Task, create_task};
@@ -23,20 +24,6 @@ use evloop::{Error, Future, Task, create_task};
 // Helpers
 // ---------------------------------------------------------------------------------
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn new_log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
 /// How a failed wait ended, for the log.
 fn describe(err: &Error) -> String {
     if err.is_cancelled() {
@@ -44,24 +31,6 @@ fn describe(err: &Error) -> String {
     } else {
         format!("error {err}")
     }
-}
-
-/// Waits (a hang guard, not a timing assertion) until `entry` is in the log. A task logs
-/// "… waiting" right before it polls a wait for the first time, and the root only runs
-/// again after that poll: once the entry is there, the task is registered.
-async fn until_logged(log: &Log, entry: &str) {
-    let what = format!("the log contains {entry:?}");
-    common::eventually(&what, || log.borrow().iter().any(|e| e == entry)).await;
-}
-
-/// Lets the loop run long enough for every hand-over chain in these tests to finish.
-async fn settle() {
-    common::yield_times(50).await;
-}
-
-/// Polls `fut` once with the current task's context.
-async fn poll_once<F: std::future::Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
 /// A task that logs "{name} waiting", locks `m`, logs "{name} locked", holds the lock
@@ -130,10 +99,6 @@ fn cond_waiter(c: &Condition, log: &Log, name: &'static str) -> Task<()> {
     })
 }
 
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_string()).collect()
-}
-
 // ---------------------------------------------------------------------------------
 // Y1 Mutex / Lock
 // ---------------------------------------------------------------------------------
@@ -161,7 +126,7 @@ fn lock_acquirers_get_the_lock_in_fifo_order() {
         log.borrow_mut().clear();
         drop(held);
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert!(!m.locked());
     });
@@ -199,7 +164,7 @@ fn guard_derefs_mutably_to_the_value_and_excludes_other_tasks() {
             }));
         }
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(*counter.try_lock().unwrap(), 4);
         let g = m.lock().await.unwrap();
@@ -242,7 +207,7 @@ fn try_lock_and_locked_follow_the_holder_and_never_barge_past_a_waiter() {
         until_logged(&log, "w locked").await;
         assert!(m.locked());
         assert!(m.try_lock().is_none(), "w holds it");
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert!(!m.locked());
         assert!(m.try_lock().is_some(), "free and nobody waits");
     });
@@ -293,7 +258,7 @@ fn lock_waiter_cancelled_while_waiting_gets_cancelled_and_not_the_lock() {
         let w = locker(&m, &log, "w", 0);
         until_logged(&log, "w waiting").await;
         assert!(w.cancel_with("give up"));
-        let err = w.future().await.unwrap_err();
+        let err = w.future().finish().await.unwrap_err();
         assert!(err.is_cancelled());
         match &err {
             Error::Cancelled(c) => assert_eq!(c.message(), Some("give up")),
@@ -342,10 +307,10 @@ fn lock_handed_to_a_waiter_cancelled_before_it_runs_passes_to_the_next() {
         );
         let mut tasks = tasks.into_iter();
         let w1 = tasks.next().unwrap();
-        assert!(w1.future().await.unwrap_err().is_cancelled());
+        assert!(w1.future().finish().await.unwrap_err().is_cancelled());
         assert!(w1.cancelled());
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert!(!m.locked());
     });
@@ -380,9 +345,17 @@ fn lock_waiter_cancelled_then_lock_released_passes_to_the_next() {
             ])
         );
         let mut tasks = tasks.into_iter();
-        assert!(tasks.next().unwrap().await.unwrap_err().is_cancelled());
+        assert!(
+            tasks
+                .next()
+                .unwrap()
+                .finish()
+                .await
+                .unwrap_err()
+                .is_cancelled()
+        );
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert!(!m.locked());
     });
@@ -407,7 +380,7 @@ fn dropped_lock_future_removes_its_registration() {
             })
         };
         until_logged(&log, "dropper registered").await;
-        dropper.await.unwrap(); // its lock future is gone now
+        dropper.finish().await.unwrap(); // its lock future is gone now
         let w = locker(&m, &log, "w", 0);
         until_logged(&log, "w waiting").await;
         drop(g);
@@ -417,7 +390,7 @@ fn dropped_lock_future_removes_its_registration() {
             strs(&["dropper registered", "w waiting", "w locked", "w unlocked"]),
             "the release must skip the dropped future"
         );
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert!(!m.locked());
     });
 }
@@ -449,7 +422,7 @@ fn dropped_lock_future_that_was_handed_the_lock_passes_it_on() {
         until_logged(&log, "w waiting").await;
         drop(g); // goes to the dropper's future, first in line
         go.set_result(()).unwrap();
-        dropper.await.unwrap();
+        dropper.finish().await.unwrap();
         settle().await;
         assert_eq!(
             entries(&log),
@@ -461,7 +434,7 @@ fn dropped_lock_future_that_was_handed_the_lock_passes_it_on() {
                 "w unlocked"
             ])
         );
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert!(!m.locked());
     });
 }
@@ -492,7 +465,7 @@ fn semaphore_acquirers_are_served_in_fifo_order() {
             }));
         }
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(s.available(), 1);
     });
@@ -527,7 +500,7 @@ fn semaphore_release_hands_permits_to_waiters_in_order() {
         assert!(!tasks[2].done(), "w3 still waits");
         s.release();
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(
             entries(&log),
@@ -613,9 +586,17 @@ fn semaphore_waiter_cancelled_while_waiting_takes_no_permit() {
         s.release();
         s.release();
         let mut tasks = tasks.into_iter();
-        assert!(tasks.next().unwrap().await.unwrap_err().is_cancelled());
+        assert!(
+            tasks
+                .next()
+                .unwrap()
+                .finish()
+                .await
+                .unwrap_err()
+                .is_cancelled()
+        );
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(s.available(), 0);
         s.release();
@@ -652,8 +633,8 @@ fn semaphore_permit_handed_to_a_cancelled_waiter_passes_on() {
             strs(&["w1 cancelled", "w2 acquired"]),
             "the permit must pass on from the cancelled w1"
         );
-        assert!(w1.future().await.unwrap_err().is_cancelled());
-        w2.await.unwrap();
+        assert!(w1.future().finish().await.unwrap_err().is_cancelled());
+        w2.finish().await.unwrap();
         assert!(s.locked());
         assert_eq!(s.available(), 0);
     });
@@ -685,7 +666,7 @@ fn semaphore_cancelled_waiters_then_release_serves_the_first_live_waiter() {
         assert!(!tasks[3].done(), "w4 still waits");
         assert!(tasks[3].cancel());
         for t in tasks {
-            let _ = t.await;
+            let _ = t.finish().await;
         }
         assert_eq!(s.available(), 0);
     });
@@ -751,7 +732,7 @@ fn bounded_semaphore_waiters_are_served_in_order() {
         }
         drop(held);
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(b.available(), 1);
         assert!(b.release().is_err());
@@ -786,7 +767,7 @@ fn condition_wait_releases_the_lock_and_reacquires_it_before_returning() {
             "w cannot return from wait while the notifier holds the lock"
         );
         drop(g);
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert!(!c.lock().locked());
     });
     assert_eq!(
@@ -833,7 +814,7 @@ fn condition_notify_n_wakes_n_waiters_in_fifo_order() {
         c.notify(2048).unwrap();
         drop(g);
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
         assert_eq!(entries(&log).len(), 4);
         assert_eq!(entries(&log)[3], "w4 notified, lock held: true");
@@ -862,7 +843,7 @@ fn condition_notify_all_wakes_every_waiter_in_fifo_order() {
         c.notify_all().unwrap();
         drop(g);
         for t in tasks {
-            t.await.unwrap();
+            t.finish().await.unwrap();
         }
     });
     assert_eq!(
@@ -901,7 +882,7 @@ fn condition_notify_without_the_lock_is_invalid_state() {
         let g = c.acquire().await.unwrap();
         c.notify(1).unwrap();
         drop(g);
-        w.await.unwrap();
+        w.finish().await.unwrap();
     });
 }
 
@@ -951,7 +932,7 @@ fn condition_wait_for_waits_until_the_predicate_holds() {
         *g = true;
         c.notify(1).unwrap();
         drop(g);
-        w.await.unwrap();
+        w.finish().await.unwrap();
         assert_eq!(calls.get(), 3);
     });
     assert_eq!(entries(&log), strs(&["w waiting", "w done, value true"]));
@@ -990,7 +971,7 @@ fn condition_with_lock_shares_the_mutex_and_its_value() {
         *g = 10;
         c.notify_all().unwrap();
         drop(g);
-        assert_eq!(w.await.unwrap(), 10);
+        assert_eq!(w.finish().await.unwrap(), 10);
         assert_eq!(*m.lock().await.unwrap(), 11);
     });
 }
@@ -1008,7 +989,7 @@ fn condition_wait_cancelled_before_notify_leaves_no_trace() {
         let w2 = cond_waiter(&c, &log, "w2");
         until_logged(&log, "w2 waiting").await;
         assert!(w1.cancel());
-        assert!(w1.future().await.unwrap_err().is_cancelled());
+        assert!(w1.future().finish().await.unwrap_err().is_cancelled());
         assert!(!c.lock().locked(), "the cancelled waiter released the lock");
         let g = c.acquire().await.unwrap();
         c.notify(1).unwrap();
@@ -1023,7 +1004,7 @@ fn condition_wait_cancelled_before_notify_leaves_no_trace() {
                 "w2 notified, lock held: true"
             ])
         );
-        w2.await.unwrap();
+        w2.finish().await.unwrap();
     });
 }
 
@@ -1064,8 +1045,8 @@ fn condition_cancelled_wait_reacquires_the_lock_before_returning() {
         assert_eq!(entries(&log), strs(&["w waiting", "other waiting"]));
         push(&log, "root unlocks");
         drop(g);
-        assert!(w.future().await.unwrap_err().is_cancelled());
-        other.await.unwrap();
+        assert!(w.future().finish().await.unwrap_err().is_cancelled());
+        other.finish().await.unwrap();
         assert!(
             !c.lock().locked(),
             "the re-acquired lock went with the error"
@@ -1174,7 +1155,7 @@ fn condition_wait_cancelled_while_reacquiring_returns_cancelled() {
         settle().await;
         assert!(!w.done(), "w re-acquires the lock first");
         drop(g);
-        let err = w.future().await.unwrap_err();
+        let err = w.future().finish().await.unwrap_err();
         match &err {
             Error::Cancelled(c) => assert_eq!(c.message(), Some("foo")),
             other => panic!("expected Cancelled, got {other:?}"),
@@ -1218,6 +1199,6 @@ async fn stop_consumers(c: &Condition<u32>, consumers: Vec<Task<()>>) {
     c.notify_all().unwrap();
     drop(g);
     for t in consumers {
-        let _ = t.await;
+        let _ = t.finish().await;
     }
 }

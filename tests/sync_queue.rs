@@ -10,11 +10,14 @@
 
 mod common;
 
+use common::local::{
+    Finish, Log, entries, new_log, poll_once, push, settle, strs, until_logged, yields,
+};
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
 
 use common::SplitMix64;
 use evloop::sync::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueShutDown};
@@ -23,24 +26,6 @@ use evloop::{Error, Future, Task, create_task};
 // ---------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn new_log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
-fn strs(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_string()).collect()
-}
 
 fn is_shut_down(err: &Error) -> bool {
     err.downcast_ref::<QueueShutDown>().is_some()
@@ -54,24 +39,6 @@ fn describe<T: std::fmt::Debug>(r: &Result<T, Error>) -> String {
         Err(e) if is_shut_down(e) => "shut down".to_string(),
         Err(e) => format!("error {e}"),
     }
-}
-
-/// Waits (a hang guard, not a timing assertion) until `entry` is in the log. A task logs
-/// "… waiting" right before it polls a `get`/`put` for the first time; once the entry
-/// is there the operation is registered.
-async fn until_logged(log: &Log, entry: &str) {
-    let what = format!("the log contains {entry:?}");
-    common::eventually(&what, || log.borrow().iter().any(|e| e == entry)).await;
-}
-
-/// Lets the loop run long enough for every hand-over chain in these tests to finish.
-async fn settle() {
-    common::yield_times(50).await;
-}
-
-/// Polls `fut` once with the current task's context.
-async fn poll_once<F: std::future::Future>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
 /// The three queue kinds have the same methods but no common trait; the helpers and the
@@ -158,14 +125,6 @@ where
 /// Everything left in the queue, by `get_nowait`.
 fn drain<T, Q: TestQueue<T>>(q: &Q) -> Vec<T> {
     std::iter::from_fn(|| q.get_nowait().ok()).collect()
-}
-
-/// Yields `n` times, passing a cancellation on (`common::yield_times` panics on one).
-async fn yields(n: usize) -> Result<(), Error> {
-    for _ in 0..n {
-        evloop::yield_now().await?;
-    }
-    Ok(())
 }
 
 /// A value that counts its drops.
@@ -293,7 +252,7 @@ fn queue_maxsize_blocks_the_putter_and_a_get_lets_it_go_on() {
         assert_eq!(q.qsize(), 2);
         assert_eq!(q.get().await.unwrap(), 0);
         push(&log, "got 0");
-        t.await.unwrap();
+        t.finish().await.unwrap();
         assert_eq!(entries(&log), strs(&["put 0", "put 1", "got 0", "put 2"]));
         assert!(q.full());
         assert_eq!(q.get().await.unwrap(), 1);
@@ -360,11 +319,11 @@ fn put_blocked_on_a_full_queue_resumes_when_a_get_makes_room() {
         assert_eq!(q.qsize(), 1, "pb's value moved into the freed slot");
         assert!(q.full());
         assert!(q.put_nowait("x").is_err(), "no room: the slot went to pb");
-        pb.await.unwrap();
+        pb.finish().await.unwrap();
         assert!(!pc.done());
         assert_eq!(q.get().await.unwrap(), "b");
         push(&log, "got b");
-        pc.await.unwrap();
+        pc.finish().await.unwrap();
         assert_eq!(q.get().await.unwrap(), "c");
         assert!(q.empty());
     });
@@ -412,7 +371,7 @@ fn get_blocked_on_an_empty_queue_resumes_on_put() {
         let got: Vec<i32> = {
             let mut v = Vec::new();
             for g in gets {
-                v.push(g.await.unwrap());
+                v.push(g.finish().await.unwrap());
             }
             v
         };
@@ -434,9 +393,9 @@ fn get_cancelled_while_waiting_takes_nothing() {
         let g2 = getter(&q, &log, "g2");
         until_logged(&log, "g2 waiting").await;
         assert!(g1.cancel());
-        assert!(g1.future().await.unwrap_err().is_cancelled());
+        assert!(g1.future().finish().await.unwrap_err().is_cancelled());
         q.put("a").await.unwrap();
-        assert_eq!(g2.await.unwrap(), "a");
+        assert_eq!(g2.finish().await.unwrap(), "a");
         assert!(q.empty());
     });
     assert_eq!(
@@ -466,8 +425,8 @@ fn cancelled_get_passes_its_handed_item_to_the_next_getter() {
             strs(&["g1 cancelled", "g2 ok 1"]),
             "g1's item must go to g2"
         );
-        assert!(g1.future().await.unwrap_err().is_cancelled());
-        assert_eq!(g2.await.unwrap(), 1);
+        assert!(g1.future().finish().await.unwrap_err().is_cancelled());
+        assert_eq!(g2.finish().await.unwrap(), 1);
         assert!(q.empty());
     });
 }
@@ -490,10 +449,10 @@ fn cancelled_get_among_many_readers_loses_no_item() {
         let mut readers = readers.into_iter();
         let r1 = readers.next().unwrap();
         assert!(r1.cancel());
-        assert!(r1.await.unwrap_err().is_cancelled());
+        assert!(r1.finish().await.unwrap_err().is_cancelled());
         let mut got: Vec<i32> = Vec::new();
         for r in readers {
-            got.push(r.await.unwrap());
+            got.push(r.finish().await.unwrap());
         }
         got.sort_unstable();
         assert_eq!(got, [1, 2]);
@@ -515,7 +474,7 @@ fn cancelled_get_puts_its_handed_item_back_at_the_front() {
         q.put_nowait(2).unwrap();
         q.put_nowait(3).unwrap();
         assert!(g.cancel());
-        assert!(g.future().await.unwrap_err().is_cancelled());
+        assert!(g.future().finish().await.unwrap_err().is_cancelled());
         assert_eq!(q.qsize(), 3, "1 is back in the queue");
         assert_eq!(q.get().await.unwrap(), 1, "at the front");
         assert_eq!(drain(&q), [2, 3]);
@@ -535,7 +494,7 @@ fn cancelled_get_of_a_lifo_queue_puts_its_item_back_on_top() {
         q.put_nowait(3).unwrap();
         q.put_nowait(4).unwrap();
         assert!(g.cancel());
-        assert!(g.future().await.unwrap_err().is_cancelled());
+        assert!(g.future().finish().await.unwrap_err().is_cancelled());
         assert_eq!(q.qsize(), 3);
         assert_eq!(drain(&q), [5, 4, 3]);
     });
@@ -553,7 +512,7 @@ fn cancelled_get_of_a_priority_queue_reinserts_its_item() {
         q.put_nowait(3).unwrap();
         q.put_nowait(1).unwrap();
         assert!(g.cancel());
-        assert!(g.future().await.unwrap_err().is_cancelled());
+        assert!(g.future().finish().await.unwrap_err().is_cancelled());
         assert_eq!(q.qsize(), 3);
         assert_eq!(drain(&q), [1, 2, 3]);
     });
@@ -583,7 +542,7 @@ fn dropped_get_future_loses_no_item_and_leaves_no_registration() {
         q.put_nowait(1).unwrap();
         assert_eq!(q.qsize(), 0, "handed to the dropper's get");
         go.set_result(()).unwrap();
-        dropper.await.unwrap();
+        dropper.finish().await.unwrap();
         assert_eq!(q.qsize(), 1, "the dropped get gave its item back");
         assert_eq!(q.get_nowait().unwrap(), 1);
 
@@ -611,7 +570,7 @@ fn cancelled_blocked_put_puts_nothing() {
         let p = putter(&q, &log, "p", 2);
         until_logged(&log, "p waiting").await;
         assert!(p.cancel());
-        assert!(p.future().await.unwrap_err().is_cancelled());
+        assert!(p.future().finish().await.unwrap_err().is_cancelled());
         assert_eq!(q.qsize(), 1);
         assert_eq!(q.get_nowait().unwrap(), 1);
         assert_eq!(q.qsize(), 0, "the cancelled put's value did not move in");
@@ -637,11 +596,11 @@ fn cancelled_put_among_waiting_puts_is_skipped() {
         let pc = putter(&q, &log, "pc", "X");
         until_logged(&log, "pc waiting").await;
         assert!(pc.cancel());
-        assert!(pc.future().await.unwrap_err().is_cancelled());
+        assert!(pc.future().finish().await.unwrap_err().is_cancelled());
         assert_eq!(q.get_nowait().unwrap(), "a");
         assert_eq!(q.get().await.unwrap(), "b");
-        pa.await.unwrap();
-        pb.await.unwrap();
+        pa.finish().await.unwrap();
+        pb.finish().await.unwrap();
         settle().await;
         assert!(q.empty(), "X was never put: {:?}", drain(&q));
     });
@@ -664,7 +623,7 @@ fn put_completed_by_a_get_then_cancelled_reports_what_happened() {
         until_logged(&log, "p waiting").await;
         assert_eq!(q.get_nowait().unwrap(), 1); // moves 2 in …
         assert!(p.cancel()); // … and p is cancelled before it runs
-        assert!(p.future().await.unwrap_err().is_cancelled());
+        assert!(p.future().finish().await.unwrap_err().is_cancelled());
         let put_said = entries(&log)[1].clone();
         let left = drain(&q);
         match put_said.as_str() {
@@ -693,7 +652,7 @@ fn cancelled_get_never_makes_the_queue_exceed_maxsize() {
         q.put_nowait(1).unwrap(); // handed to g
         let second = q.put_nowait(2);
         assert!(g.cancel());
-        assert!(g.future().await.unwrap_err().is_cancelled());
+        assert!(g.future().finish().await.unwrap_err().is_cancelled());
         assert!(
             q.qsize() <= q.maxsize(),
             "qsize {} > maxsize {} after the cancelled get gave its item back",
@@ -736,7 +695,7 @@ fn join_waits_until_every_item_is_done() {
                 Ok(())
             })
         };
-        assert_eq!(g.await.unwrap(), 10);
+        assert_eq!(g.finish().await.unwrap(), 10);
         settle().await;
         assert!(!j.done(), "three unfinished items");
         for i in 0..3 {
@@ -749,7 +708,7 @@ fn join_waits_until_every_item_is_done() {
             push(&log, format!("task_done {i}"));
             q.task_done().unwrap();
         }
-        j.await.unwrap();
+        j.finish().await.unwrap();
         q.join().await.unwrap();
     });
     assert_eq!(
@@ -794,7 +753,7 @@ fn join_returns_once_workers_processed_everything() {
         assert_eq!(sum.get(), (0..100).sum::<u64>());
         for w in workers {
             w.cancel();
-            assert!(w.await.unwrap_err().is_cancelled());
+            assert!(w.finish().await.unwrap_err().is_cancelled());
         }
     });
 }
@@ -850,7 +809,7 @@ fn shutdown_wakes_a_waiting_get_and_fails_later_puts_and_gets() {
         q.shutdown(false);
         assert_eq!(q.qsize(), 0);
         q.join().await.unwrap();
-        let err = g.await.unwrap_err();
+        let err = g.finish().await.unwrap_err();
         assert!(is_shut_down(&err), "{err:?}");
         assert_all_fail(&q, "data").await;
     });
@@ -880,7 +839,7 @@ fn shutdown_fails_a_waiting_put_and_lets_gets_drain_the_queue() {
         assert!(!p.done());
         q.shutdown(false);
         assert_eq!(q.qsize(), 1);
-        let err = p.await.unwrap_err();
+        let err = p.finish().await.unwrap_err();
         assert!(is_shut_down(&err), "{err:?}");
         assert_eq!(q.qsize(), 1, "data2 was not put");
         assert_eq!(q.get().await.unwrap(), "data", "gets drain what is left");
@@ -888,7 +847,7 @@ fn shutdown_fails_a_waiting_put_and_lets_gets_drain_the_queue() {
         assert!(!j.done(), "data is not task_done yet");
         assert_all_fail(&q, "more").await;
         q.task_done().unwrap();
-        j.await.unwrap();
+        j.finish().await.unwrap();
         assert!(q.task_done().unwrap_err().is_invalid_state());
     });
     assert_eq!(entries(&log), strs(&["p waiting", "p shut down", "joined"]));
@@ -911,7 +870,7 @@ fn shutdown_wakes_every_waiting_get_and_get_nowait_drains() {
         q.shutdown(false);
         q.shutdown(false);
         for g in gets {
-            assert!(is_shut_down(&g.await.unwrap_err()));
+            assert!(is_shut_down(&g.finish().await.unwrap_err()));
         }
 
         let q: Queue<u32> = Queue::new(0);
@@ -957,7 +916,7 @@ fn shutdown_immediate_drops_the_items_and_wakes_join() {
         assert_eq!(q.qsize(), 0);
         assert!(q.empty());
         assert_eq!(drops.get(), 3, "the buffered items are dropped");
-        j.await.unwrap();
+        j.finish().await.unwrap();
         let err = q
             .put(Tracked {
                 drops: drops.clone(),
@@ -1006,7 +965,7 @@ fn shutdown_immediate_with_an_unfinished_item_keeps_join_waiting() {
         assert!(is_shut_down(&q.get().await.unwrap_err()));
         q.task_done().unwrap();
         assert!(q.task_done().unwrap_err().is_invalid_state());
-        j.await.unwrap();
+        j.finish().await.unwrap();
     });
     assert_eq!(entries(&log), strs(&["joined"]));
 }
@@ -1041,8 +1000,8 @@ fn shutdown_immediate_wakes_waiting_gets_and_puts() {
 
         empty.shutdown(true);
         full.shutdown(true);
-        assert!(is_shut_down(&g.await.unwrap_err()));
-        assert!(is_shut_down(&p.await.unwrap_err()));
+        assert!(is_shut_down(&g.finish().await.unwrap_err()));
+        assert!(is_shut_down(&p.finish().await.unwrap_err()));
         assert_eq!(full.qsize(), 0);
         assert_eq!(
             drops.get(),
@@ -1147,7 +1106,7 @@ fn stress<Q: TestQueue<u64>>(seed: u64, make: impl FnOnce(usize) -> Q) {
                     }
                     let replacement = spawn_consumer(rng.below(4) as usize);
                     let old = std::mem::replace(&mut consumers[i], replacement);
-                    let _ = old.await;
+                    let _ = old.finish().await;
                 }
                 4 if cancelled_producers < 2 => {
                     let i = rng.below(PRODUCERS) as usize;
@@ -1159,12 +1118,16 @@ fn stress<Q: TestQueue<u64>>(seed: u64, make: impl FnOnce(usize) -> Q) {
             }
         }
         for p in producers {
-            let _ = p.await;
+            let _ = p.finish().await;
         }
-        q.join().await.unwrap();
+        let joined = {
+            let q = q.clone();
+            create_task(async move { q.join().await })
+        };
+        joined.finish().await.unwrap(); // a lost item would keep join waiting
         q.shutdown(false);
         for c in consumers {
-            c.await.unwrap();
+            c.finish().await.unwrap();
         }
         assert!(q.empty());
         assert!(
