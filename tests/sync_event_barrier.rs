@@ -1,9 +1,10 @@
 //! `evloop::sync::Event` and `evloop::sync::Barrier` (SPEC §13 Y2, Y5), ported from
 //! CPython's `Lib/test/test_asyncio/test_locks.py` (`EventTests`, `BarrierTests`).
 //!
-//! Tests compare the order of events the tasks log, never times; everything runs under
-//! `common::run_guarded` so a lost wake-up fails instead of hanging, and where a bug
-//! would leave a task waiting the test first settles the loop and asserts on the log.
+//! Tests compare the order of events the tasks log, never times. Where a bug would leave
+//! a task waiting, the test first settles the loop and asserts on the log, and awaits
+//! tasks with `Finish::finish` (a task that never finishes fails at that line); all of
+//! it under `common::run_guarded`'s watchdog.
 
 mod common;
 

@@ -4,10 +4,10 @@
 //! `ConditionTests`).
 //!
 //! Every test logs what the tasks observe into an ordered log and compares the order of
-//! events; none measures time. Everything runs under `common::run_guarded`, so a lost
-//! wake-up fails the test binary instead of hanging it; where a bug would leave a task
-//! waiting forever, the test first lets the loop settle and asserts on the log, so the
-//! failure names what did not happen.
+//! events; none measures time. Where a bug would leave a task waiting forever, the test
+//! first lets the loop settle and asserts on the log (so the failure names what did not
+//! happen), and awaits tasks with `Finish::finish` (a task that never finishes fails
+//! the test at that line); `common::run_guarded`'s watchdog catches anything else.
 
 mod common;
 

@@ -5,8 +5,9 @@
 //! waits gives the item to that get, and a get while a put waits on a full queue moves
 //! the put's value into the buffer. The tests check what a user sees of that — the
 //! order of events the tasks log, `qsize()`, and that no item is ever lost or
-//! duplicated, also when gets and puts are cancelled — never times. Everything runs
-//! under `common::run_guarded`.
+//! duplicated, also when gets and puts are cancelled — never times. Tasks are awaited
+//! with `Finish::finish` (a task that never finishes fails at that line), all under
+//! `common::run_guarded`'s watchdog.
 
 mod common;
 
