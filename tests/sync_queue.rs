@@ -343,8 +343,8 @@ fn put_blocked_on_a_full_queue_resumes_when_a_get_makes_room() {
 
 /// asyncio `QueueGetTests.test_blocking_get_wait`, `QueuePutTests.test_put_with_waiting_getters`:
 /// a get blocked on an empty queue resumes on a put; with the hand-over the item goes
-/// straight to the first waiting get (`qsize` stays 0) and waiting gets are served in
-/// order.
+/// straight to the first waiting get (reserved for it: counted in `qsize`, but
+/// `get_nowait` cannot take it) and waiting gets are served in order.
 #[test]
 fn get_blocked_on_an_empty_queue_resumes_on_put() {
     let log = new_log();
@@ -362,13 +362,17 @@ fn get_blocked_on_an_empty_queue_resumes_on_put() {
         );
         log.borrow_mut().clear();
         q.put_nowait(1).unwrap();
-        assert_eq!(q.qsize(), 0, "handed to g1, not buffered");
+        assert_eq!(
+            q.qsize(),
+            1,
+            "handed to g1: reserved for it, counted until it runs"
+        );
         assert!(q.get_nowait().is_err(), "1 belongs to g1");
         q.put(2).await.unwrap();
         q.put_nowait(3).unwrap();
-        assert_eq!(q.qsize(), 0);
+        assert_eq!(q.qsize(), 3, "1-3 are reserved for g1-g3");
         q.put_nowait(4).unwrap();
-        assert_eq!(q.qsize(), 1, "nobody waits for 4");
+        assert_eq!(q.qsize(), 4, "4 is buffered: nobody waits for it");
         let got: Vec<i32> = {
             let mut v = Vec::new();
             for g in gets {
@@ -541,7 +545,7 @@ fn dropped_get_future_loses_no_item_and_leaves_no_registration() {
         };
         until_logged(&log, "dropper registered").await;
         q.put_nowait(1).unwrap();
-        assert_eq!(q.qsize(), 0, "handed to the dropper's get");
+        assert_eq!(q.qsize(), 1, "reserved for the dropper's get");
         go.set_result(()).unwrap();
         dropper.finish().await.unwrap();
         assert_eq!(q.qsize(), 1, "the dropped get gave its item back");
