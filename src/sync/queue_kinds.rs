@@ -325,7 +325,9 @@ macro_rules! queue_type {
                 self.core.put_nowait(value)
             }
 
-            /// Takes the next item if there is one.
+            /// Takes the next buffered item if there is one. An item already handed
+            /// to a waiting `get` is reserved for it (FIFO): it counts in
+            /// [`qsize`](Self::qsize) until that get runs, but is not taken here.
             ///
             /// # Errors
             ///
@@ -334,7 +336,8 @@ macro_rules! queue_type {
                 self.core.get_nowait()
             }
 
-            /// The number of items in the queue.
+            /// The number of items in the queue, including those handed to waiting
+            /// gets that have not run yet.
             pub fn qsize(&self) -> usize {
                 self.core.qsize()
             }
