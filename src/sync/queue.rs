@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::bound::LoopBound;
 use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
-use super::wait_list::{WaitList, WaiterId, wake_all};
+use super::wait_list::{WaitList, WaiterId, wake_all, wake_one, wake_two};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 
@@ -100,20 +100,24 @@ type Wake2 = [Option<Waker>; 2];
 
 impl<T, B: Buffer<T>> State<T, B> {
     /// Items in the queue: buffered, plus those handed to getters that have not run.
+    #[inline]
     fn size(&self) -> usize {
         self.buf.len() + self.reserved
     }
 
+    #[inline]
     fn is_full(&self, maxsize: usize) -> bool {
         maxsize > 0 && self.size() >= maxsize
     }
 
     /// Stores an item that has room: to the first waiting getter, else the buffer.
+    #[inline]
     fn deliver(&mut self, item: T) -> Option<Waker> {
         self.unfinished += 1;
         self.hand_to_getter(item)
     }
 
+    #[inline]
     fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
         match self.getters.pop_front() {
             Some((id, waker)) => {
@@ -130,6 +134,7 @@ impl<T, B: Buffer<T>> State<T, B> {
 
     /// Room was made: the first waiting put's value moves in (to a waiting getter, or
     /// the buffer) and that putter is woken.
+    #[inline]
     fn refill(&mut self, maxsize: usize) -> Wake2 {
         if self.putters.is_empty() || self.is_full(maxsize) {
             return [None, None];
@@ -142,6 +147,7 @@ impl<T, B: Buffer<T>> State<T, B> {
     }
 
     /// Takes the next buffered item; the room it makes goes to the first waiting put.
+    #[inline]
     fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
         let item = self.buf.pop()?;
         Some((item, self.refill(maxsize)))
@@ -188,7 +194,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         }
         let waker = state.deliver(item);
         drop(state);
-        wake_all(waker);
+        wake_one(waker);
         Ok(())
     }
 
@@ -197,7 +203,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         match state.take(self.maxsize) {
             Some((item, wakers)) => {
                 drop(state);
-                wake_all(wakers.into_iter().flatten());
+                wake_two(wakers);
                 Ok(item)
             }
             None => Err(QueueEmpty::new(state.shut_down)),
@@ -218,7 +224,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let Some(id) = *waiter else {
             if let Some((item, wakers)) = state.take(self.maxsize) {
                 drop(state);
-                wake_all(wakers.into_iter().flatten());
+                wake_two(wakers);
                 return Poll::Ready(Ok(item));
             }
             if state.shut_down {
@@ -246,7 +252,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let wakers = state.refill(self.maxsize);
         drop(state);
         drop(old_waker);
-        wake_all(wakers.into_iter().flatten());
+        wake_two(wakers);
         Poll::Ready(outcome)
     }
 
@@ -275,7 +281,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         };
         drop(state);
         drop(old_waker);
-        wake_all(waker);
+        wake_one(waker);
     }
 
     /// One poll of a `put`; `value` is the item until it is stored or handed to the
@@ -314,7 +320,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
             if !state.is_full(self.maxsize) {
                 let waker = state.deliver(item);
                 drop(state);
-                wake_all(waker);
+                wake_one(waker);
                 return Poll::Ready(Ok(()));
             }
             self.bound.check(self.name, "evloop::sync::mpsc");
