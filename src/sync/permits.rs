@@ -79,6 +79,20 @@ impl Permits {
         }
     }
 
+    /// [`Permits::poll_waiter`] for callers under a lock: the waker handed back — the
+    /// removed node's when `Ready`, the replaced one when `Pending` — is theirs to drop
+    /// after it (rule 1).
+    pub(crate) fn poll_waiter_take(
+        &mut self,
+        id: WaiterId,
+        waker: &Waker,
+    ) -> (Poll<()>, Option<Waker>) {
+        match self.waiters.data(id) {
+            Wait::Granted(_) => (Poll::Ready(()), self.waiters.remove(id).1),
+            Wait::Waiting(_) => (Poll::Pending, self.waiters.replace_waker(id, waker)),
+        }
+    }
+
     /// A queued acquirer goes away (dropped or cancelled): its node is removed. Returns
     /// the permits that had been handed to it — the caller must [`release`](Self::add)
     /// them again so they pass to the next waiter — and its waker, to drop after the
@@ -109,7 +123,9 @@ impl Permits {
         self.available -= want;
         let id = self.waiters.front().expect("checked above");
         *self.waiters.data(id) = Wait::Granted(want);
-        self.waiters.unlink(id).or_else(|| Some(Waker::noop().clone()))
+        self.waiters
+            .unlink(id)
+            .or_else(|| Some(Waker::noop().clone()))
     }
 }
 
@@ -163,7 +179,10 @@ mod tests {
         let big = p.enqueue(3, &w);
         let small = p.enqueue(1, &w);
         p.add(2);
-        assert!(p.grant_next().is_none(), "strict FIFO: the big request is first");
+        assert!(
+            p.grant_next().is_none(),
+            "strict FIFO: the big request is first"
+        );
         assert!(p.poll_waiter(small, &w).is_pending());
         p.add(1);
         assert!(p.grant_next().is_some());

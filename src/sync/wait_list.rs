@@ -153,6 +153,16 @@ impl<D> WaitList<D> {
         }
     }
 
+    /// Like [`WaitList::set_waker`], but hands the replaced waker back for the caller to
+    /// drop after its lock or borrow (a foreign waker's drop is user code: rule 1).
+    pub(crate) fn replace_waker(&mut self, id: WaiterId, waker: &Waker) -> Option<Waker> {
+        let slot = &mut self.nodes[id.0 as usize].waker;
+        match slot {
+            Some(old) if old.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
+        }
+    }
+
     /// Removes the node of `id` (unlinking it if it still waits), returning its data and
     /// its waker for the caller to drop after the borrow / lock. Called by the waiter
     /// itself only.
@@ -230,7 +240,11 @@ mod tests {
         assert_eq!(front, a);
         assert!(waker.is_some());
         assert!(!list.is_linked(a));
-        assert_eq!(*list.data(a), 'a', "an unlinked node keeps its data until removed");
+        assert_eq!(
+            *list.data(a),
+            'a',
+            "an unlinked node keeps its data until removed"
+        );
         assert_eq!(list.ids(), vec![c]);
         list.remove(a);
         list.remove(c);
