@@ -45,6 +45,8 @@
 
 mod chan;
 mod error;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::future::Future;

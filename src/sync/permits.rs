@@ -52,6 +52,11 @@ impl Permits {
         !self.waiters.is_empty()
     }
 
+    /// The number of acquirers waiting.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
     /// Takes `n` permits at once if they are free and nobody waits.
     pub(crate) fn try_acquire(&mut self, n: usize) -> bool {
         if self.waiters.is_empty() && self.available >= n {

@@ -25,6 +25,8 @@ mod event;
 mod mutex;
 mod semaphore;
 pub(crate) mod support;
+#[cfg(test)]
+mod tests;
 
 pub use event::SharedEvent;
 pub use mutex::{SharedMutex, SharedMutexGuard};

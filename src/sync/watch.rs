@@ -39,7 +39,6 @@
 //! | `Receiver::changed` | safe: the change stays unseen; the next `changed` returns at once |
 //! | `Sender::send`, `send_replace`, `borrow`, `borrow_and_update` | not futures: they complete at once |
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
@@ -47,10 +46,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::error::CancelledError;
 use crate::loom::sync::{Mutex, RwLock, RwLockReadGuard};
 use crate::sync::shared::support::{Wakers, block_on, lock, take_cancelled};
 use crate::sync::wait_list::{WaitList, WaiterId};
+
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use error::{RecvError, SendError};
 
 struct State {
     version: u64,
@@ -500,67 +504,5 @@ impl<T> Deref for Ref<'_, T> {
 impl<T: fmt::Debug> fmt::Debug for Ref<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
-    }
-}
-
-/// A [`Sender::send`] with no receiver; the value comes back.
-///
-/// ```
-/// let (tx, rx) = evloop::sync::watch::channel(0);
-/// drop(rx);
-/// assert_eq!(tx.send(4).unwrap_err().0, 4);
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct SendError<T>(pub T);
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("channel closed")
-    }
-}
-
-impl<T> StdError for SendError<T> {}
-
-/// Why a [`Receiver::changed`] returned no change.
-///
-/// `From<RecvError> for evloop::Error` (the `?` operator) gives `Error::Cancelled` for
-/// [`RecvError::Cancelled`] — its `source()` is the `CancelledError` — and an
-/// `Error::Exception` holding the `RecvError` otherwise.
-///
-/// ```
-/// use evloop::sync::watch::RecvError;
-/// let err = evloop::Error::from(RecvError::Cancelled(evloop::CancelledError::new(None)));
-/// assert!(err.is_cancelled());
-/// assert_eq!(RecvError::Closed.to_string(), "channel closed");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RecvError {
-    /// Every sender is gone (and the latest value was seen, for `changed`).
-    Closed,
-    /// The awaiting evloop task was cancelled; nothing was marked seen.
-    Cancelled(CancelledError),
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Closed => f.write_str("channel closed"),
-            RecvError::Cancelled(cancelled) => write!(f, "wait for a change {cancelled}"),
-        }
-    }
-}
-
-impl StdError for RecvError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            RecvError::Closed => None,
-            RecvError::Cancelled(cancelled) => Some(cancelled),
-        }
     }
 }

@@ -407,6 +407,13 @@ impl<T> Rx<T> {
     pub(crate) fn bound(&self) -> Option<usize> {
         self.chan.bound
     }
+
+    /// (waiting receivers, waiting senders), for the registration tests (Q8).
+    #[cfg(test)]
+    pub(crate) fn registrations(&self) -> (usize, usize) {
+        let state = lock(self.chan.state.lock());
+        (state.rx.len(), state.slots.waiting())
+    }
 }
 
 impl<T> Drop for Rx<T> {

@@ -165,9 +165,11 @@ impl SharedEvent {
 impl fmt::Debug for SharedEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = lock(self.state.lock());
+        let (set, waiting) = (state.set, state.waiters.len());
+        drop(state);
         f.debug_struct("SharedEvent")
-            .field("set", &state.set)
-            .field("waiting", &state.waiters.len())
+            .field("set", &set)
+            .field("waiting", &waiting)
             .finish()
     }
 }

@@ -181,8 +181,12 @@ impl<T: Default> Default for SharedMutex<T> {
 
 impl<T> fmt::Debug for SharedMutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let permits = lock(self.inner.permits.lock());
+        let (locked, waiting) = (permits.available() == 0, permits.waiting());
+        drop(permits);
         f.debug_struct("SharedMutex")
-            .field("locked", &self.locked())
+            .field("locked", &locked)
+            .field("waiting", &waiting)
             .finish_non_exhaustive()
     }
 }
@@ -262,8 +266,9 @@ impl<T> DerefMut for SharedMutexGuard<'_, T> {
 
 impl<T> Drop for SharedMutexGuard<'_, T> {
     fn drop(&mut self) {
-        // The access ends before the permit is released (loom checks this order).
-        drop(self.value.take());
+        // The access ends before the permit is released (under loom this drops the
+        // `MutPtr`'s access guard).
+        self.value = None;
         release(&self.mutex.inner.permits, 1);
     }
 }

@@ -228,9 +228,9 @@ impl SharedSemaphore {
     /// assert!(sem.try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SharedSemaphorePermit<'_>> {
-        lock(self.permits.lock())
-            .try_acquire(1)
-            .then_some(SharedSemaphorePermit { sem: self })
+        // The permit is made only once taken: dropping one releases.
+        let acquired = lock(self.permits.lock()).try_acquire(1);
+        acquired.then(|| SharedSemaphorePermit { sem: self })
     }
 
     /// Adds one permit (asyncio style, not paired with an acquire), waking the first
@@ -274,9 +274,11 @@ impl SharedSemaphore {
 impl fmt::Debug for SharedSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let permits = lock(self.permits.lock());
+        let (available, waiting) = (permits.available(), permits.waiting());
+        drop(permits);
         f.debug_struct("SharedSemaphore")
-            .field("available", &permits.available())
-            .field("waiting", &permits.has_waiters())
+            .field("available", &available)
+            .field("waiting", &waiting)
             .finish()
     }
 }

@@ -154,7 +154,7 @@ pub(crate) fn block_on<F: Future>(what: &str, instead: &str, fut: F) -> F::Outpu
     let claimed = PARKING
         .try_with(|busy| !busy.replace(true))
         .unwrap_or(false);
-    let _release = claimed.then_some(Release);
+    let _release = claimed.then(|| Release);
     let cached = match claimed {
         true => PARKER.try_with(|(p, w)| (p.clone(), w.clone())).ok(),
         false => None,
