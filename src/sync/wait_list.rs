@@ -217,6 +217,25 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
     }
 }
 
+/// Wakes what `next` hands out until it returns `None`, each wake under its own
+/// `catch_unwind` (as [`wake_all`]). `next` borrows the primitive's state for one step
+/// at a time, so every grant is complete before its waker runs.
+pub(crate) fn wake_each(mut next: impl FnMut() -> Option<Waker>) {
+    let mut first = None;
+    while let Some(waker) = next() {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        if std::thread::panicking() {
+            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+        } else {
+            resume_unwind(payload);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,488 @@
+//! The core of the loop-local queues (Y6): a buffer between two wait lists.
+//!
+//! Owns: the buffer, the getters' and putters' FIFOs, the count of unfinished items
+//! and `join`'s waiters, the shutdown flag — all in one `RefCell`. Must not touch: the
+//! order of the buffer (a [`Buffer`] decides it: FIFO, LIFO or priority) and anything
+//! outside `sync`.
+//!
+//! How an item travels: a `put` while a `get` waits writes the item straight into that
+//! getter's node and wakes it (the buffer stays empty); otherwise it goes into the
+//! buffer. A `get` while a `put` waits on a full queue takes from the buffer and moves
+//! the first waiting put's value (kept in its node) into the buffer, and wakes it. So
+//! "getters wait ⇒ the buffer is empty" and "putters wait ⇒ the buffer is full" always
+//! hold, and what `qsize`, `empty` and `full` say is what `get_nowait` and
+//! `put_nowait` do. A getter that was handed an item and is cancelled or dropped before
+//! it ran gives the item back: to the next getter, or to the front of the buffer
+//! ([`Buffer::unget`]) — an item is never lost. User values (items) are only dropped
+//! after the borrow ends (rule 1).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::task::{Context, Poll, Waker};
+
+use super::bound::LoopBound;
+use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
+use super::wait_list::{WaitList, WaiterId, wake_all};
+use crate::error::{Error, InvalidStateError};
+use crate::task::coop;
+
+/// The waits of a queue, as the public futures see them (one future type for the
+/// three orders).
+pub(crate) trait QueueOps<T> {
+    fn poll_get(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Error>>;
+    fn abandon_get(&self, waiter: &mut Option<WaiterId>);
+    fn poll_put(
+        &self,
+        value: &mut Option<T>,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>>;
+    fn abandon_put(&self, waiter: &mut Option<WaiterId>);
+    fn poll_join(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>>;
+    fn abandon_join(&self, waiter: &mut Option<WaiterId>);
+}
+
+/// The order of a queue: where `put` stores, what `get` takes, where a returned item
+/// goes.
+pub(crate) trait Buffer<T>: Default {
+    fn push(&mut self, item: T);
+    fn pop(&mut self) -> Option<T>;
+    /// Puts back an item that `pop` handed out (it is again the next to be taken).
+    fn unget(&mut self, item: T);
+    fn len(&self) -> usize;
+}
+
+enum Get<T> {
+    Waiting,
+    Item(T),
+    ShutDown,
+}
+
+enum Put<T> {
+    Waiting(T),
+    Done,
+    ShutDown,
+}
+
+struct State<T, B> {
+    buf: B,
+    getters: WaitList<Get<T>>,
+    putters: WaitList<Put<T>>,
+    joiners: WaitList<bool>,
+    unfinished: usize,
+    shut_down: bool,
+}
+
+pub(crate) struct Core<T, B> {
+    state: RefCell<State<T, B>>,
+    maxsize: usize,
+    bound: LoopBound,
+    name: &'static str,
+}
+
+impl<T, B: Buffer<T>> State<T, B> {
+    fn is_full(&self, maxsize: usize) -> bool {
+        maxsize > 0 && self.buf.len() >= maxsize
+    }
+
+    /// Stores an item that has room: to the first waiting getter, else the buffer.
+    fn deliver(&mut self, item: T) -> Option<Waker> {
+        self.unfinished += 1;
+        self.hand_to_getter(item)
+    }
+
+    fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
+        match self.getters.pop_front() {
+            Some((id, waker)) => {
+                *self.getters.data(id) = Get::Item(item);
+                waker
+            }
+            None => {
+                self.buf.push(item);
+                None
+            }
+        }
+    }
+
+    /// Takes the next item; room made in a full queue goes to the first waiting put.
+    fn take(&mut self) -> Option<(T, Option<Waker>)> {
+        let item = self.buf.pop()?;
+        let mut waker = None;
+        if let Some((id, w)) = self.putters.pop_front() {
+            let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
+                unreachable!("a linked putter still holds its value")
+            };
+            self.buf.push(value);
+            self.unfinished += 1;
+            waker = w;
+        }
+        Some((item, waker))
+    }
+}
+
+impl<T, B: Buffer<T>> Core<T, B> {
+    pub(crate) fn new(maxsize: usize, name: &'static str) -> Core<T, B> {
+        Core {
+            state: RefCell::new(State {
+                buf: B::default(),
+                getters: WaitList::default(),
+                putters: WaitList::default(),
+                joiners: WaitList::default(),
+                unfinished: 0,
+                shut_down: false,
+            }),
+            maxsize,
+            bound: LoopBound::default(),
+            name,
+        }
+    }
+
+    pub(crate) fn maxsize(&self) -> usize {
+        self.maxsize
+    }
+
+    pub(crate) fn qsize(&self) -> usize {
+        self.state.borrow().buf.len()
+    }
+
+    pub(crate) fn full(&self) -> bool {
+        self.state.borrow().is_full(self.maxsize)
+    }
+
+    pub(crate) fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
+        let mut state = self.state.borrow_mut();
+        if state.shut_down {
+            return Err(QueueFull::new(item, true));
+        }
+        if state.is_full(self.maxsize) {
+            return Err(QueueFull::new(item, false));
+        }
+        let waker = state.deliver(item);
+        drop(state);
+        wake_all(waker);
+        Ok(())
+    }
+
+    pub(crate) fn get_nowait(&self) -> Result<T, QueueEmpty> {
+        let mut state = self.state.borrow_mut();
+        match state.take() {
+            Some((item, waker)) => {
+                drop(state);
+                wake_all(waker);
+                Ok(item)
+            }
+            None => Err(QueueEmpty::new(state.shut_down)),
+        }
+    }
+
+    /// One poll of a `get`; `waiter` is its place among the getters.
+    pub(crate) fn poll_get(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Error>> {
+        if let Some(cancelled) = coop::take_cancel() {
+            self.abandon_get(waiter);
+            return Poll::Ready(Err(cancelled));
+        }
+        let mut state = self.state.borrow_mut();
+        let Some(id) = *waiter else {
+            if let Some((item, waker)) = state.take() {
+                drop(state);
+                wake_all(waker);
+                return Poll::Ready(Ok(item));
+            }
+            if state.shut_down {
+                return Poll::Ready(Err(Error::new(QueueShutDown)));
+            }
+            self.bound.check(self.name, "evloop::sync::mpsc");
+            *waiter = Some(state.getters.push_back(Get::Waiting, cx.waker()));
+            return Poll::Pending;
+        };
+        if let Get::Waiting = state.getters.data(id) {
+            state.getters.set_waker(id, cx.waker());
+            return Poll::Pending;
+        }
+        let (slot, old_waker) = state.getters.remove(id);
+        drop(state);
+        drop(old_waker);
+        *waiter = None;
+        Poll::Ready(match slot {
+            Get::Item(item) => Ok(item),
+            Get::ShutDown => Err(Error::new(QueueShutDown)),
+            Get::Waiting => unreachable!("checked above"),
+        })
+    }
+
+    /// A `get` goes away: an item handed to it goes to the next getter or back into
+    /// the buffer.
+    pub(crate) fn abandon_get(&self, waiter: &mut Option<WaiterId>) {
+        let Some(id) = waiter.take() else {
+            return;
+        };
+        let mut state = self.state.borrow_mut();
+        let (slot, old_waker) = state.getters.remove(id);
+        let waker = match slot {
+            Get::Item(item) => match state.getters.pop_front() {
+                Some((next, waker)) => {
+                    *state.getters.data(next) = Get::Item(item);
+                    waker
+                }
+                None => {
+                    state.buf.unget(item);
+                    None
+                }
+            },
+            Get::Waiting | Get::ShutDown => None,
+        };
+        drop(state);
+        drop(old_waker);
+        wake_all(waker);
+    }
+
+    /// One poll of a `put`; `value` is the item until it is stored or handed to the
+    /// queue's putters list, `waiter` its place there.
+    pub(crate) fn poll_put(
+        &self,
+        value: &mut Option<T>,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let mut state = self.state.borrow_mut();
+        if let Some(id) = *waiter {
+            // Stored before the cancel was seen: the put happened (the cancel is
+            // delivered at the task's next await).
+            if let Put::Done = state.putters.data(id) {
+                let removed = state.putters.remove(id);
+                drop(state);
+                drop(removed);
+                *waiter = None;
+                return Poll::Ready(Ok(()));
+            }
+        }
+        drop(state);
+        if let Some(cancelled) = coop::take_cancel() {
+            self.abandon_put(waiter);
+            return Poll::Ready(Err(cancelled));
+        }
+        let mut state = self.state.borrow_mut();
+        let Some(id) = *waiter else {
+            if state.shut_down {
+                return Poll::Ready(Err(Error::new(QueueShutDown)));
+            }
+            let item = value
+                .take()
+                .expect("evloop::sync: a put future polled after it completed");
+            if !state.is_full(self.maxsize) {
+                let waker = state.deliver(item);
+                drop(state);
+                wake_all(waker);
+                return Poll::Ready(Ok(()));
+            }
+            self.bound.check(self.name, "evloop::sync::mpsc");
+            *waiter = Some(state.putters.push_back(Put::Waiting(item), cx.waker()));
+            return Poll::Pending;
+        };
+        match state.putters.data(id) {
+            Put::Waiting(_) => {
+                state.putters.set_waker(id, cx.waker());
+                Poll::Pending
+            }
+            Put::ShutDown => {
+                let removed = state.putters.remove(id);
+                drop(state);
+                drop(removed);
+                *waiter = None;
+                Poll::Ready(Err(Error::new(QueueShutDown)))
+            }
+            Put::Done => unreachable!("handled above"),
+        }
+    }
+
+    /// A `put` goes away: a value still waiting is dropped (after the borrow).
+    pub(crate) fn abandon_put(&self, waiter: &mut Option<WaiterId>) {
+        if let Some(id) = waiter.take() {
+            let removed = self.state.borrow_mut().putters.remove(id);
+            drop(removed);
+        }
+    }
+
+    pub(crate) fn task_done(&self) -> Result<(), Error> {
+        let wakers = {
+            let mut state = self.state.borrow_mut();
+            if state.unfinished == 0 {
+                return Err(Error::InvalidState(InvalidStateError::new(
+                    "task_done() called too many times",
+                )));
+            }
+            state.unfinished -= 1;
+            if state.unfinished > 0 {
+                return Ok(());
+            }
+            release_joiners(&mut state.joiners)
+        };
+        wake_all(wakers);
+        Ok(())
+    }
+
+    pub(crate) fn poll_join(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if let Some(cancelled) = coop::take_cancel() {
+            self.abandon_join(waiter);
+            return Poll::Ready(Err(cancelled));
+        }
+        let mut state = self.state.borrow_mut();
+        match *waiter {
+            None if state.unfinished == 0 => Poll::Ready(Ok(())),
+            None => {
+                self.bound.check(self.name, "evloop::sync::mpsc");
+                *waiter = Some(state.joiners.push_back(false, cx.waker()));
+                Poll::Pending
+            }
+            Some(id) if *state.joiners.data(id) => {
+                let removed = state.joiners.remove(id);
+                drop(state);
+                drop(removed);
+                *waiter = None;
+                Poll::Ready(Ok(()))
+            }
+            Some(id) => {
+                state.joiners.set_waker(id, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    pub(crate) fn abandon_join(&self, waiter: &mut Option<WaiterId>) {
+        if let Some(id) = waiter.take() {
+            let removed = self.state.borrow_mut().joiners.remove(id);
+            drop(removed);
+        }
+    }
+
+    /// Python 3.13's `Queue.shutdown`.
+    pub(crate) fn shutdown(&self, immediate: bool) {
+        let mut dropped = Vec::new();
+        let mut wakers = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            state.shut_down = true;
+            if immediate {
+                while let Some(item) = state.buf.pop() {
+                    dropped.push(item);
+                }
+                state.unfinished = state.unfinished.saturating_sub(dropped.len());
+                if state.unfinished == 0 {
+                    wakers.extend(release_joiners(&mut state.joiners));
+                }
+            }
+            while let Some((id, waker)) = state.getters.pop_front() {
+                *state.getters.data(id) = Get::ShutDown;
+                wakers.extend(waker);
+            }
+            while let Some((id, waker)) = state.putters.pop_front() {
+                let old = std::mem::replace(state.putters.data(id), Put::ShutDown);
+                if let Put::Waiting(value) = old {
+                    dropped.push(value);
+                }
+                wakers.extend(waker);
+            }
+        }
+        // Wake first: a panicking item destructor must not keep a waiter asleep.
+        let guard = DropAfter(dropped);
+        wake_all(wakers);
+        drop(guard);
+    }
+}
+
+impl<T, B: Buffer<T>> QueueOps<T> for Core<T, B> {
+    fn poll_get(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Error>> {
+        Core::poll_get(self, waiter, cx)
+    }
+    fn abandon_get(&self, waiter: &mut Option<WaiterId>) {
+        Core::abandon_get(self, waiter)
+    }
+    fn poll_put(
+        &self,
+        value: &mut Option<T>,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        Core::poll_put(self, value, waiter, cx)
+    }
+    fn abandon_put(&self, waiter: &mut Option<WaiterId>) {
+        Core::abandon_put(self, waiter)
+    }
+    fn poll_join(
+        &self,
+        waiter: &mut Option<WaiterId>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        Core::poll_join(self, waiter, cx)
+    }
+    fn abandon_join(&self, waiter: &mut Option<WaiterId>) {
+        Core::abandon_join(self, waiter)
+    }
+}
+
+/// Drops its items one by one, each under its own catch, when dropped (so a panic in
+/// one item's destructor neither loses the others nor aborts an unwinding thread).
+struct DropAfter<T>(Vec<T>);
+
+impl<T> Drop for DropAfter<T> {
+    fn drop(&mut self) {
+        let mut first = None;
+        for item in self.0.drain(..) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(item))) {
+                first.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first {
+            if !std::thread::panicking() {
+                resume_unwind(payload);
+            }
+        }
+    }
+}
+
+fn release_joiners(joiners: &mut WaitList<bool>) -> Vec<Waker> {
+    let mut wakers = Vec::with_capacity(joiners.len());
+    while let Some((id, waker)) = joiners.pop_front() {
+        *joiners.data(id) = true;
+        wakers.extend(waker);
+    }
+    wakers
+}
+
+impl<T, B: Buffer<T>> fmt::Debug for Core<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.state.try_borrow() {
+            Ok(state) => f
+                .debug_struct(self.name)
+                .field("maxsize", &self.maxsize)
+                .field("qsize", &state.buf.len())
+                .field("getters", &state.getters.len())
+                .field("putters", &state.putters.len())
+                .field("unfinished", &state.unfinished)
+                .field("shut_down", &state.shut_down)
+                .finish(),
+            Err(_) => f.debug_struct(self.name).finish_non_exhaustive(),
+        }
+    }
+}
