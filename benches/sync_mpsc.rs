@@ -43,7 +43,7 @@ fn sync_mpsc(c: &mut Criterion) {
             let (tx, mut rx) = evloop::sync::mpsc::channel::<u64>(CAPACITY);
             group.spawn(async move {
                 for i in 0..ITEMS {
-                    tx.send(i).await.ok().expect("receiver alive");
+                    tx.send(i).await.expect("receiver alive");
                 }
                 Ok::<(), evloop::Error>(())
             });
@@ -63,7 +63,7 @@ fn sync_mpsc(c: &mut Criterion) {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(CAPACITY);
             producer.spawn(async move {
                 for i in 0..ITEMS {
-                    tx.send(i).await.ok().expect("receiver alive");
+                    tx.send(i).await.expect("receiver alive");
                 }
             });
             rt.block_on(async move {
@@ -84,7 +84,7 @@ fn sync_mpsc(c: &mut Criterion) {
             let (tx, mut rx) = evloop::sync::mpsc::unbounded_channel::<u64>();
             group.spawn(async move {
                 for i in 0..ITEMS {
-                    tx.send(i).ok().expect("receiver alive");
+                    tx.send(i).expect("receiver alive");
                 }
                 Ok::<(), evloop::Error>(())
             });
@@ -103,7 +103,7 @@ fn sync_mpsc(c: &mut Criterion) {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
             producer.spawn(async move {
                 for i in 0..ITEMS {
-                    tx.send(i).ok().expect("receiver alive");
+                    tx.send(i).expect("receiver alive");
                 }
             });
             rt.block_on(async move {

@@ -177,15 +177,15 @@ enum Tx<T> {
 impl<T> Tx<T> {
     fn blocking_send(&self, value: T) {
         match self {
-            Tx::Bounded(tx) => tx.blocking_send(value).ok().expect("receiver alive"),
-            Tx::Unbounded(tx) => tx.send(value).ok().expect("receiver alive"),
+            Tx::Bounded(tx) => tx.blocking_send(value).expect("receiver alive"),
+            Tx::Unbounded(tx) => tx.send(value).expect("receiver alive"),
         }
     }
 
     async fn send(&self, value: T) {
         match self {
-            Tx::Bounded(tx) => tx.send(value).await.ok().expect("receiver alive"),
-            Tx::Unbounded(tx) => tx.send(value).ok().expect("receiver alive"),
+            Tx::Bounded(tx) => tx.send(value).await.expect("receiver alive"),
+            Tx::Unbounded(tx) => tx.send(value).expect("receiver alive"),
         }
     }
 }
@@ -485,12 +485,12 @@ fn dropping_the_receiver_drops_the_items_and_wakes_waiting_senders() {
         async move {
             let (tx, mut rx) = mpsc::channel(2);
             for _ in 0..2 {
-                tx.send(Counted(drops.clone())).await.ok().unwrap();
+                tx.send(Counted(drops.clone())).await.unwrap();
             }
             // One taken into the receiver's batch, one left in it.
             drop(rx.recv().await?);
             assert_eq!(drops.load(SeqCst), 1);
-            tx.send(Counted(drops.clone())).await.ok().unwrap();
+            tx.send(Counted(drops.clone())).await.unwrap();
             let waiting = create_task({
                 let tx = tx.clone();
                 let item = Counted(drops.clone());
@@ -520,7 +520,7 @@ fn a_spawned_send_task_can_wait_on_a_full_channel_from_another_thread() {
     let task = std::thread::spawn(move || {
         handle.spawn(async move {
             for i in 0..100 {
-                tx.send(i).await.ok().unwrap();
+                tx.send(i).await.unwrap();
             }
             Ok::<(), Error>(())
         })

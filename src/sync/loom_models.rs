@@ -76,6 +76,22 @@ fn settle<F: Future + ?Sized>(
     }
 }
 
+/// Drives `fut` to completion the way a task would: poll, and on `Pending` yield until
+/// its waker is woken. A lost wake-up leaves this spinning with nothing left to run,
+/// which loom reports (the model exceeds its branch budget).
+fn wait_loom<F: Future + ?Sized>(mut fut: Pin<&mut F>) -> F::Output {
+    let waker = CountingWaker::new();
+    loop {
+        let seen = waker.wakes();
+        if let Poll::Ready(out) = poll_with(fut.as_mut(), &waker) {
+            return out;
+        }
+        while waker.wakes() == seen {
+            loom::thread::yield_now();
+        }
+    }
+}
+
 /// An unbounded send racing the receiver's registration: the item is received.
 #[test]
 fn mpsc_send_races_recv_registration() {
@@ -154,6 +170,78 @@ fn mpsc_granted_send_dropped_races_recv() {
     });
 }
 
+/// Two senders on their own threads and a receiver taking batches: every item arrives
+/// exactly once, in order per sender, and the end of the channel is seen — whatever
+/// the interleaving of pushes, batch swaps and registrations.
+#[test]
+fn mpsc_two_senders_and_a_batching_receiver() {
+    for bound in [None, Some(1)] {
+        model(move || {
+            let (tx, mut rx) = match bound {
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel::<(u8, u8)>();
+                    (Either::Unbounded(tx), Either2::Unbounded(rx))
+                }
+                Some(capacity) => {
+                    let (tx, rx) = mpsc::channel::<(u8, u8)>(capacity);
+                    (Either::Bounded(tx), Either2::Bounded(rx))
+                }
+            };
+            let senders: Vec<_> = (0..2u8)
+                .map(|s| {
+                    let tx = tx.clone();
+                    loom::thread::spawn(move || {
+                        for seq in 0..2u8 {
+                            tx.send((s, seq));
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            let mut next = [0u8; 2];
+            while let Some((s, seq)) = rx.recv() {
+                assert_eq!(seq, next[s as usize], "in order per sender, exactly once");
+                next[s as usize] += 1;
+            }
+            assert_eq!(next, [2, 2]);
+            for sender in senders {
+                sender.join().unwrap();
+            }
+        });
+    }
+}
+
+/// Either sender, driven with [`wait_loom`].
+#[derive(Clone)]
+enum Either {
+    Bounded(mpsc::Sender<(u8, u8)>),
+    Unbounded(mpsc::UnboundedSender<(u8, u8)>),
+}
+
+impl Either {
+    fn send(&self, item: (u8, u8)) {
+        match self {
+            Either::Bounded(tx) => wait_loom(pin!(tx.send(item))).unwrap(),
+            Either::Unbounded(tx) => tx.send(item).unwrap(),
+        }
+    }
+}
+
+/// Either receiver, driven with [`wait_loom`].
+enum Either2 {
+    Bounded(mpsc::Receiver<(u8, u8)>),
+    Unbounded(mpsc::UnboundedReceiver<(u8, u8)>),
+}
+
+impl Either2 {
+    fn recv(&mut self) -> Option<(u8, u8)> {
+        match self {
+            Either2::Bounded(rx) => wait_loom(pin!(rx.recv())).unwrap(),
+            Either2::Unbounded(rx) => wait_loom(pin!(rx.recv())).unwrap(),
+        }
+    }
+}
+
 /// A `SharedMutex` waiter handed the lock and dropped, racing the release on another
 /// thread: the lock passes to the next waiter, and the two holders' accesses to the
 /// value never overlap (loom's `UnsafeCell`).
@@ -193,41 +281,10 @@ fn shared_mutex_contended_by_two_threads_excludes() {
         let other = {
             let m = m.clone();
             loom::thread::spawn(move || {
-                let waker = CountingWaker::new();
-                let mut lock = pin!(m.lock());
-                let first = poll_with(lock.as_mut(), &waker);
-                let guard = match first {
-                    Poll::Ready(guard) => guard.unwrap(),
-                    Poll::Pending => loop {
-                        // Spin until woken (the holder's release wakes us).
-                        if waker.wakes() > 0 {
-                            break settle(Poll::Pending, lock.as_mut(), &waker).unwrap();
-                        }
-                        loom::thread::yield_now();
-                    },
-                };
-                let mut guard = guard;
-                *guard += 1;
+                *wait_loom(pin!(m.lock())).unwrap() += 1;
             })
         };
-        if let Some(mut guard) = m.try_lock() {
-            *guard += 1;
-        } else {
-            // The other thread holds it or waits for it: wait our turn the same way.
-            let waker = CountingWaker::new();
-            let mut lock = pin!(m.lock());
-            let mut out = poll_with(lock.as_mut(), &waker);
-            while out.is_pending() {
-                loom::thread::yield_now();
-                if waker.wakes() > 0 {
-                    out = poll_with(lock.as_mut(), &waker);
-                }
-            }
-            let Poll::Ready(Ok(mut guard)) = out else {
-                unreachable!()
-            };
-            *guard += 1;
-        }
+        *wait_loom(pin!(m.lock())).unwrap() += 1;
         other.join().unwrap();
         assert_eq!(*m.try_lock().unwrap(), 2);
     });
