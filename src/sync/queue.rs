@@ -25,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::bound::LoopBound;
 use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
-use super::wait_list::{WaitList, WaiterId, wake_all};
+use super::wait_list::{WaitList, WaiterId, wake_all, wake_one, wake_two};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 
@@ -100,20 +100,24 @@ type Wake2 = [Option<Waker>; 2];
 
 impl<T, B: Buffer<T>> State<T, B> {
     /// Items in the queue: buffered, plus those handed to getters that have not run.
+    #[inline]
     fn size(&self) -> usize {
         self.buf.len() + self.reserved
     }
 
+    #[inline]
     fn is_full(&self, maxsize: usize) -> bool {
         maxsize > 0 && self.size() >= maxsize
     }
 
     /// Stores an item that has room: to the first waiting getter, else the buffer.
+    #[inline]
     fn deliver(&mut self, item: T) -> Option<Waker> {
         self.unfinished += 1;
         self.hand_to_getter(item)
     }
 
+    #[inline]
     fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
         match self.getters.pop_front() {
             Some((id, waker)) => {
@@ -130,11 +134,15 @@ impl<T, B: Buffer<T>> State<T, B> {
 
     /// Room was made: the first waiting put's value moves in (to a waiting getter, or
     /// the buffer) and that putter is woken.
+    #[inline]
     fn refill(&mut self, maxsize: usize) -> Wake2 {
         if self.putters.is_empty() || self.is_full(maxsize) {
             return [None, None];
         }
-        let (id, putter) = self.putters.pop_front().expect("checked above");
+        // (Every waiting putter may have a cancel pending: then nobody moves in.)
+        let Some((id, putter)) = self.putters.pop_front() else {
+            return [None, None];
+        };
         let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
             unreachable!("a linked putter still holds its value")
         };
@@ -142,6 +150,7 @@ impl<T, B: Buffer<T>> State<T, B> {
     }
 
     /// Takes the next buffered item; the room it makes goes to the first waiting put.
+    #[inline]
     fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
         let item = self.buf.pop()?;
         Some((item, self.refill(maxsize)))
@@ -153,9 +162,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
         Core {
             state: RefCell::new(State {
                 buf: B::default(),
-                getters: WaitList::default(),
-                putters: WaitList::default(),
-                joiners: WaitList::default(),
+                getters: WaitList::skipping_cancelled(),
+                putters: WaitList::skipping_cancelled(),
+                joiners: WaitList::skipping_cancelled(),
                 reserved: 0,
                 unfinished: 0,
                 shut_down: false,
@@ -188,7 +197,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         }
         let waker = state.deliver(item);
         drop(state);
-        wake_all(waker);
+        wake_one(waker);
         Ok(())
     }
 
@@ -197,7 +206,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         match state.take(self.maxsize) {
             Some((item, wakers)) => {
                 drop(state);
-                wake_all(wakers.into_iter().flatten());
+                wake_two(wakers);
                 Ok(item)
             }
             None => Err(QueueEmpty::new(state.shut_down)),
@@ -215,21 +224,37 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        let mut stale = None;
+        if let Some(id) = *waiter {
+            if state.getters.is_skipped(id) {
+                // Passed over while a cancel was pending, then the cancel was
+                // withdrawn: start over (no item was handed to it).
+                stale = state.getters.remove(id).1;
+                *waiter = None;
+            }
+        }
         let Some(id) = *waiter else {
             if let Some((item, wakers)) = state.take(self.maxsize) {
                 drop(state);
-                wake_all(wakers.into_iter().flatten());
+                drop(stale);
+                wake_two(wakers);
                 return Poll::Ready(Ok(item));
             }
             if state.shut_down {
+                drop(state);
+                drop(stale);
                 return Poll::Ready(Err(Error::new(QueueShutDown)));
             }
             self.bound.check(self.name, "evloop::sync::mpsc");
             *waiter = Some(state.getters.push_back(Get::Waiting, cx.waker()));
+            drop(state);
+            drop(stale);
             return Poll::Pending;
         };
         if let Get::Waiting = state.getters.data(id) {
-            state.getters.set_waker(id, cx.waker());
+            let old = state.getters.replace_waker(id, cx.waker());
+            drop(state);
+            drop(old); // a foreign waker's drop: after the borrow
             return Poll::Pending;
         }
         let (slot, old_waker) = state.getters.remove(id);
@@ -246,7 +271,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let wakers = state.refill(self.maxsize);
         drop(state);
         drop(old_waker);
-        wake_all(wakers.into_iter().flatten());
+        wake_two(wakers);
         Poll::Ready(outcome)
     }
 
@@ -275,7 +300,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         };
         drop(state);
         drop(old_waker);
-        wake_all(waker);
+        wake_one(waker);
     }
 
     /// One poll of a `put`; `value` is the item until it is stored or handed to the
@@ -304,6 +329,20 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        if let Some(id) = *waiter {
+            if state.putters.is_skipped(id) {
+                // Passed over while a cancel was pending, then the cancel was
+                // withdrawn: take the value back and start over.
+                let (slot, stale) = state.putters.remove(id);
+                *waiter = None;
+                if let Put::Waiting(item) = slot {
+                    *value = Some(item);
+                }
+                drop(state);
+                drop(stale);
+                state = self.state.borrow_mut();
+            }
+        }
         let Some(id) = *waiter else {
             if state.shut_down {
                 return Poll::Ready(Err(Error::new(QueueShutDown)));
@@ -314,7 +353,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
             if !state.is_full(self.maxsize) {
                 let waker = state.deliver(item);
                 drop(state);
-                wake_all(waker);
+                wake_one(waker);
                 return Poll::Ready(Ok(()));
             }
             self.bound.check(self.name, "evloop::sync::mpsc");
@@ -323,7 +362,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
         };
         match state.putters.data(id) {
             Put::Waiting(_) => {
-                state.putters.set_waker(id, cx.waker());
+                let old = state.putters.replace_waker(id, cx.waker());
+                drop(state);
+                drop(old);
                 Poll::Pending
             }
             Put::ShutDown => {
@@ -373,6 +414,15 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        if let Some(id) = *waiter {
+            if state.joiners.is_skipped(id) {
+                let removed = state.joiners.remove(id);
+                *waiter = None;
+                drop(state);
+                drop(removed);
+                state = self.state.borrow_mut();
+            }
+        }
         match *waiter {
             None if state.unfinished == 0 => Poll::Ready(Ok(())),
             None => {
@@ -388,7 +438,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 Poll::Ready(Ok(()))
             }
             Some(id) => {
-                state.joiners.set_waker(id, cx.waker());
+                let old = state.joiners.replace_waker(id, cx.waker());
+                drop(state);
+                drop(old);
                 Poll::Pending
             }
         }

@@ -195,7 +195,9 @@ impl<T> Future for QueueGet<'_, T> {
 
 impl<T> Drop for QueueGet<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_get(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_get(&mut self.waiter);
+        }
     }
 }
 
@@ -221,7 +223,9 @@ impl<T> Future for QueuePut<'_, T> {
 
 impl<T> Drop for QueuePut<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_put(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_put(&mut self.waiter);
+        }
     }
 }
 
@@ -243,7 +247,9 @@ impl<T> Future for QueueJoin<'_, T> {
 
 impl<T> Drop for QueueJoin<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_join(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_join(&mut self.waiter);
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::task::coop::WaiterTask;
+
 const NIL: u32 = u32::MAX;
 
 /// Capacity above which an emptied list frees its slab.
@@ -36,6 +38,11 @@ struct Node<D> {
     prev: u32,
     next: u32,
     linked: bool,
+    /// Unlinked by [`WaitList::settle`] (its task has a cancel pending), its data still
+    /// the waiting state.
+    skipped: bool,
+    /// The task that queued it (lists that skip cancelled waiters only).
+    task: Option<WaiterTask>,
     waker: Option<Waker>,
     data: D,
 }
@@ -46,6 +53,7 @@ pub(crate) struct WaitList<D> {
     head: u32,
     tail: u32,
     linked: usize,
+    skip_cancelled: bool,
 }
 
 impl<D> Default for WaitList<D> {
@@ -55,27 +63,103 @@ impl<D> Default for WaitList<D> {
             head: NIL,
             tail: NIL,
             linked: 0,
+            skip_cancelled: false,
         }
     }
 }
 
 impl<D> WaitList<D> {
+    /// A list that passes over waiters whose task has a cancel request pending (the
+    /// loop-local primitives): what is handed over goes to the next live waiter at
+    /// once, as asyncio skips a waiter future that `Task.cancel` cancelled. The skipped
+    /// waiter's task resumes with `Err(Cancelled)` and removes its node; if the request
+    /// was withdrawn meanwhile (`uncancel`), the waiter finds itself
+    /// [skipped](Self::is_skipped) and queues again.
+    pub(crate) fn skipping_cancelled() -> Self {
+        WaitList {
+            skip_cancelled: true,
+            ..WaitList::default()
+        }
+    }
+
+    /// Unlinks the waiters at the front whose task has a cancel pending.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        if !self.skip_cancelled {
+            return;
+        }
+        while self.head != NIL {
+            let head = self.head;
+            let pending = match self.nodes[head as usize].task.as_mut() {
+                Some(task) => task.cancel_pending(),
+                None => false,
+            };
+            if !pending {
+                break;
+            }
+            self.skip(WaiterId(head));
+        }
+    }
+
+    /// [`settle`](Self::settle) over the whole list (for counts of live waiters).
+    pub(crate) fn purge(&mut self) {
+        if !self.skip_cancelled {
+            return;
+        }
+        let mut at = self.head;
+        while at != NIL {
+            let next = self.nodes[at as usize].next;
+            let pending = match self.nodes[at as usize].task.as_mut() {
+                Some(task) => task.cancel_pending(),
+                None => false,
+            };
+            if pending {
+                self.skip(WaiterId(at));
+            }
+            at = next;
+        }
+    }
+
+    fn skip(&mut self, id: WaiterId) {
+        let waker = self.unlink(id);
+        let node = &mut self.nodes[id.0 as usize];
+        node.waker = waker;
+        node.skipped = true;
+    }
+
+    /// Whether `id` was passed over by [`settle`](Self::settle): unlinked with its data
+    /// still the waiting state. A waiter that polls and finds this (its cancel was
+    /// withdrawn) removes its node and starts over.
+    #[inline]
+    pub(crate) fn is_skipped(&self, id: WaiterId) -> bool {
+        self.nodes[id.0 as usize].skipped
+    }
+
     /// Whether no waiter is linked (waiting).
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.linked == 0
     }
 
     /// The number of linked (waiting) waiters.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.linked
     }
 
     /// Appends a waiter at the back of the FIFO.
+    #[inline]
     pub(crate) fn push_back(&mut self, data: D, waker: &Waker) -> WaiterId {
         let index = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
             linked: true,
+            skipped: false,
+            task: if self.skip_cancelled {
+                WaiterTask::current()
+            } else {
+                None
+            },
             waker: Some(waker.clone()),
             data,
         });
@@ -91,12 +175,16 @@ impl<D> WaitList<D> {
     }
 
     /// The waiter at the front of the FIFO.
-    pub(crate) fn front(&self) -> Option<WaiterId> {
+    #[inline]
+    pub(crate) fn front(&mut self) -> Option<WaiterId> {
+        self.settle();
         (self.head != NIL).then_some(WaiterId(self.head))
     }
 
     /// The data of the front waiter.
+    #[inline]
     pub(crate) fn front_data(&mut self) -> Option<&mut D> {
+        self.settle();
         match self.head {
             NIL => None,
             head => Some(&mut self.nodes[head as usize].data),
@@ -105,6 +193,7 @@ impl<D> WaitList<D> {
 
     /// Takes `id` off the FIFO (its outcome is being written); the node stays until the
     /// waiter removes it. Returns its waker, to wake after the borrow / lock.
+    #[inline]
     pub(crate) fn unlink(&mut self, id: WaiterId) -> Option<Waker> {
         let node = &mut self.nodes[id.0 as usize];
         if !node.linked {
@@ -127,6 +216,7 @@ impl<D> WaitList<D> {
 
     /// Unlinks the front waiter, returning its id (for the caller to write its outcome
     /// through [`WaitList::data`]) and its waker.
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<(WaiterId, Option<Waker>)> {
         let id = self.front()?;
         let waker = self.unlink(id);
@@ -134,29 +224,32 @@ impl<D> WaitList<D> {
     }
 
     /// Whether `id` is still waiting in the FIFO.
-    #[cfg(test)]
     pub(crate) fn is_linked(&self, id: WaiterId) -> bool {
         self.nodes[id.0 as usize].linked
     }
 
     /// The data of waiter `id`.
+    #[inline]
     pub(crate) fn data(&mut self, id: WaiterId) -> &mut D {
         &mut self.nodes[id.0 as usize].data
     }
 
     /// Stores the waker the waiter was last polled with (no clone if it would wake the
-    /// same task).
-    pub(crate) fn set_waker(&mut self, id: WaiterId, waker: &Waker) {
+    /// same task), handing the replaced one back for the caller to drop after its lock
+    /// or borrow (a foreign waker's drop is user code: rule 1).
+    #[inline]
+    pub(crate) fn replace_waker(&mut self, id: WaiterId, waker: &Waker) -> Option<Waker> {
         let slot = &mut self.nodes[id.0 as usize].waker;
         match slot {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
+            Some(old) if old.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
         }
     }
 
     /// Removes the node of `id` (unlinking it if it still waits), returning its data and
     /// its waker for the caller to drop after the borrow / lock. Called by the waiter
     /// itself only.
+    #[inline]
     pub(crate) fn remove(&mut self, id: WaiterId) -> (D, Option<Waker>) {
         let waker = self.unlink(id);
         let node = self.nodes.remove(id.0 as usize);
@@ -205,6 +298,39 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
         } else {
             resume_unwind(payload);
         }
+    }
+}
+
+/// Wakes one waker if there is one (the common case of a hand-over), caught as in
+/// [`wake_all`], without an iterator's bookkeeping.
+#[inline]
+pub(crate) fn wake_one(waker: Option<Waker>) {
+    if let Some(payload) = waker.and_then(wake_caught) {
+        rethrow(payload);
+    }
+}
+
+/// Wakes up to two wakers, each caught (see [`wake_all`]).
+#[inline]
+pub(crate) fn wake_two([a, b]: [Option<Waker>; 2]) {
+    let first = a.and_then(wake_caught);
+    let second = b.and_then(wake_caught);
+    if let Some(payload) = first.or(second) {
+        rethrow(payload);
+    }
+}
+
+#[inline]
+fn wake_caught(waker: Waker) -> Option<Box<dyn std::any::Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
+}
+
+#[cold]
+fn rethrow(payload: Box<dyn std::any::Any + Send>) {
+    if std::thread::panicking() {
+        log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+    } else {
+        resume_unwind(payload);
     }
 }
 
