@@ -53,3 +53,4 @@ mod event;
 mod harness;
 mod permits;
 mod queue;
+mod regressions;

@@ -1,0 +1,238 @@
+//! The counterexamples the queue properties found, shrunk, as plain tests, and the
+//! same cause seen on the other primitives.
+//!
+//! The cause: a task cancelled while it waits stays in the primitive's wait list until
+//! the task runs again (the cancel is taken at the wait's next poll), so whatever is
+//! released meanwhile is handed to it, and it passes it on only then. The API says the
+//! cancelled task "resumes at once" and (module docs of `evloop::sync`) that a
+//! cancelled or dropped wait "leave[s] the wait list at once"; SPEC §13: "an item is
+//! never taken from a queue by a cancelled `get`"; `/work/sync_api.md`: "A waiting put
+//! that is cancelled puts nothing", "A cancelled waiter leaves (n_waiting drops by 1)".
+
+use std::future::Future as StdFuture;
+
+use evloop::sync::{Barrier, LifoQueue, Mutex, Queue, Semaphore};
+use evloop::{Runtime, Task, create_task};
+
+use crate::queue::AnyQueue;
+
+/// `q.get()` in a task of its own, suspended (the loop has settled).
+async fn suspended_get<Q: AnyQueue>(q: &Q) -> Task<u32> {
+    let q = q.clone();
+    let task = create_task(async move { q.get().await });
+    quiesce().await;
+    assert!(!task.done(), "the get waits");
+    task
+}
+
+/// Lets every woken task run.
+async fn quiesce() {
+    for _ in 0..16 {
+        evloop::yield_now().await.unwrap();
+    }
+}
+
+fn on_a_loop(body: impl StdFuture<Output = ()> + 'static) {
+    Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            create_task(async move {
+                body.await;
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+}
+
+/// A cancelled get is not handed an item (SPEC §13: "an item is never taken from a
+/// queue by a cancelled `get`"): right after `put_nowait`, the item is in the queue.
+/// Observed: `qsize() == 0` and `get_nowait()` is `Err(QueueEmpty)` until the
+/// cancelled task has run.
+#[test]
+fn a_cancelled_get_is_not_handed_an_item() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        getter.cancel();
+        q.put_nowait(1).unwrap();
+        assert_eq!(
+            q.qsize(),
+            1,
+            "the item is in the queue, not with the cancelled get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// Items reach the waiting gets in order (Y6) when the first of them was cancelled:
+/// the next get gets the first item. Observed: the live get receives the *second*
+/// item (the first went to the cancelled get, which put it back into the queue when
+/// it ran).
+#[test]
+fn a_cancelled_get_does_not_reorder_a_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        let live = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert!(cancelled.cancelled());
+        assert_eq!(
+            live.result().ok(),
+            Some(1),
+            "the first item, to the first live get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(2));
+    });
+}
+
+/// The same for a `LifoQueue`: the last item put is the first taken. Observed: the
+/// item handed to the cancelled get comes back on top, after the later one.
+#[test]
+fn a_cancelled_get_does_not_reorder_a_lifo_queue() {
+    on_a_loop(async {
+        let q = LifoQueue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert_eq!(q.get_nowait().ok(), Some(2), "last in, first out");
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// `maxsize` holds when a cancelled get was waiting: of two `put_nowait` on a queue of
+/// maxsize 1, the second finds it full. Observed: both succeed (the first item went
+/// to the cancelled get) and once the cancelled task has run the queue holds 2 items.
+#[test]
+fn a_cancelled_get_does_not_overfill_a_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(1);
+        let cancelled = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        let second = q.put_nowait(2);
+        quiesce().await;
+        assert!(
+            q.qsize() <= q.maxsize(),
+            "qsize {} above maxsize {} (second put_nowait: {:?})",
+            q.qsize(),
+            q.maxsize(),
+            second.map_err(|e| e.into_inner())
+        );
+        assert!(second.is_err(), "the queue was full");
+    });
+}
+
+/// A waiting put that is cancelled puts nothing (Y6). Observed: a `get_nowait` after
+/// the cancel still moves the cancelled put's value into the queue (and that put
+/// returns `Ok` when its task runs).
+#[test]
+fn a_cancelled_put_puts_nothing() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(1);
+        q.put_nowait(1).unwrap();
+        let putter = create_task({
+            let q = q.clone();
+            async move { q.put(2).await }
+        });
+        quiesce().await;
+        assert!(!putter.done(), "the put waits: the queue is full");
+        putter.cancel();
+        assert_eq!(q.get_nowait().ok(), Some(1));
+        assert_eq!(q.qsize(), 0, "the cancelled put's value was not stored");
+        quiesce().await;
+        assert!(putter.cancelled());
+        assert!(q.get_nowait().is_err(), "nothing was put");
+    });
+}
+
+/// A barrier counts live parties: of two parties, one cancelled before the other
+/// arrived, the barrier does not trip. Observed: the second arrival is taken as the
+/// last of the round and returns `Ok(1)` at once (the cancelled one is released with
+/// index 0, then returns `Err(Cancelled)`) — when the second's task runs before the
+/// cancelled one's.
+#[test]
+fn a_cancelled_barrier_wait_does_not_trip_the_barrier() {
+    on_a_loop(async {
+        let b = Barrier::new(2);
+        let first = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        quiesce().await;
+        // The second party's task is created first, so it runs before the cancelled
+        // one does; the cancel comes before either runs.
+        let second = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        first.cancel();
+        quiesce().await;
+        assert!(first.cancelled());
+        assert!(
+            !second.done(),
+            "one live party of two arrived, yet the barrier tripped: {:?}",
+            second.result()
+        );
+        assert_eq!(b.n_waiting(), 1);
+    });
+}
+
+/// A cancelled barrier wait leaves the round at once (`n_waiting` drops by 1).
+/// Observed: `n_waiting()` still counts it until its task has run.
+#[test]
+fn a_cancelled_barrier_wait_leaves_at_once() {
+    on_a_loop(async {
+        let b = Barrier::new(2);
+        let waiter = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        quiesce().await;
+        assert_eq!(b.n_waiting(), 1);
+        waiter.cancel();
+        assert_eq!(b.n_waiting(), 0, "the cancelled wait left the round");
+    });
+}
+
+/// The lock released while its only waiter was cancelled is free at once. Observed:
+/// it is handed to the cancelled waiter (`locked()` stays true, `try_lock()` fails)
+/// until that task has run.
+#[test]
+fn a_lock_released_past_a_cancelled_waiter_is_free() {
+    on_a_loop(async {
+        let m = Mutex::new(());
+        let held = m.try_lock().unwrap();
+        let waiter = create_task({
+            let m = m.clone();
+            async move { m.lock().await.map(drop) }
+        });
+        quiesce().await;
+        waiter.cancel();
+        drop(held);
+        assert!(!m.locked(), "nobody holds or waits for the lock");
+        assert!(m.try_lock().is_some());
+    });
+}
+
+/// The same for a semaphore's permit. Observed: `available()` is 0 until the
+/// cancelled task has run.
+#[test]
+fn a_permit_released_past_a_cancelled_waiter_is_available() {
+    on_a_loop(async {
+        let s = Semaphore::new(0);
+        let waiter = create_task({
+            let s = s.clone();
+            async move { s.acquire().await.map(drop) }
+        });
+        quiesce().await;
+        waiter.cancel();
+        s.release();
+        assert_eq!(s.available(), 1, "nobody waits for the permit");
+    });
+}
