@@ -8,9 +8,13 @@
 //! Options: `--port N` (default 7879, or 0 — any free port — with `--demo`), `--demo`,
 //! `--help`.
 //!
-//! Many tasks share the room through `Rc<RefCell<…>>`: tasks created with
-//! `create_task` run on the loop's thread and need no `Send`. No borrow is held across
-//! an `.await`: a broadcast first copies the list of writers, then writes.
+//! Built on `evloop::sync`: every client has an outbox, a bounded [`Queue`] that a
+//! writer task of its own drains to the socket, so one slow client never holds up the
+//! others (its outbox fills, and lines to it are dropped, not queued without bound). A
+//! broadcast only puts into outboxes — it never awaits, so no borrow of the room is held
+//! across an `.await`. Shutdown is an [`Event`]: when it is set (Ctrl-C, or the end of the
+//! demo), the server stops accepting, says goodbye into every outbox, shuts the outboxes
+//! down and waits (`Queue::join`) until every writer has flushed what was queued.
 
 #[path = "common/args.rs"]
 mod args;
@@ -21,52 +25,85 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::net::{OwnedWriteHalf, TcpListener, TcpStream};
+use evloop::sync::{Event, Queue};
 use evloop::{Error, create_task, gather, time::sleep};
 
-type Writer = Rc<OwnedWriteHalf<TcpStream>>;
+/// Lines waiting for a client's writer; beyond this a slow client misses lines.
+const OUTBOX: usize = 256;
+
+struct Member {
+    name: String,
+    outbox: Queue<Rc<str>>,
+}
 
 #[derive(Default)]
 struct Room {
     next_id: u32,
-    members: BTreeMap<u32, (String, Writer)>,
+    members: BTreeMap<u32, Member>,
 }
 
 type SharedRoom = Rc<RefCell<Room>>;
 
-async fn broadcast(room: &SharedRoom, from: u32, line: &str) {
-    let (name, targets): (String, Vec<Writer>) = {
+/// Puts `line` from member `from` into every other member's outbox.
+fn broadcast(room: &SharedRoom, from: u32, line: &str) {
+    let (name, outboxes): (String, Vec<Queue<Rc<str>>>) = {
         let room = room.borrow();
         let name = room
             .members
             .get(&from)
-            .map_or_else(|| "?".into(), |(n, _)| n.clone());
-        let targets = room
+            .map_or_else(|| "?".into(), |m| m.name.clone());
+        let outboxes = room
             .members
             .iter()
             .filter(|(id, _)| **id != from)
-            .map(|(_, (_, w))| w.clone())
+            .map(|(_, m)| m.outbox.clone())
             .collect();
-        (name, targets)
+        (name, outboxes)
     };
-    let message = format!("{name}: {line}\n");
-    for writer in targets {
-        // A member that left meanwhile just fails this write.
-        let _ = writer.write_all(message.as_bytes()).await;
+    let message: Rc<str> = format!("{name}: {line}\n").into();
+    for outbox in outboxes {
+        // A full outbox (a client that does not read) or a closed one misses the line.
+        let _ = outbox.put_nowait(message.clone());
+    }
+}
+
+/// Drains a client's outbox to its socket until the outbox is shut down and empty.
+async fn write_outbox(writer: OwnedWriteHalf<TcpStream>, outbox: Queue<Rc<str>>) {
+    while let Ok(line) = outbox.get().await {
+        let written = writer.write_all(line.as_bytes()).await;
+        let _ = outbox.task_done();
+        if written.is_err() {
+            break; // the client went away; what is left is dropped with the queue
+        }
     }
 }
 
 async fn serve_client(room: SharedRoom, stream: TcpStream) -> Result<(), Error> {
     let peer = stream.peer_addr()?;
     let (reader, writer) = stream.into_split();
+    let outbox = Queue::new(OUTBOX);
+    let writer = create_task({
+        let outbox = outbox.clone();
+        async move {
+            write_outbox(writer, outbox).await;
+            Ok(())
+        }
+    });
     let id = {
         let mut room = room.borrow_mut();
         room.next_id += 1;
         let id = room.next_id;
-        room.members
-            .insert(id, (format!("guest{id}"), Rc::new(writer)));
+        let name = format!("guest{id}");
+        room.members.insert(
+            id,
+            Member {
+                name,
+                outbox: outbox.clone(),
+            },
+        );
         id
     };
-    broadcast(&room, id, &format!("joined from {peer}")).await;
+    broadcast(&room, id, &format!("joined from {peer}"));
     let mut pending = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -80,23 +117,46 @@ async fn serve_client(room: SharedRoom, stream: TcpStream) -> Result<(), Error> 
             let line = String::from_utf8_lossy(&line).trim().to_string();
             if let Some(name) = line.strip_prefix("/nick ") {
                 if let Some(member) = room.borrow_mut().members.get_mut(&id) {
-                    member.0 = name.to_string();
+                    member.name = name.to_string();
                 }
             } else if !line.is_empty() {
-                broadcast(&room, id, &line).await;
+                broadcast(&room, id, &line);
             }
         }
     }
-    broadcast(&room, id, "left").await;
+    broadcast(&room, id, "left");
     room.borrow_mut().members.remove(&id);
-    Ok(())
+    outbox.shutdown(false); // the writer flushes what is queued, then ends
+    writer.await
 }
 
-async fn serve(listener: TcpListener, room: SharedRoom) -> Result<(), Error> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        create_task(serve_client(room.clone(), stream));
+/// Accepts clients until `closing` is set, then flushes every outbox.
+async fn serve(listener: TcpListener, room: SharedRoom, closing: Event) -> Result<(), Error> {
+    let acceptor: evloop::Task<()> = create_task({
+        let room = room.clone();
+        async move {
+            loop {
+                let (stream, _) = listener.accept().await?;
+                create_task(serve_client(room.clone(), stream));
+            }
+        }
+    });
+    closing.wait().await?;
+    acceptor.cancel();
+    let outboxes: Vec<Queue<Rc<str>>> = room
+        .borrow()
+        .members
+        .values()
+        .map(|m| m.outbox.clone())
+        .collect();
+    for outbox in &outboxes {
+        let _ = outbox.put_nowait("server: closing, bye\n".into());
+        outbox.shutdown(false);
     }
+    for outbox in &outboxes {
+        outbox.join().await?; // every queued line has been written
+    }
+    Ok(())
 }
 
 /// A bot: says its lines, then prints what it heard.
@@ -149,13 +209,13 @@ async fn main() -> Result<(), Error> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     println!("chat on 127.0.0.1:{port}");
-    let room = SharedRoom::default();
-    let server = create_task(serve(listener, room.clone()));
+    let closing = Event::new();
+    let server = create_task(serve(listener, SharedRoom::default(), closing.clone()));
 
     if !demo {
         evloop::signal::ctrl_c().await?;
-        server.cancel();
-        return Ok(());
+        closing.set();
+        return server.await;
     }
     let transcripts = gather([
         create_task(bot(port, "ada", &["hello all", "how is the loop?"])),
@@ -171,6 +231,6 @@ async fn main() -> Result<(), Error> {
         println!("--- what {name} heard");
         print!("{heard}");
     }
-    server.cancel();
-    Ok(())
+    closing.set();
+    server.await
 }

@@ -1,6 +1,6 @@
 //! A tour of evloop: timers, callbacks from worker threads, the exception handler,
-//! a stop, futures, tasks, gather, blocking work, networking, a group of loops, and the
-//! loop's statistics.
+//! a stop, futures, tasks, gather, locks and queues, blocking work, networking, a group
+//! of loops, and the loop's statistics.
 //!
 //! Run with `cargo run --release --example tour`; it exits 0 by itself. It takes no
 //! options but `--help`.
@@ -233,6 +233,35 @@ fn main() -> std::io::Result<()> {
         let name = evloop::create_task(async { Ok::<_, evloop::Error>(String::from("evloop")) });
         let (n, s) = evloop::gather!(fetch(8, 1), name).await.unwrap();
         println!("  gather!(u64, String) = ({n}, {s:?})");
+    });
+
+    println!("== sync: a Semaphore bounds concurrent work, a Queue collects the results");
+    rt.block_on(async {
+        // Ten fetches, at most three in flight (asyncio's `async with sem:`).
+        let limit = evloop::sync::Semaphore::new(3);
+        let results = evloop::sync::Queue::new(0);
+        let in_flight = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let peak = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        for id in 0..10u64 {
+            let (limit, results) = (limit.clone(), results.clone());
+            let (in_flight, peak) = (in_flight.clone(), peak.clone());
+            evloop::create_task(async move {
+                let _permit = limit.acquire().await?;
+                in_flight.set(in_flight.get() + 1);
+                peak.set(peak.get().max(in_flight.get()));
+                evloop::time::sleep(Duration::from_millis(1 + id % 3)).await?;
+                in_flight.set(in_flight.get() - 1);
+                results.put(id).await
+            });
+        }
+        let mut done = Vec::new();
+        for _ in 0..10 {
+            done.push(results.get().await.unwrap());
+        }
+        println!(
+            "  10 fetches done, at most {} at once: {done:?}",
+            peak.get()
+        );
     });
 
     println!("== blocking work off the loop: #[run_on_executor] and spawn_blocking");
