@@ -35,6 +35,10 @@ pub(crate) enum Out {
     ShutDown,
     /// `join` returned `Ok`.
     Joined,
+    /// `Barrier::wait` returned `Ok(index)`.
+    Index(usize),
+    /// `Barrier::wait` returned `Err(BrokenBarrierError)`.
+    Broken,
     /// Anything else (always a mismatch).
     Unexpected(String),
 }
@@ -48,6 +52,8 @@ pub(crate) enum Shown {
     WaitPut,
     WaitGet,
     WaitJoin,
+    /// In `Condition::wait` (for a notification, or re-acquiring the lock).
+    WaitCond,
 }
 
 pub(crate) fn unexpected(what: &str, e: &Error) -> Out {
@@ -353,13 +359,13 @@ where
     }
 }
 
-/// 160 cases per property (`PROPTEST_CASES` overrides, for a longer hunt).
+/// 512 cases per property (`PROPTEST_CASES` overrides, for a longer hunt).
 pub(crate) fn config() -> ProptestConfig {
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(160),
+            .unwrap_or(512),
         // Counterexamples found are kept as named tests below instead.
         failure_persistence: None,
         ..ProptestConfig::default()

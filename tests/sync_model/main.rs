@@ -1,4 +1,4 @@
-//! `evloop::sync` checked against plain reference models (SPEC Q9, §13 Y1, Y2, Y4, Y6).
+//! `evloop::sync` checked against plain reference models (SPEC Q9, §13 Y1–Y6).
 //!
 //! Each property generates a random sequence of operations over 1–6 *workers* (one task
 //! at a time per worker) and one primitive, drives the real primitive on one
@@ -9,6 +9,8 @@
 //! | `Mutex<u32>` | worker starts `lock()`, releases (drops its guard), is cancelled, is aborted (its pending lock future or its guard dropped at once), settle |
 //! | `Semaphore(k)`, `BoundedSemaphore(k)` | worker starts `acquire()`, drops or `forget()`s its permit, cancel, abort; the driver's `release()`; settle |
 //! | `Event` | worker starts `wait()`, cancel, abort; the driver's `set()` / `clear()`; settle |
+//! | `Condition` over a `Mutex` | worker takes the lock and holds it, or takes it and `wait`s (then holds the re-acquired lock); release, cancel, abort; the driver's `notify(n)`, under the lock or not (`Err(InvalidState)` when nobody holds it); settle |
+//! | `Barrier(1–4)` | worker starts `wait()`, cancel, abort; the driver's `reset()` / `abort()`; settle |
 //! | `Queue`, `LifoQueue`, `PriorityQueue` (maxsize 0–3) | worker starts `put(v)` / `get()` / `join()`, cancel, abort; the driver's `put_nowait`, `get_nowait`, `task_done`, `shutdown(immediate)`; settle |
 //!
 //! **How the real side runs.** A driver task (inside `block_on`) applies the operations
@@ -27,8 +29,20 @@
 //! lock / a permit / an item and then cancelled or dropped before it ran passes it to
 //! the next waiter (an item goes back to the front of the queue, on top for a
 //! `LifoQueue`, re-inserted for a `PriorityQueue`); a waiting put that is cancelled puts
-//! nothing; the first poll of a free lock (of an available permit, of a non-empty
-//! queue) does not suspend; new tasks start in the order they were created.
+//! nothing; a cancelled barrier wait leaves the round; a notified condition waiter
+//! cancelled before it ran passes the notification on, and re-acquires the lock in its
+//! FIFO turn before it returns `Err(Cancelled)`; the first poll of a free lock (of an
+//! available permit, of a non-empty queue) does not suspend; new tasks start in the
+//! order they were created.
+//!
+//! **Late cancels.** The implementation takes a task's cancel at the wait's next poll,
+//! so until the cancelled task runs it is still in the wait list and can be handed a
+//! lock, a permit, an item, a barrier's release (the shrunk cases are plain tests in
+//! `regressions`). For the lock, the semaphores, the event and the condition this does
+//! not show once the loop has settled; for the queues and the barrier it does, so each
+//! of those properties has a `_with_late_cancel` twin whose model may also take the
+//! cancel when the task runs (`QueueModel::lazy`, `BarrierModel::lazy`) — everything
+//! else is still checked while the strict property fails.
 //!
 //! **Interleavings.** When the loop settles, the model runs its ready workers' steps in
 //! *every* order (a worker's step is atomic), except that new workers start in creation
@@ -43,12 +57,14 @@
 //! Compared after every settle: what each worker waits for or holds, the whole log of
 //! outcomes in order (who was granted, cancelled, which item each get returned), and
 //! `locked()` / `try_lock()`, `available()` / `locked()` / `try_acquire()`, `is_set()`,
-//! `qsize()` / `empty()` / `full()`; after every `*_nowait`, `task_done` and driver
-//! `release()`, its result. At the end every worker is cancelled, the loop settles and
+//! `qsize()` / `empty()` / `full()`, `n_waiting()` / `broken()`; after every `*_nowait`, `task_done` and driver
+//! `release()` and `notify`, its result. At the end every worker is cancelled, the loop settles and
 //! everything is compared again; a queue is then drained with `get_nowait` and its
 //! contents compared in order, and every item is checked to have been delivered once
 //! (or dropped by `shutdown(true)`), none twice, none lost.
 
+mod barrier;
+mod condition;
 mod event;
 mod harness;
 mod permits;
