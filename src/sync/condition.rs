@@ -127,6 +127,7 @@ impl<T> Condition<T> {
             cond: self,
             state: State::Start(Some(guard)),
             cancelled: None,
+            notified: false,
         }
     }
 
@@ -215,6 +216,8 @@ pub struct CondWait<'a, T> {
     cond: &'a Condition<T>,
     state: State<'a, T>,
     cancelled: Option<Error>,
+    /// Woken by a notification (not by a cancel): passed on if cancelled afterwards.
+    notified: bool,
 }
 
 impl<'a, T> Future for CondWait<'a, T> {
@@ -254,10 +257,22 @@ impl<'a, T> Future for CondWait<'a, T> {
                         let removed = waiters.remove(id);
                         drop(waiters);
                         drop(removed);
+                        this.notified = true;
                     }
                     this.state = State::Reacquire(cond.inner.lock.lock_uncancellable());
                 }
                 State::Reacquire(lock) => {
+                    // Cancelled while re-taking the lock: keep waiting for it (asyncio
+                    // re-acquires whatever happens), then report the cancel. The
+                    // notification this waiter consumed passes to the next one.
+                    if let Some(cancelled) = coop::take_cancel() {
+                        if this.cancelled.is_none() {
+                            this.cancelled = Some(cancelled);
+                            if std::mem::take(&mut this.notified) {
+                                cond.notify_unchecked(1);
+                            }
+                        }
+                    }
                     let guard = match Pin::new(lock).poll(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(guard) => guard,

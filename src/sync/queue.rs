@@ -6,15 +6,17 @@
 //! outside `sync`.
 //!
 //! How an item travels: a `put` while a `get` waits writes the item straight into that
-//! getter's node and wakes it (the buffer stays empty); otherwise it goes into the
-//! buffer. A `get` while a `put` waits on a full queue takes from the buffer and moves
-//! the first waiting put's value (kept in its node) into the buffer, and wakes it. So
-//! "getters wait ⇒ the buffer is empty" and "putters wait ⇒ the buffer is full" always
-//! hold, and what `qsize`, `empty` and `full` say is what `get_nowait` and
-//! `put_nowait` do. A getter that was handed an item and is cancelled or dropped before
-//! it ran gives the item back: to the next getter, or to the front of the buffer
-//! ([`Buffer::unget`]) — an item is never lost. User values (items) are only dropped
-//! after the borrow ends (rule 1).
+//! getter's node and wakes it; the item is *reserved* for that getter — it counts in
+//! `qsize` and against `maxsize` until the getter runs (as in asyncio, where it sits in
+//! the buffer meanwhile), but no other `get` can take it. Otherwise the item goes into
+//! the buffer. When room is made — a `get` takes from the buffer, or a getter takes its
+//! reserved item — the first waiting put's value (kept in its node) moves in, to a
+//! waiting getter or the buffer, and that putter is woken. So "getters wait ⇒ the
+//! buffer is empty" and "putters wait ⇒ the queue is full" always hold. A getter that
+//! was handed an item and is cancelled or dropped before it ran gives the item back: to
+//! the next getter, or to the front of the buffer ([`Buffer::unget`]) — an item is never
+//! lost, and the queue never holds more than `maxsize`. User values (items) are only
+//! dropped after the borrow ends (rule 1).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -23,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::bound::LoopBound;
 use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
-use super::wait_list::{WaitList, WaiterId, wake_all};
+use super::wait_list::{WaitList, WaiterId, wake_all, wake_one, wake_two};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 
@@ -78,6 +80,9 @@ struct State<T, B> {
     getters: WaitList<Get<T>>,
     putters: WaitList<Put<T>>,
     joiners: WaitList<bool>,
+    /// Items handed to getters that have not run yet: they count in `qsize` (as in
+    /// asyncio, where they are still in the buffer) and against `maxsize`.
+    reserved: usize,
     unfinished: usize,
     shut_down: bool,
 }
@@ -89,21 +94,35 @@ pub(crate) struct Core<T, B> {
     name: &'static str,
 }
 
+/// Up to two wakers to wake after the borrow (a `get` can free room for a putter whose
+/// value goes straight to a waiting getter).
+type Wake2 = [Option<Waker>; 2];
+
 impl<T, B: Buffer<T>> State<T, B> {
+    /// Items in the queue: buffered, plus those handed to getters that have not run.
+    #[inline]
+    fn size(&self) -> usize {
+        self.buf.len() + self.reserved
+    }
+
+    #[inline]
     fn is_full(&self, maxsize: usize) -> bool {
-        maxsize > 0 && self.buf.len() >= maxsize
+        maxsize > 0 && self.size() >= maxsize
     }
 
     /// Stores an item that has room: to the first waiting getter, else the buffer.
+    #[inline]
     fn deliver(&mut self, item: T) -> Option<Waker> {
         self.unfinished += 1;
         self.hand_to_getter(item)
     }
 
+    #[inline]
     fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
         match self.getters.pop_front() {
             Some((id, waker)) => {
                 *self.getters.data(id) = Get::Item(item);
+                self.reserved += 1;
                 waker
             }
             None => {
@@ -113,19 +132,25 @@ impl<T, B: Buffer<T>> State<T, B> {
         }
     }
 
-    /// Takes the next item; room made in a full queue goes to the first waiting put.
-    fn take(&mut self) -> Option<(T, Option<Waker>)> {
-        let item = self.buf.pop()?;
-        let mut waker = None;
-        if let Some((id, w)) = self.putters.pop_front() {
-            let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
-                unreachable!("a linked putter still holds its value")
-            };
-            self.buf.push(value);
-            self.unfinished += 1;
-            waker = w;
+    /// Room was made: the first waiting put's value moves in (to a waiting getter, or
+    /// the buffer) and that putter is woken.
+    #[inline]
+    fn refill(&mut self, maxsize: usize) -> Wake2 {
+        if self.putters.is_empty() || self.is_full(maxsize) {
+            return [None, None];
         }
-        Some((item, waker))
+        let (id, putter) = self.putters.pop_front().expect("checked above");
+        let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
+            unreachable!("a linked putter still holds its value")
+        };
+        [putter, self.deliver(value)]
+    }
+
+    /// Takes the next buffered item; the room it makes goes to the first waiting put.
+    #[inline]
+    fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
+        let item = self.buf.pop()?;
+        Some((item, self.refill(maxsize)))
     }
 }
 
@@ -137,6 +162,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 getters: WaitList::default(),
                 putters: WaitList::default(),
                 joiners: WaitList::default(),
+                reserved: 0,
                 unfinished: 0,
                 shut_down: false,
             }),
@@ -151,7 +177,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
     }
 
     pub(crate) fn qsize(&self) -> usize {
-        self.state.borrow().buf.len()
+        self.state.borrow().size()
     }
 
     pub(crate) fn full(&self) -> bool {
@@ -168,16 +194,16 @@ impl<T, B: Buffer<T>> Core<T, B> {
         }
         let waker = state.deliver(item);
         drop(state);
-        wake_all(waker);
+        wake_one(waker);
         Ok(())
     }
 
     pub(crate) fn get_nowait(&self) -> Result<T, QueueEmpty> {
         let mut state = self.state.borrow_mut();
-        match state.take() {
-            Some((item, waker)) => {
+        match state.take(self.maxsize) {
+            Some((item, wakers)) => {
                 drop(state);
-                wake_all(waker);
+                wake_two(wakers);
                 Ok(item)
             }
             None => Err(QueueEmpty::new(state.shut_down)),
@@ -196,9 +222,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
         }
         let mut state = self.state.borrow_mut();
         let Some(id) = *waiter else {
-            if let Some((item, waker)) = state.take() {
+            if let Some((item, wakers)) = state.take(self.maxsize) {
                 drop(state);
-                wake_all(waker);
+                wake_two(wakers);
                 return Poll::Ready(Ok(item));
             }
             if state.shut_down {
@@ -213,14 +239,21 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Pending;
         }
         let (slot, old_waker) = state.getters.remove(id);
-        drop(state);
-        drop(old_waker);
         *waiter = None;
-        Poll::Ready(match slot {
-            Get::Item(item) => Ok(item),
+        let outcome = match slot {
+            Get::Item(item) => {
+                state.reserved -= 1;
+                Ok(item)
+            }
             Get::ShutDown => Err(Error::new(QueueShutDown)),
             Get::Waiting => unreachable!("checked above"),
-        })
+        };
+        // The reserved item is taken: its room goes to the first waiting put.
+        let wakers = state.refill(self.maxsize);
+        drop(state);
+        drop(old_waker);
+        wake_two(wakers);
+        Poll::Ready(outcome)
     }
 
     /// A `get` goes away: an item handed to it goes to the next getter or back into
@@ -238,6 +271,8 @@ impl<T, B: Buffer<T>> Core<T, B> {
                     waker
                 }
                 None => {
+                    // Still counted in `reserved` until here: the size is unchanged.
+                    state.reserved -= 1;
                     state.buf.unget(item);
                     None
                 }
@@ -246,7 +281,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         };
         drop(state);
         drop(old_waker);
-        wake_all(waker);
+        wake_one(waker);
     }
 
     /// One poll of a `put`; `value` is the item until it is stored or handed to the
@@ -285,7 +320,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
             if !state.is_full(self.maxsize) {
                 let waker = state.deliver(item);
                 drop(state);
-                wake_all(waker);
+                wake_one(waker);
                 return Poll::Ready(Ok(()));
             }
             self.bound.check(self.name, "evloop::sync::mpsc");
@@ -476,7 +511,7 @@ impl<T, B: Buffer<T>> fmt::Debug for Core<T, B> {
             Ok(state) => f
                 .debug_struct(self.name)
                 .field("maxsize", &self.maxsize)
-                .field("qsize", &state.buf.len())
+                .field("qsize", &state.size())
                 .field("getters", &state.getters.len())
                 .field("putters", &state.putters.len())
                 .field("unfinished", &state.unfinished)

@@ -195,7 +195,9 @@ impl<T> Future for QueueGet<'_, T> {
 
 impl<T> Drop for QueueGet<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_get(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_get(&mut self.waiter);
+        }
     }
 }
 
@@ -221,7 +223,9 @@ impl<T> Future for QueuePut<'_, T> {
 
 impl<T> Drop for QueuePut<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_put(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_put(&mut self.waiter);
+        }
     }
 }
 
@@ -243,7 +247,9 @@ impl<T> Future for QueueJoin<'_, T> {
 
 impl<T> Drop for QueueJoin<'_, T> {
     fn drop(&mut self) {
-        self.core.abandon_join(&mut self.waiter);
+        if self.waiter.is_some() {
+            self.core.abandon_join(&mut self.waiter);
+        }
     }
 }
 
@@ -325,7 +331,9 @@ macro_rules! queue_type {
                 self.core.put_nowait(value)
             }
 
-            /// Takes the next item if there is one.
+            /// Takes the next buffered item if there is one. An item already handed
+            /// to a waiting `get` is reserved for it (FIFO): it counts in
+            /// [`qsize`](Self::qsize) until that get runs, but is not taken here.
             ///
             /// # Errors
             ///
@@ -334,7 +342,8 @@ macro_rules! queue_type {
                 self.core.get_nowait()
             }
 
-            /// The number of items in the queue.
+            /// The number of items in the queue, including those handed to waiting
+            /// gets that have not run yet.
             pub fn qsize(&self) -> usize {
                 self.core.qsize()
             }

@@ -61,16 +61,19 @@ impl<D> Default for WaitList<D> {
 
 impl<D> WaitList<D> {
     /// Whether no waiter is linked (waiting).
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.linked == 0
     }
 
     /// The number of linked (waiting) waiters.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.linked
     }
 
     /// Appends a waiter at the back of the FIFO.
+    #[inline]
     pub(crate) fn push_back(&mut self, data: D, waker: &Waker) -> WaiterId {
         let index = self.nodes.insert(Node {
             prev: self.tail,
@@ -91,11 +94,13 @@ impl<D> WaitList<D> {
     }
 
     /// The waiter at the front of the FIFO.
+    #[inline]
     pub(crate) fn front(&self) -> Option<WaiterId> {
         (self.head != NIL).then_some(WaiterId(self.head))
     }
 
     /// The data of the front waiter.
+    #[inline]
     pub(crate) fn front_data(&mut self) -> Option<&mut D> {
         match self.head {
             NIL => None,
@@ -105,6 +110,7 @@ impl<D> WaitList<D> {
 
     /// Takes `id` off the FIFO (its outcome is being written); the node stays until the
     /// waiter removes it. Returns its waker, to wake after the borrow / lock.
+    #[inline]
     pub(crate) fn unlink(&mut self, id: WaiterId) -> Option<Waker> {
         let node = &mut self.nodes[id.0 as usize];
         if !node.linked {
@@ -127,6 +133,7 @@ impl<D> WaitList<D> {
 
     /// Unlinks the front waiter, returning its id (for the caller to write its outcome
     /// through [`WaitList::data`]) and its waker.
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<(WaiterId, Option<Waker>)> {
         let id = self.front()?;
         let waker = self.unlink(id);
@@ -140,12 +147,14 @@ impl<D> WaitList<D> {
     }
 
     /// The data of waiter `id`.
+    #[inline]
     pub(crate) fn data(&mut self, id: WaiterId) -> &mut D {
         &mut self.nodes[id.0 as usize].data
     }
 
     /// Stores the waker the waiter was last polled with (no clone if it would wake the
     /// same task).
+    #[inline]
     pub(crate) fn set_waker(&mut self, id: WaiterId, waker: &Waker) {
         let slot = &mut self.nodes[id.0 as usize].waker;
         match slot {
@@ -157,6 +166,7 @@ impl<D> WaitList<D> {
     /// Removes the node of `id` (unlinking it if it still waits), returning its data and
     /// its waker for the caller to drop after the borrow / lock. Called by the waiter
     /// itself only.
+    #[inline]
     pub(crate) fn remove(&mut self, id: WaiterId) -> (D, Option<Waker>) {
         let waker = self.unlink(id);
         let node = self.nodes.remove(id.0 as usize);
@@ -205,6 +215,39 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
         } else {
             resume_unwind(payload);
         }
+    }
+}
+
+/// Wakes one waker if there is one (the common case of a hand-over), caught as in
+/// [`wake_all`], without an iterator's bookkeeping.
+#[inline]
+pub(crate) fn wake_one(waker: Option<Waker>) {
+    if let Some(payload) = waker.and_then(wake_caught) {
+        rethrow(payload);
+    }
+}
+
+/// Wakes up to two wakers, each caught (see [`wake_all`]).
+#[inline]
+pub(crate) fn wake_two([a, b]: [Option<Waker>; 2]) {
+    let first = a.and_then(wake_caught);
+    let second = b.and_then(wake_caught);
+    if let Some(payload) = first.or(second) {
+        rethrow(payload);
+    }
+}
+
+#[inline]
+fn wake_caught(waker: Waker) -> Option<Box<dyn std::any::Any + Send>> {
+    catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
+}
+
+#[cold]
+fn rethrow(payload: Box<dyn std::any::Any + Send>) {
+    if std::thread::panicking() {
+        log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
+    } else {
+        resume_unwind(payload);
     }
 }
 

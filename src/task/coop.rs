@@ -261,6 +261,7 @@ impl Drop for CurrentGuard {
 }
 
 /// Runs `f` with the current task, if a task is being polled here.
+#[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&dyn Runnable) -> R) -> Option<R> {
     let task = CURRENT.try_with(Cell::get).ok()??;
     // SAFETY: `CURRENT` holds a pointer only between `enter` and the guard's drop,
@@ -275,13 +276,20 @@ fn local_of(header: &TaskHeader) -> RefMut<'_, TaskLocal> {
 
 /// Delivers an undelivered cancel request of the current task (T3): `Some(error)` once,
 /// then the request is consumed.
+///
+/// Every await asks, and almost always nobody ever asked this task to cancel: that
+/// check is inlined into the caller; building the error is out of line.
+#[inline]
 pub(crate) fn take_cancel() -> Option<Error> {
+    // (A request withdrawn by `uncancel` to 0 is not delivered either, T4.)
+    let requested = with_current(|task| task.header().cancelling() != 0).unwrap_or(false);
+    if requested { take_cancel_slow() } else { None }
+}
+
+#[cold]
+#[inline(never)]
+fn take_cancel_slow() -> Option<Error> {
     with_current(|task| {
-        // Every await asks; almost always nobody ever asked this task to cancel. (A
-        // request withdrawn by `uncancel` to 0 is not delivered either, T4.)
-        if task.header().cancelling() == 0 {
-            return None;
-        }
         let mut local = local_of(task.header());
         if !local.must_cancel {
             return None;
