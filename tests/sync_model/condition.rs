@@ -69,7 +69,8 @@ struct CW {
     /// The cancel was taken by the wait (it returns `Err(Cancelled)` once it holds the
     /// lock again).
     wait_cancelled: bool,
-    /// Holding the lock was notified: `Notified` reached through `notify`.
+    /// Woken by a notification (not by a cancel), and not yet cancelled since: a
+    /// cancel passes the notification on.
     notified: bool,
     cancel: bool,
     release: bool,
@@ -205,6 +206,17 @@ impl CondModel {
         self.w[i] = CW_IDLE;
     }
 
+    /// A waiter in `wait()` sees its cancel: it will return `Err(Cancelled)` once it
+    /// holds the lock again, and a notification it had consumed passes to the next
+    /// waiter (asyncio: a cancel in `wait`, including its re-acquire, re-raises after
+    /// the lock is re-taken).
+    fn see_cancel(&mut self, i: usize) {
+        self.w[i].wait_cancelled = true;
+        if std::mem::take(&mut self.w[i].notified) {
+            self.notify(1);
+        }
+    }
+
     fn locked(&self) -> bool {
         self.holder.is_some()
     }
@@ -218,6 +230,9 @@ impl Model for CondModel {
                 match w.st {
                     CSt::Granted | CSt::Notified | CSt::Cancelling => true,
                     CSt::Holding => w.release || w.cancel,
+                    // Cancelled while re-taking the lock: it sees the cancel (and passes
+                    // its notification on), then keeps waiting for the lock.
+                    CSt::LockWaiting => w.reacquire && w.cancel && !w.wait_cancelled,
                     _ => false,
                 }
             })
@@ -244,14 +259,17 @@ impl Model for CondModel {
                 m.log.push((i, Out::Cancelled));
                 m.w[i] = CW_IDLE;
             }
-            CSt::Granted => m.got_lock(i),
-            CSt::Notified => {
-                if w.cancel && w.notified {
-                    // Notified, then cancelled before it ran: the notification passes
-                    // on.
-                    m.notify(1);
+            CSt::LockWaiting => m.see_cancel(i),
+            CSt::Granted => {
+                if w.reacquire && w.cancel && !w.wait_cancelled {
+                    m.see_cancel(i);
                 }
-                m.w[i].wait_cancelled = w.cancel;
+                m.got_lock(i)
+            }
+            CSt::Notified => {
+                if w.cancel {
+                    m.see_cancel(i);
+                }
                 m.want_lock(i);
             }
             CSt::Holding => {
@@ -259,7 +277,7 @@ impl Model for CondModel {
                 m.w[i] = CW_IDLE;
                 m.hand_over();
             }
-            CSt::Idle | CSt::LockWaiting | CSt::CondWaiting => unreachable!("not ready"),
+            CSt::Idle | CSt::CondWaiting => unreachable!("not ready"),
         }
         vec![m]
     }

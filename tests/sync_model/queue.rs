@@ -95,6 +95,13 @@ const QW_IDLE: QW = QW {
     seq: None,
 };
 
+/// Whether the specification counts an item handed to a waiting get in `qsize()` until
+/// that get runs. `/work/sync_api.md` says no ("a put while a get waits gives the item
+/// to the first waiting get (qsize stays 0)"); main counts it since 63477cc (README,
+/// ARCHITECTURE: "reserved for it … as in asyncio"). The strict properties follow
+/// sync_api.md; set this to `true` if the specification adopts main's rule.
+const SPEC_COUNTS_RESERVED_ITEMS: bool = false;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct QueueModel {
     /// `false` (the specification): a cancelled waiter leaves the FIFO at `cancel()`,
@@ -103,6 +110,11 @@ struct QueueModel {
     /// the FIFO, may still be handed an item, until its task runs; it passes the item
     /// on then.
     lazy: bool,
+    /// `false` (the specification: "qsize stays 0"): an item handed to a waiting get
+    /// has left the queue. `true` (main since 63477cc): it is *reserved* for that get
+    /// and counts in `qsize()` and against `maxsize` until the get runs; the room its
+    /// get makes then goes to the first waiting put.
+    reserved: bool,
     kind: QKind,
     maxsize: usize,
     /// Fifo: index 0 is the next get. Lifo: the last is the top. Priority: ascending.
@@ -124,9 +136,10 @@ type PutRes = Result<(), bool>;
 type GetRes = Result<u32, bool>;
 
 impl QueueModel {
-    fn new(kind: QKind, maxsize: usize, n: usize, lazy: bool) -> QueueModel {
+    fn new(kind: QKind, maxsize: usize, n: usize, lazy: bool, reserved: bool) -> QueueModel {
         QueueModel {
             lazy,
+            reserved,
             kind,
             maxsize,
             buf: Vec::new(),
@@ -141,8 +154,21 @@ impl QueueModel {
         }
     }
 
+    /// What `qsize()` says.
+    fn size(&self) -> usize {
+        let reserved = if self.reserved {
+            self.w
+                .iter()
+                .filter(|w| matches!(w.st, QSt::GrantedGet(_)))
+                .count()
+        } else {
+            0
+        };
+        self.buf.len() + reserved
+    }
+
     fn full(&self) -> bool {
-        self.maxsize > 0 && self.buf.len() >= self.maxsize
+        self.maxsize > 0 && self.size() >= self.maxsize
     }
 
     fn push(&mut self, v: u32) {
@@ -190,21 +216,34 @@ impl QueueModel {
         }
     }
 
-    /// Takes the next item; the first waiting put's value moves into the room made.
-    /// (Putters wait only while the queue is full. It can hold more than `maxsize`
-    /// when an item comes back from a cancelled get; a take moves a putter in then
-    /// too, as the implementation does — the API does not say.)
+    /// Takes the next buffered item; the first waiting put's value moves into the room
+    /// made.
     fn take(&mut self) -> Option<u32> {
         let v = self.pop()?;
-        if let Some(j) = self.putters.pop_front() {
-            let QSt::WaitPut(pv) = self.w[j].st else {
-                unreachable!()
-            };
+        self.refill();
+        Some(v)
+    }
+
+    /// Room was made: the first waiting put's value moves in and that put is done.
+    /// (Putters wait only while the queue is full. Without reservations it can hold
+    /// more than `maxsize` when an item comes back from a cancelled get; a take moves a
+    /// putter in then too, as the implementation did — the API does not say. With
+    /// reservations it never does, and the value goes to a waiting get, if any.)
+    fn refill(&mut self) {
+        if self.putters.is_empty() || (self.reserved && self.full()) {
+            return;
+        }
+        let j = self.putters.pop_front().unwrap();
+        let QSt::WaitPut(pv) = self.w[j].st else {
+            unreachable!()
+        };
+        self.w[j].st = QSt::GrantedPut(pv);
+        if self.reserved {
+            self.deliver(pv);
+        } else {
             self.unfinished += 1;
             self.push(pv);
-            self.w[j].st = QSt::GrantedPut(pv);
         }
-        Some(v)
     }
 
     fn wake_joins(&mut self) {
@@ -398,7 +437,14 @@ impl Model for QueueModel {
                 m.give_back(v);
                 m.finish(i, Out::Cancelled, false)
             }
-            QSt::GrantedGet(v) => m.finish(i, Out::Got(v), false),
+            QSt::GrantedGet(v) => {
+                m.w[i] = QW_IDLE;
+                if m.reserved {
+                    // Its reserved item taken: the room goes to the first waiting put.
+                    m.refill();
+                }
+                m.finish(i, Out::Got(v), false)
+            }
             QSt::GrantedPut(v) => m.finish(i, Out::Put(v), w.cancel),
             QSt::WokenJoin => m.finish(i, Out::Joined, w.cancel),
             QSt::Cancelling => m.finish(i, Out::Cancelled, false),
@@ -429,8 +475,8 @@ fn queue_obs(m: &QueueModel) -> QueueObs {
                 _ => Shown::Idle,
             })
             .collect(),
-        qsize: m.buf.len(),
-        empty: m.buf.is_empty(),
+        qsize: m.size(),
+        empty: m.size() == 0,
         full: m.full(),
         log: m.log.clone(),
     }
@@ -540,7 +586,8 @@ async fn join_worker<Q: AnyQueue>(q: Q, i: usize, shared: SharedRef) -> Result<(
     Ok(())
 }
 
-/// Runs `ops` on a queue of `maxsize`; `lenient` also accepts the lazy model.
+/// Runs `ops` on a queue of `maxsize`; `lenient` also accepts the late cancel and the
+/// reserved items (`QueueModel::lazy`, `QueueModel::reserved`).
 async fn run_queue<Q: AnyQueue>(
     n: usize,
     maxsize: usize,
@@ -550,9 +597,17 @@ async fn run_queue<Q: AnyQueue>(
     let q = Q::new(maxsize);
     assert_eq!(q.maxsize(), maxsize);
     let mut ws = Workers::new(n);
-    let mut cands = vec![QueueModel::new(Q::KIND, maxsize, n, false)];
+    let mut cands = vec![QueueModel::new(
+        Q::KIND,
+        maxsize,
+        n,
+        false,
+        SPEC_COUNTS_RESERVED_ITEMS,
+    )];
     if lenient {
-        cands.push(QueueModel::new(Q::KIND, maxsize, n, true));
+        cands.push(QueueModel::new(Q::KIND, maxsize, n, true, false));
+        cands.push(QueueModel::new(Q::KIND, maxsize, n, false, true));
+        cands.push(QueueModel::new(Q::KIND, maxsize, n, true, true));
     }
     let mut history: Vec<String> = Vec::new();
     // Item bookkeeping, independent of the model: what went in and what came out.
