@@ -88,6 +88,12 @@ pub(crate) mod cell {
             // SAFETY: exclusivity is the caller's obligation (see `# Safety`).
             unsafe { &mut *self.0 }
         }
+
+        /// Runs `f` with the raw pointer (loom's API): for shared access without
+        /// making a `&mut T` first.
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0)
+        }
     }
 }
 
@@ -112,7 +118,7 @@ pub(crate) fn spin_wait(round: u32) {
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
-    pub(crate) use std::sync::Mutex;
+    pub(crate) use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{
@@ -123,7 +129,7 @@ pub(crate) mod sync {
 
 #[cfg(loom)]
 pub(crate) mod sync {
-    pub(crate) use loom::sync::Mutex;
+    pub(crate) use loom::sync::{Mutex, RwLock, RwLockReadGuard};
 
     pub(crate) mod atomic {
         pub(crate) use loom::sync::atomic::{

@@ -57,6 +57,22 @@ impl Local {
         }
     }
 
+    /// Whether the live task in slot `key` (of `generation`) has an undelivered cancel
+    /// request (`coop::WaiterTask`). A task being polled right now (its slot is empty)
+    /// or gone answers `false`.
+    pub(crate) fn task_cancel_pending(&self, key: u32, generation: u32) -> bool {
+        let Ok(tasks) = self.tasks.try_borrow() else {
+            return false;
+        };
+        match tasks.get(key as usize) {
+            Some(TaskSlot {
+                generation: g,
+                task: Some(task),
+            }) if *g == generation => crate::task::coop::has_pending_cancel(task.header()),
+            _ => false,
+        }
+    }
+
     /// Polls the task in slot `key` if it is still the one queued.
     pub(crate) fn run_task(&self, key: u32, generation: u32) {
         let task = {

@@ -91,3 +91,12 @@ pub use queue_kinds::{
     QueueShutDown,
 };
 pub use semaphore::{Acquire, BoundedSemaphore, Semaphore, SemaphorePermit};
+pub mod broadcast;
+pub mod mpsc;
+mod shared;
+pub mod watch;
+pub use shared::{
+    SharedEvent, SharedMutex, SharedMutexGuard, SharedSemaphore, SharedSemaphorePermit,
+};
+#[cfg(all(test, loom))]
+mod loom_models;

@@ -52,6 +52,11 @@ impl Permits {
         !self.waiters.is_empty()
     }
 
+    /// The number of acquirers waiting.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
     /// Takes `n` permits at once if they are free and nobody waits.
     pub(crate) fn try_acquire(&mut self, n: usize) -> bool {
         if self.waiters.is_empty() && self.available >= n {
@@ -76,6 +81,20 @@ impl Permits {
                 self.waiters.set_waker(id, waker);
                 Poll::Pending
             }
+        }
+    }
+
+    /// [`Permits::poll_waiter`] for callers under a lock: the waker handed back — the
+    /// removed node's when `Ready`, the replaced one when `Pending` — is theirs to drop
+    /// after it (rule 1).
+    pub(crate) fn poll_waiter_take(
+        &mut self,
+        id: WaiterId,
+        waker: &Waker,
+    ) -> (Poll<()>, Option<Waker>) {
+        match self.waiters.data(id) {
+            Wait::Granted(_) => (Poll::Ready(()), self.waiters.remove(id).1),
+            Wait::Waiting(_) => (Poll::Pending, self.waiters.replace_waker(id, waker)),
         }
     }
 

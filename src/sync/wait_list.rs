@@ -141,7 +141,6 @@ impl<D> WaitList<D> {
     }
 
     /// Whether `id` is still waiting in the FIFO.
-    #[cfg(test)]
     pub(crate) fn is_linked(&self, id: WaiterId) -> bool {
         self.nodes[id.0 as usize].linked
     }
@@ -160,6 +159,16 @@ impl<D> WaitList<D> {
         match slot {
             Some(old) if old.will_wake(waker) => {}
             _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Like [`WaitList::set_waker`], but hands the replaced waker back for the caller to
+    /// drop after its lock or borrow (a foreign waker's drop is user code: rule 1).
+    pub(crate) fn replace_waker(&mut self, id: WaiterId, waker: &Waker) -> Option<Waker> {
+        let slot = &mut self.nodes[id.0 as usize].waker;
+        match slot {
+            Some(old) if old.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
         }
     }
 

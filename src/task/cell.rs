@@ -342,6 +342,7 @@ where
             state.must_cancel = true;
             state.message = message;
         }
+        super::coop::bump_cancel_epoch();
         // Wake it so the request reaches the coroutine's next loop-native await.
         Wake::wake_by_ref(&self.arc());
     }

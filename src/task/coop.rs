@@ -31,6 +31,77 @@ thread_local! {
     /// An [`apply_cancel_flat`] is draining on this thread: nested requests queue.
     static CANCELLING: Cell<bool> = const { Cell::new(false) };
     static CANCEL_QUEUE: RefCell<VecDeque<CancelRequest>> = const { RefCell::new(VecDeque::new()) };
+    /// Bumped whenever a cancel request is recorded for a task on this thread: a
+    /// [`WaiterTask`] taken before the last bump may have one pending.
+    static CANCEL_EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A cancel request was recorded for a task of this thread's loop (see [`WaiterTask`]).
+pub(crate) fn bump_cancel_epoch() {
+    let _ = CANCEL_EPOCH.try_with(|e| e.set(e.get().wrapping_add(1)));
+}
+
+fn cancel_epoch() -> u64 {
+    CANCEL_EPOCH.try_with(Cell::get).unwrap_or(u64::MAX)
+}
+
+/// Which task queued a wait (in `sync`'s wait lists), so that a primitive handing over a
+/// lock, a permit or an item can skip a waiter whose task has a cancel request pending —
+/// as asyncio skips the waiter future that `Task.cancel` cancelled. No reference to the
+/// task is kept: its loop, its slab slot and generation (a stale slot is "no task"),
+/// and the cancel epoch when it was last seen not cancelled (the fast path: no cancel
+/// since then, nothing to look up).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaiterTask {
+    loop_id: u64,
+    key: u32,
+    generation: u32,
+    epoch: u64,
+}
+
+impl WaiterTask {
+    /// The task being polled on this thread, if any.
+    #[inline]
+    pub(crate) fn current() -> Option<WaiterTask> {
+        let (key, generation) = with_current(|task| task.header().slot())??;
+        Some(WaiterTask {
+            loop_id: context::current_id(),
+            key,
+            generation,
+            epoch: cancel_epoch(),
+        })
+    }
+
+    /// Whether the task has an undelivered cancel request: its next loop-native await
+    /// returns `Err(Cancelled)`. Only answered on the task's own loop thread (anywhere
+    /// else: `false`).
+    #[inline]
+    pub(crate) fn cancel_pending(&mut self) -> bool {
+        let now = cancel_epoch();
+        if now == self.epoch {
+            return false;
+        }
+        let pending = context::current_id() == self.loop_id
+            && context::with_local(self.loop_id, |local| {
+                local.task_cancel_pending(self.key, self.generation)
+            })
+            .unwrap_or(false);
+        if !pending {
+            self.epoch = now;
+        }
+        pending
+    }
+}
+
+/// Whether `header`'s task has an undelivered cancel request (loop thread only; `false`
+/// while its state is borrowed — the request is being applied or taken right now).
+pub(crate) fn has_pending_cancel(header: &TaskHeader) -> bool {
+    header.cancelling() != 0
+        && header
+            .local
+            .get()
+            .try_borrow()
+            .is_ok_and(|local| local.must_cancel)
 }
 
 /// A cancel request queued by [`apply_cancel_flat`]: the task and the message.
