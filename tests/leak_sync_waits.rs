@@ -20,10 +20,13 @@
 //! | `Queue::get`, `LifoQueue::get`, `PriorityQueue::get` | an empty queue |
 //! | `Queue::put` | a full queue (maxsize 1, one item) |
 //! | `Queue::join` | a queue with an item never marked `task_done` |
-//!
-//! Not covered yet: the thread-safe primitives of Y7 (`mpsc` recv on empty and bounded
-//! send on full, `broadcast` recv, `watch` changed, `SharedMutex::lock`,
-//! `SharedSemaphore::acquire`, `SharedEvent::wait`) are not on main yet.
+//! | `mpsc::Receiver::recv`, `mpsc::UnboundedReceiver::recv` | an empty channel whose sender stays (one by one only: `recv` takes `&mut self` of the one receiver) |
+//! | `mpsc::Sender::send` | a full channel (capacity 1, one item) |
+//! | `broadcast::Receiver::recv` | nothing sent (together: 100 subscribed receivers, one wait each per round) |
+//! | `watch::Receiver::changed` | no value sent since the receiver saw the latest (together: 100 receivers) |
+//! | `SharedMutex::lock` | the lock, held by the test |
+//! | `SharedSemaphore::acquire` | 0 permits |
+//! | `SharedEvent::wait` | never set |
 //!
 //! Method: as `tests/leak_waits.rs` (`tests/common/leak.rs`): this binary installs the
 //! counting `#[global_allocator]` and holds a single test, so nothing else allocates
@@ -43,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use evloop::sync::{
     Barrier, BoundedSemaphore, Condition, Event, LifoQueue, Mutex, PriorityQueue, Queue, Semaphore,
+    SharedEvent, SharedMutex, SharedSemaphore, broadcast, mpsc, watch,
 };
 use evloop::{Error, Runtime, create_task, time};
 
@@ -55,7 +59,7 @@ use common::leak::{Outcome, ROUND, measure, poll_once, timed_out, together};
 const ZERO: Duration = Duration::ZERO;
 
 /// Kinds measured by [`scenario`].
-const KINDS: usize = 22;
+const KINDS: usize = 36;
 
 /// A wait that must stay pending when polled once.
 async fn pending_once<F: std::future::Future>(fut: F) {
@@ -63,6 +67,17 @@ async fn pending_once<F: std::future::Future>(fut: F) {
         !poll_once(fut).await,
         "the wait completed: it must stay pending"
     );
+}
+
+/// `measure!` one by one only (`$wait` polled once and dropped).
+macro_rules! one_by_one {
+    ($outcomes:expr, $kind:literal, $wait:expr) => {{
+        measure!($outcomes, concat!($kind, ", one by one"), async {
+            for _ in 0..BATCH {
+                pending_once($wait).await;
+            }
+        });
+    }};
 }
 
 /// `measure!` twice: one by one (`$wait` polled once and dropped), and together
@@ -167,7 +182,93 @@ async fn scenario() -> Vec<Outcome> {
         q.task_done().unwrap();
         assert!(q.task_done().is_err(), "one item was put");
     }
+    thread_safe(&mut outcomes).await;
     outcomes
+}
+
+/// The Y7 kinds.
+async fn thread_safe(outcomes: &mut Vec<Outcome>) {
+    {
+        let (tx, mut rx) = mpsc::channel::<u64>(1);
+        one_by_one!(outcomes, "mpsc::Receiver::recv (empty)", rx.recv());
+        tx.try_send(1).unwrap();
+        both!(outcomes, "mpsc::Sender::send (full)", async {
+            let out = tx.send(2).await;
+            assert!(out.is_err(), "the full channel took a value");
+        });
+        assert_eq!(rx.try_recv().ok(), Some(1));
+        assert!(rx.try_recv().is_err(), "an abandoned send sent its value");
+    }
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+        one_by_one!(outcomes, "mpsc::UnboundedReceiver::recv (empty)", rx.recv());
+        tx.send(1).unwrap();
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(1),
+            "no abandoned recv took the item"
+        );
+    }
+    {
+        let (tx, mut rx) = broadcast::channel::<u64>(4);
+        one_by_one!(outcomes, "broadcast::Receiver::recv", rx.recv());
+        let mut rxs: Vec<_> = (0..ROUND).map(|_| tx.subscribe()).collect();
+        measure!(outcomes, "broadcast::Receiver::recv, together", async {
+            for _ in 0..BATCH / ROUND {
+                together(
+                    rxs.iter_mut().map(|rx| time::timeout(ZERO, rx.recv())),
+                    |out| assert!(matches!(out, Err(Error::Timeout(_))), "a message came"),
+                )
+                .await;
+            }
+        });
+        assert_eq!(tx.send(9).unwrap(), ROUND + 1);
+        assert_eq!(rx.try_recv().ok(), Some(9));
+    }
+    {
+        let (tx, mut rx) = watch::channel(0u64);
+        rx.borrow_and_update();
+        one_by_one!(outcomes, "watch::Receiver::changed", rx.changed());
+        let mut rxs: Vec<_> = (0..ROUND)
+            .map(|_| {
+                let mut rx = tx.subscribe();
+                rx.borrow_and_update();
+                rx
+            })
+            .collect();
+        measure!(outcomes, "watch::Receiver::changed, together", async {
+            for _ in 0..BATCH / ROUND {
+                together(
+                    rxs.iter_mut().map(|rx| time::timeout(ZERO, rx.changed())),
+                    |out| assert!(matches!(out, Err(Error::Timeout(_))), "a value came"),
+                )
+                .await;
+            }
+        });
+        assert!(!rx.has_changed().unwrap());
+    }
+    {
+        let m = SharedMutex::new(0u64);
+        let held = m.try_lock().expect("a fresh lock is free");
+        both!(outcomes, "SharedMutex::lock (held)", m.lock());
+        drop(held);
+        assert!(m.try_lock().is_some(), "nobody else waits for the lock");
+    }
+    {
+        let s = SharedSemaphore::new(0);
+        both!(
+            outcomes,
+            "SharedSemaphore::acquire (0 permits)",
+            s.acquire()
+        );
+        s.release();
+        assert_eq!(s.available(), 1, "no waiter took the released permit");
+    }
+    {
+        let e = SharedEvent::new();
+        both!(outcomes, "SharedEvent::wait", e.wait());
+        assert!(!e.is_set());
+    }
 }
 
 #[test]
