@@ -98,7 +98,7 @@ impl Barrier {
             inner: Rc::new(Inner {
                 parties,
                 state: RefCell::new(State {
-                    waiters: WaitList::default(),
+                    waiters: WaitList::skipping_cancelled(),
                     broken: false,
                 }),
                 bound: LoopBound::default(),
@@ -153,7 +153,9 @@ impl Barrier {
 
     /// The number of tasks waiting in the current round.
     pub fn n_waiting(&self) -> usize {
-        self.inner.state.borrow().waiters.len()
+        let mut state = self.inner.state.borrow_mut();
+        state.waiters.purge();
+        state.waiters.len()
     }
 
     /// The number of tasks a round needs.
@@ -189,10 +191,26 @@ impl Future for BarrierWait<'_> {
         }
         let inner = &this.barrier.inner;
         let mut state = inner.state.borrow_mut();
+        if let Some(id) = this.waiter {
+            if state.waiters.is_skipped(id) {
+                // Left the round while a cancel was pending, then the cancel was
+                // withdrawn: arrive again.
+                let removed = state.waiters.remove(id);
+                this.waiter = None;
+                drop(state);
+                drop(removed);
+                state = inner.state.borrow_mut();
+            }
+        }
         match this.waiter {
             None => {
                 if state.broken {
                     return Poll::Ready(Err(broken()));
+                }
+                if state.waiters.len() + 1 >= inner.parties {
+                    // A party whose task has a cancel pending has left (asyncio: its
+                    // cancelled wait no longer counts).
+                    state.waiters.purge();
                 }
                 if state.waiters.len() + 1 < inner.parties {
                     inner
@@ -216,7 +234,9 @@ impl Future for BarrierWait<'_> {
             Some(id) => {
                 let outcome = match state.waiters.data(id) {
                     Slot::Waiting => {
-                        state.waiters.set_waker(id, cx.waker());
+                        let old = state.waiters.replace_waker(id, cx.waker());
+                        drop(state);
+                        drop(old); // a foreign waker's drop: after the borrow
                         return Poll::Pending;
                     }
                     Slot::Released(index) => Ok(*index),

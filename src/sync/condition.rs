@@ -86,7 +86,7 @@ impl<T> Condition<T> {
         Condition {
             inner: Rc::new(Inner {
                 lock,
-                waiters: RefCell::new(WaitList::default()),
+                waiters: RefCell::new(WaitList::skipping_cancelled()),
                 bound: LoopBound::default(),
             }),
         }
@@ -250,8 +250,20 @@ impl<'a, T> Future for CondWait<'a, T> {
                         this.cancelled = Some(cancelled);
                     } else {
                         let mut waiters = cond.inner.waiters.borrow_mut();
+                        if waiters.is_skipped(id) {
+                            // Passed over by a notify while a cancel was pending, then
+                            // the cancel was withdrawn: queue again, at the back.
+                            let (_, stale) = waiters.remove(id);
+                            let id = waiters.push_back(false, cx.waker());
+                            drop(waiters);
+                            drop(stale);
+                            this.state = State::Waiting(id);
+                            return Poll::Pending;
+                        }
                         if !*waiters.data(id) {
-                            waiters.set_waker(id, cx.waker());
+                            let old = waiters.replace_waker(id, cx.waker());
+                            drop(waiters);
+                            drop(old); // a foreign waker's drop: after the borrow
                             return Poll::Pending;
                         }
                         let removed = waiters.remove(id);

@@ -62,7 +62,7 @@ impl Event {
         Event {
             inner: Rc::new(Inner {
                 set: Cell::new(false),
-                waiters: RefCell::new(WaitList::default()),
+                waiters: RefCell::new(WaitList::skipping_cancelled()),
                 bound: LoopBound::default(),
             }),
         }
@@ -140,6 +140,13 @@ impl Future for EventWait<'_> {
             return Poll::Ready(Err(cancelled));
         }
         let inner = &this.event.inner;
+        if let Some(id) = this.waiter {
+            if inner.waiters.borrow().is_skipped(id) {
+                // Passed over by a `set` while a cancel was pending, then the cancel
+                // was withdrawn: wait again (or return, if the event is set).
+                this.leave();
+            }
+        }
         match this.waiter {
             None => {
                 if inner.set.get() {
@@ -158,7 +165,9 @@ impl Future for EventWait<'_> {
                     this.waiter = None;
                     Poll::Ready(Ok(()))
                 } else {
-                    waiters.set_waker(id, cx.waker());
+                    let old = waiters.replace_waker(id, cx.waker());
+                    drop(waiters);
+                    drop(old); // a foreign waker's drop: after the borrow
                     Poll::Pending
                 }
             }

@@ -43,12 +43,22 @@ impl Permits {
         }
     }
 
+    /// Permits for the tasks of one loop: waiters whose task has a cancel pending are
+    /// passed over (see [`WaitList::skipping_cancelled`]).
+    pub(crate) fn local(available: usize) -> Permits {
+        Permits {
+            available,
+            waiters: WaitList::skipping_cancelled(),
+        }
+    }
+
     pub(crate) fn available(&self) -> usize {
         self.available
     }
 
     /// Whether anyone waits.
-    pub(crate) fn has_waiters(&self) -> bool {
+    pub(crate) fn has_waiters(&mut self) -> bool {
+        self.waiters.settle();
         !self.waiters.is_empty()
     }
 
@@ -59,7 +69,11 @@ impl Permits {
 
     /// Takes `n` permits at once if they are free and nobody waits.
     pub(crate) fn try_acquire(&mut self, n: usize) -> bool {
-        if self.waiters.is_empty() && self.available >= n {
+        if self.available < n {
+            return false;
+        }
+        self.waiters.settle();
+        if self.waiters.is_empty() {
             self.available -= n;
             true
         } else {
@@ -72,21 +86,16 @@ impl Permits {
         self.waiters.push_back(Wait::Waiting(n), waker)
     }
 
-    /// A queued acquirer's poll: `Ready` (its node removed) once its permits were
-    /// handed over. The returned waker, if any, is the caller's to drop after the borrow.
-    pub(crate) fn poll_waiter(&mut self, id: WaiterId, waker: &Waker) -> Poll<Option<Waker>> {
-        match self.waiters.data(id) {
-            Wait::Granted(_) => Poll::Ready(self.waiters.remove(id).1),
-            Wait::Waiting(_) => {
-                self.waiters.set_waker(id, waker);
-                Poll::Pending
-            }
-        }
+    /// Whether a queued acquirer was passed over (its cancel was then withdrawn): it
+    /// must leave ([`abandon`](Self::abandon)) and acquire again.
+    pub(crate) fn is_skipped(&self, id: WaiterId) -> bool {
+        self.waiters.is_skipped(id)
     }
 
-    /// [`Permits::poll_waiter`] for callers under a lock: the waker handed back — the
-    /// removed node's when `Ready`, the replaced one when `Pending` — is theirs to drop
-    /// after it (rule 1).
+    /// A queued acquirer's poll: `Ready` (its node removed) once its permits were
+    /// handed over. The waker handed back — the removed node's when `Ready`, the
+    /// replaced one when `Pending` — is the caller's to drop after its borrow or lock
+    /// (rule 1).
     pub(crate) fn poll_waiter_take(
         &mut self,
         id: WaiterId,
@@ -149,15 +158,15 @@ mod tests {
         let w = noop();
         let a = p.enqueue(1, &w);
         let b = p.enqueue(1, &w);
-        assert!(p.poll_waiter(a, &w).is_pending());
+        assert!(p.poll_waiter_take(a, &w).0.is_pending());
         p.add(1);
         assert!(p.grant_next().is_some());
         assert!(p.grant_next().is_none(), "b must wait: no permit left");
         assert!(!p.try_acquire(1), "b waits: a newcomer cannot overtake");
-        assert!(p.poll_waiter(a, &w).is_ready());
+        assert!(p.poll_waiter_take(a, &w).0.is_ready());
         p.add(1);
         assert!(p.grant_next().is_some());
-        assert!(p.poll_waiter(b, &w).is_ready());
+        assert!(p.poll_waiter_take(b, &w).0.is_ready());
         assert_eq!(p.available(), 0);
     }
 
@@ -173,7 +182,7 @@ mod tests {
         assert_eq!(back, 2);
         p.add(back);
         assert!(p.grant_next().is_some());
-        assert!(p.poll_waiter(b, &w).is_ready());
+        assert!(p.poll_waiter_take(b, &w).0.is_ready());
         assert_eq!(p.available(), 0);
     }
 
@@ -188,10 +197,10 @@ mod tests {
             p.grant_next().is_none(),
             "strict FIFO: the big request is first"
         );
-        assert!(p.poll_waiter(small, &w).is_pending());
+        assert!(p.poll_waiter_take(small, &w).0.is_pending());
         p.add(1);
         assert!(p.grant_next().is_some());
-        assert!(p.poll_waiter(big, &w).is_ready());
+        assert!(p.poll_waiter_take(big, &w).0.is_ready());
         let (back, _) = p.abandon(small);
         assert_eq!(back, 0);
     }

@@ -139,7 +139,10 @@ impl<T, B: Buffer<T>> State<T, B> {
         if self.putters.is_empty() || self.is_full(maxsize) {
             return [None, None];
         }
-        let (id, putter) = self.putters.pop_front().expect("checked above");
+        // (Every waiting putter may have a cancel pending: then nobody moves in.)
+        let Some((id, putter)) = self.putters.pop_front() else {
+            return [None, None];
+        };
         let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
             unreachable!("a linked putter still holds its value")
         };
@@ -159,9 +162,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
         Core {
             state: RefCell::new(State {
                 buf: B::default(),
-                getters: WaitList::default(),
-                putters: WaitList::default(),
-                joiners: WaitList::default(),
+                getters: WaitList::skipping_cancelled(),
+                putters: WaitList::skipping_cancelled(),
+                joiners: WaitList::skipping_cancelled(),
                 reserved: 0,
                 unfinished: 0,
                 shut_down: false,
@@ -221,21 +224,37 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        let mut stale = None;
+        if let Some(id) = *waiter {
+            if state.getters.is_skipped(id) {
+                // Passed over while a cancel was pending, then the cancel was
+                // withdrawn: start over (no item was handed to it).
+                stale = state.getters.remove(id).1;
+                *waiter = None;
+            }
+        }
         let Some(id) = *waiter else {
             if let Some((item, wakers)) = state.take(self.maxsize) {
                 drop(state);
+                drop(stale);
                 wake_two(wakers);
                 return Poll::Ready(Ok(item));
             }
             if state.shut_down {
+                drop(state);
+                drop(stale);
                 return Poll::Ready(Err(Error::new(QueueShutDown)));
             }
             self.bound.check(self.name, "evloop::sync::mpsc");
             *waiter = Some(state.getters.push_back(Get::Waiting, cx.waker()));
+            drop(state);
+            drop(stale);
             return Poll::Pending;
         };
         if let Get::Waiting = state.getters.data(id) {
-            state.getters.set_waker(id, cx.waker());
+            let old = state.getters.replace_waker(id, cx.waker());
+            drop(state);
+            drop(old); // a foreign waker's drop: after the borrow
             return Poll::Pending;
         }
         let (slot, old_waker) = state.getters.remove(id);
@@ -310,6 +329,20 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        if let Some(id) = *waiter {
+            if state.putters.is_skipped(id) {
+                // Passed over while a cancel was pending, then the cancel was
+                // withdrawn: take the value back and start over.
+                let (slot, stale) = state.putters.remove(id);
+                *waiter = None;
+                if let Put::Waiting(item) = slot {
+                    *value = Some(item);
+                }
+                drop(state);
+                drop(stale);
+                state = self.state.borrow_mut();
+            }
+        }
         let Some(id) = *waiter else {
             if state.shut_down {
                 return Poll::Ready(Err(Error::new(QueueShutDown)));
@@ -329,7 +362,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
         };
         match state.putters.data(id) {
             Put::Waiting(_) => {
-                state.putters.set_waker(id, cx.waker());
+                let old = state.putters.replace_waker(id, cx.waker());
+                drop(state);
+                drop(old);
                 Poll::Pending
             }
             Put::ShutDown => {
@@ -379,6 +414,15 @@ impl<T, B: Buffer<T>> Core<T, B> {
             return Poll::Ready(Err(cancelled));
         }
         let mut state = self.state.borrow_mut();
+        if let Some(id) = *waiter {
+            if state.joiners.is_skipped(id) {
+                let removed = state.joiners.remove(id);
+                *waiter = None;
+                drop(state);
+                drop(removed);
+                state = self.state.borrow_mut();
+            }
+        }
         match *waiter {
             None if state.unfinished == 0 => Poll::Ready(Ok(())),
             None => {
@@ -394,7 +438,9 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 Poll::Ready(Ok(()))
             }
             Some(id) => {
-                state.joiners.set_waker(id, cx.waker());
+                let old = state.joiners.replace_waker(id, cx.waker());
+                drop(state);
+                drop(old);
                 Poll::Pending
             }
         }

@@ -30,7 +30,7 @@ pub(crate) struct Sem {
 impl Sem {
     pub(crate) fn new(permits: usize, names: (&'static str, &'static str)) -> Sem {
         Sem {
-            permits: RefCell::new(Permits::new(permits)),
+            permits: RefCell::new(Permits::local(permits)),
             bound: LoopBound::default(),
             names,
         }
@@ -42,7 +42,7 @@ impl Sem {
 
     /// Whether an acquire would not succeed at once.
     pub(crate) fn locked(&self) -> bool {
-        let p = self.permits.borrow();
+        let mut p = self.permits.borrow_mut();
         p.available() == 0 || p.has_waiters()
     }
 
@@ -76,25 +76,38 @@ impl Sem {
             }
         }
         let mut permits = self.permits.borrow_mut();
-        match *waiter {
+        let mut stale = None;
+        if let Some(id) = *waiter {
+            if permits.is_skipped(id) {
+                // Passed over while a cancel was pending, and the cancel was withdrawn:
+                // start over (nothing was granted to it).
+                stale = permits.abandon(id).1;
+                *waiter = None;
+            }
+        }
+        let polled = match *waiter {
             None => {
                 if permits.try_acquire(1) {
-                    return Poll::Ready(Ok(()));
-                }
-                self.bound.check(self.names.0, self.names.1);
-                *waiter = Some(permits.enqueue(1, cx.waker()));
-                Poll::Pending
-            }
-            Some(id) => match permits.poll_waiter(id, cx.waker()) {
-                Poll::Ready(old_waker) => {
-                    *waiter = None;
-                    drop(permits);
-                    drop(old_waker);
                     Poll::Ready(Ok(()))
+                } else {
+                    self.bound.check(self.names.0, self.names.1);
+                    *waiter = Some(permits.enqueue(1, cx.waker()));
+                    Poll::Pending
                 }
-                Poll::Pending => Poll::Pending,
-            },
-        }
+            }
+            Some(id) => {
+                // The replaced or removed waker is dropped after the borrow (rule 1).
+                let (polled, old_waker) = permits.poll_waiter_take(id, cx.waker());
+                stale = stale.or(old_waker);
+                if polled.is_ready() {
+                    *waiter = None;
+                }
+                polled.map(Ok)
+            }
+        };
+        drop(permits);
+        drop(stale);
+        polled
     }
 
     /// The acquiring future goes away: leave the queue, and pass on a permit that was
@@ -308,7 +321,7 @@ impl fmt::Debug for Sem {
             Ok(p) => f
                 .debug_struct(self.names.0)
                 .field("available", &p.available())
-                .field("waiting", &p.has_waiters())
+                .field("waiting", &p.waiting())
                 .finish(),
             Err(_) => f.debug_struct(self.names.0).finish_non_exhaustive(),
         }

@@ -22,6 +22,8 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::task::coop::WaiterTask;
+
 const NIL: u32 = u32::MAX;
 
 /// Capacity above which an emptied list frees its slab.
@@ -36,6 +38,11 @@ struct Node<D> {
     prev: u32,
     next: u32,
     linked: bool,
+    /// Unlinked by [`WaitList::settle`] (its task has a cancel pending), its data still
+    /// the waiting state.
+    skipped: bool,
+    /// The task that queued it (lists that skip cancelled waiters only).
+    task: Option<WaiterTask>,
     waker: Option<Waker>,
     data: D,
 }
@@ -46,6 +53,7 @@ pub(crate) struct WaitList<D> {
     head: u32,
     tail: u32,
     linked: usize,
+    skip_cancelled: bool,
 }
 
 impl<D> Default for WaitList<D> {
@@ -55,11 +63,78 @@ impl<D> Default for WaitList<D> {
             head: NIL,
             tail: NIL,
             linked: 0,
+            skip_cancelled: false,
         }
     }
 }
 
 impl<D> WaitList<D> {
+    /// A list that passes over waiters whose task has a cancel request pending (the
+    /// loop-local primitives): what is handed over goes to the next live waiter at
+    /// once, as asyncio skips a waiter future that `Task.cancel` cancelled. The skipped
+    /// waiter's task resumes with `Err(Cancelled)` and removes its node; if the request
+    /// was withdrawn meanwhile (`uncancel`), the waiter finds itself
+    /// [skipped](Self::is_skipped) and queues again.
+    pub(crate) fn skipping_cancelled() -> Self {
+        WaitList {
+            skip_cancelled: true,
+            ..WaitList::default()
+        }
+    }
+
+    /// Unlinks the waiters at the front whose task has a cancel pending.
+    #[inline]
+    pub(crate) fn settle(&mut self) {
+        if !self.skip_cancelled {
+            return;
+        }
+        while self.head != NIL {
+            let head = self.head;
+            let pending = match self.nodes[head as usize].task.as_mut() {
+                Some(task) => task.cancel_pending(),
+                None => false,
+            };
+            if !pending {
+                break;
+            }
+            self.skip(WaiterId(head));
+        }
+    }
+
+    /// [`settle`](Self::settle) over the whole list (for counts of live waiters).
+    pub(crate) fn purge(&mut self) {
+        if !self.skip_cancelled {
+            return;
+        }
+        let mut at = self.head;
+        while at != NIL {
+            let next = self.nodes[at as usize].next;
+            let pending = match self.nodes[at as usize].task.as_mut() {
+                Some(task) => task.cancel_pending(),
+                None => false,
+            };
+            if pending {
+                self.skip(WaiterId(at));
+            }
+            at = next;
+        }
+    }
+
+    fn skip(&mut self, id: WaiterId) {
+        let waker = self.unlink(id);
+        let node = &mut self.nodes[id.0 as usize];
+        node.waker = waker;
+        node.skipped = true;
+    }
+
+    /// Whether `id` was passed over by [`settle`](Self::settle): unlinked with its data
+    /// still the waiting state. A waiter that polls and finds this (its cancel was
+    /// withdrawn) removes its node and starts over.
+    #[inline]
+    pub(crate) fn is_skipped(&self, id: WaiterId) -> bool {
+        self.nodes[id.0 as usize].skipped
+    }
+
     /// Whether no waiter is linked (waiting).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -79,6 +154,12 @@ impl<D> WaitList<D> {
             prev: self.tail,
             next: NIL,
             linked: true,
+            skipped: false,
+            task: if self.skip_cancelled {
+                WaiterTask::current()
+            } else {
+                None
+            },
             waker: Some(waker.clone()),
             data,
         });
@@ -95,13 +176,15 @@ impl<D> WaitList<D> {
 
     /// The waiter at the front of the FIFO.
     #[inline]
-    pub(crate) fn front(&self) -> Option<WaiterId> {
+    pub(crate) fn front(&mut self) -> Option<WaiterId> {
+        self.settle();
         (self.head != NIL).then_some(WaiterId(self.head))
     }
 
     /// The data of the front waiter.
     #[inline]
     pub(crate) fn front_data(&mut self) -> Option<&mut D> {
+        self.settle();
         match self.head {
             NIL => None,
             head => Some(&mut self.nodes[head as usize].data),
@@ -152,18 +235,9 @@ impl<D> WaitList<D> {
     }
 
     /// Stores the waker the waiter was last polled with (no clone if it would wake the
-    /// same task).
+    /// same task), handing the replaced one back for the caller to drop after its lock
+    /// or borrow (a foreign waker's drop is user code: rule 1).
     #[inline]
-    pub(crate) fn set_waker(&mut self, id: WaiterId, waker: &Waker) {
-        let slot = &mut self.nodes[id.0 as usize].waker;
-        match slot {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
-    }
-
-    /// Like [`WaitList::set_waker`], but hands the replaced waker back for the caller to
-    /// drop after its lock or borrow (a foreign waker's drop is user code: rule 1).
     pub(crate) fn replace_waker(&mut self, id: WaiterId, waker: &Waker) -> Option<Waker> {
         let slot = &mut self.nodes[id.0 as usize].waker;
         match slot {

@@ -266,7 +266,7 @@ impl SharedSemaphore {
     /// assert!(!sem.locked());
     /// ```
     pub fn locked(&self) -> bool {
-        let permits = lock(self.permits.lock());
+        let mut permits = lock(self.permits.lock());
         permits.available() == 0 || permits.has_waiters()
     }
 }
