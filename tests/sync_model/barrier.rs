@@ -59,9 +59,6 @@ const BW_IDLE: BW = BW {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct BarrierModel {
-    /// As `QueueModel::lazy`: `false` (the specification) a cancelled waiter leaves
-    /// the round at `cancel()`; `true` it leaves when its task runs.
-    lazy: bool,
     parties: usize,
     /// This round's waiters in arrival order.
     waiters: Vec<usize>,
@@ -72,9 +69,8 @@ struct BarrierModel {
 }
 
 impl BarrierModel {
-    fn new(n: usize, parties: usize, lazy: bool) -> BarrierModel {
+    fn new(n: usize, parties: usize) -> BarrierModel {
         BarrierModel {
-            lazy,
             parties,
             waiters: Vec::new(),
             broken: false,
@@ -102,7 +98,7 @@ impl BarrierModel {
 
     fn cancel(&mut self, i: usize) {
         self.w[i].cancel = true;
-        if !self.lazy && self.w[i].st == BSt::Waiting {
+        if self.w[i].st == BSt::Waiting {
             self.waiters.retain(|&j| j != i);
             self.w[i].st = BSt::Cancelling;
         }
@@ -134,7 +130,6 @@ impl Model for BarrierModel {
             .filter(|&i| {
                 let w = &self.w[i];
                 matches!(w.st, BSt::Released(_) | BSt::Failing | BSt::Cancelling)
-                    || (w.cancel && w.st == BSt::Waiting)
             })
             .collect();
         ready.extend(first_in_spawn_order(
@@ -169,16 +164,11 @@ impl Model for BarrierModel {
                 let last = m.parties - 1;
                 m.finish(i, Out::Index(last), false)
             }
-            // Lazy: the cancel is seen when the waiter runs.
-            BSt::Waiting => {
-                m.waiters.retain(|&j| j != i);
-                m.finish(i, Out::Cancelled, false)
-            }
             // Released, or broken, then cancelled before it ran: either is the API's.
             BSt::Released(k) => m.finish(i, Out::Index(k), w.cancel),
             BSt::Failing => m.finish(i, Out::Broken, w.cancel),
             BSt::Cancelling => m.finish(i, Out::Cancelled, false),
-            BSt::Idle => unreachable!("not ready"),
+            BSt::Idle | BSt::Waiting => unreachable!("not ready"),
         }
     }
 }
@@ -222,19 +212,11 @@ async fn barrier_worker(b: Barrier, i: usize, shared: SharedRef) -> Result<(), E
     Ok(())
 }
 
-async fn run_barrier(
-    n: usize,
-    parties: usize,
-    ops: Vec<BarrierOp>,
-    lenient: bool,
-) -> Result<(), String> {
+async fn run_barrier(n: usize, parties: usize, ops: Vec<BarrierOp>) -> Result<(), String> {
     let b = Barrier::new(parties);
     assert_eq!(b.parties(), parties);
     let mut ws = Workers::new(n);
-    let mut cands = vec![BarrierModel::new(n, parties, false)];
-    if lenient {
-        cands.push(BarrierModel::new(n, parties, true));
-    }
+    let mut cands = vec![BarrierModel::new(n, parties)];
     let mut history: Vec<String> = Vec::new();
     let observe = |b: &Barrier, ws: &Workers| BarrierObs {
         shown: ws.shown(),
@@ -290,18 +272,7 @@ proptest! {
 
     #[test]
     fn barrier_matches_model(parties in 1..5usize, (n, ops) in case(barrier_op, 32)) {
-        let out = run_driver(run_barrier(n, parties, ops, false));
-        prop_assert!(out.is_ok(), "{}", out.unwrap_err());
-    }
-
-    /// As `barrier_matches_model`, also accepting a cancel that takes effect only
-    /// when the waiter's task runs.
-    #[test]
-    fn barrier_matches_model_with_late_cancel(
-        parties in 1..5usize,
-        (n, ops) in case(barrier_op, 32),
-    ) {
-        let out = run_driver(run_barrier(n, parties, ops, true));
+        let out = run_driver(run_barrier(n, parties, ops));
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
     }
 }

@@ -35,14 +35,15 @@
 //! available permit, of a non-empty queue) does not suspend; new tasks start in the
 //! order they were created.
 //!
-//! **Late cancels.** The implementation takes a task's cancel at the wait's next poll,
-//! so until the cancelled task runs it is still in the wait list and can be handed a
-//! lock, a permit, an item, a barrier's release (the shrunk cases are plain tests in
-//! `regressions`). For the lock, the semaphores, the event and the condition this does
-//! not show once the loop has settled; for the queues and the barrier it does, so each
-//! of those properties has a `_with_late_cancel` twin whose model may also take the
-//! cancel when the task runs (`QueueModel::lazy`, `BarrierModel::lazy`) — everything
-//! else is still checked while the strict property fails.
+//! **Where main differs** (the shrunk cases are plain tests in `regressions`). Since
+//! fe562bc a wait list passes over a waiter whose task has a cancel pending, but an
+//! item handed to a get *before* its task was cancelled still stays with it until the
+//! task runs (asyncio: it would still be in the buffer), and since 63477cc an item
+//! handed to a get counts in `qsize()` until the get runs (sync_api.md: "qsize stays
+//! 0"; `queue::SPEC_COUNTS_RESERVED_ITEMS`). So each queue property has a
+//! `_with_late_cancel` twin whose model may also take the cancel when the task runs and
+//! count reserved items (`QueueModel::lazy`, `QueueModel::reserved`): everything else
+//! is still checked while the strict property fails.
 //!
 //! **Interleavings.** When the loop settles, the model runs its ready workers' steps in
 //! *every* order (a worker's step is atomic), except that new workers start in creation

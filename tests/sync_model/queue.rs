@@ -104,12 +104,13 @@ const SPEC_COUNTS_RESERVED_ITEMS: bool = false;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct QueueModel {
-    /// `false` (the specification): a cancelled waiter leaves the FIFO at `cancel()`,
-    /// and an item handed to a get that is then cancelled goes on at once. `true` (what
-    /// a cancel delivered at the waiter's next poll gives): a cancelled waiter stays in
-    /// the FIFO, may still be handed an item, until its task runs; it passes the item
-    /// on then.
-    lazy: bool,
+    /// `false` (the specification; main since fe562bc): a cancelled waiter leaves the
+    /// FIFO at `cancel()` (is passed over). `true` (main before fe562bc): it stays in
+    /// the FIFO, and may still be handed an item, until its task runs.
+    late_leave: bool,
+    /// `false` (the specification): an item handed to a get that is then cancelled goes
+    /// on at `cancel()`. `true` (main today): it goes on when the get's task runs.
+    late_return: bool,
     /// `false` (the specification: "qsize stays 0"): an item handed to a waiting get
     /// has left the queue. `true` (main since 63477cc): it is *reserved* for that get
     /// and counts in `qsize()` and against `maxsize` until the get runs; the room its
@@ -136,9 +137,15 @@ type PutRes = Result<(), bool>;
 type GetRes = Result<u32, bool>;
 
 impl QueueModel {
-    fn new(kind: QKind, maxsize: usize, n: usize, lazy: bool, reserved: bool) -> QueueModel {
+    fn new(
+        kind: QKind,
+        maxsize: usize,
+        n: usize,
+        [late_leave, late_return, reserved]: [bool; 3],
+    ) -> QueueModel {
         QueueModel {
-            lazy,
+            late_leave,
+            late_return,
             reserved,
             kind,
             maxsize,
@@ -311,20 +318,17 @@ impl QueueModel {
 
     fn cancel(&mut self, i: usize) {
         self.w[i].cancel = true;
-        if self.lazy {
-            return;
-        }
         match self.w[i].st {
-            QSt::WaitPut(_) => {
+            QSt::WaitPut(_) if !self.late_leave => {
                 self.putters.retain(|&j| j != i);
                 self.w[i].st = QSt::Cancelling;
             }
-            QSt::WaitGet => {
+            QSt::WaitGet if !self.late_leave => {
                 self.getters.retain(|&j| j != i);
                 self.w[i].st = QSt::Cancelling;
             }
-            QSt::WaitJoin => self.w[i].st = QSt::Cancelling,
-            QSt::GrantedGet(v) => {
+            QSt::WaitJoin if !self.late_leave => self.w[i].st = QSt::Cancelling,
+            QSt::GrantedGet(v) if !self.late_return => {
                 self.give_back(v);
                 self.w[i].st = QSt::Cancelling;
             }
@@ -586,8 +590,9 @@ async fn join_worker<Q: AnyQueue>(q: Q, i: usize, shared: SharedRef) -> Result<(
     Ok(())
 }
 
-/// Runs `ops` on a queue of `maxsize`; `lenient` also accepts the late cancel and the
-/// reserved items (`QueueModel::lazy`, `QueueModel::reserved`).
+/// Runs `ops` on a queue of `maxsize`; `lenient` also accepts the late cancels and the
+/// reserved items (`QueueModel::late_leave`, `late_return`, `reserved`), in any
+/// combination.
 async fn run_queue<Q: AnyQueue>(
     n: usize,
     maxsize: usize,
@@ -597,17 +602,15 @@ async fn run_queue<Q: AnyQueue>(
     let q = Q::new(maxsize);
     assert_eq!(q.maxsize(), maxsize);
     let mut ws = Workers::new(n);
-    let mut cands = vec![QueueModel::new(
-        Q::KIND,
-        maxsize,
-        n,
-        false,
-        SPEC_COUNTS_RESERVED_ITEMS,
-    )];
+    let spec = [false, false, SPEC_COUNTS_RESERVED_ITEMS];
+    let mut cands = vec![QueueModel::new(Q::KIND, maxsize, n, spec)];
     if lenient {
-        cands.push(QueueModel::new(Q::KIND, maxsize, n, true, false));
-        cands.push(QueueModel::new(Q::KIND, maxsize, n, false, true));
-        cands.push(QueueModel::new(Q::KIND, maxsize, n, true, true));
+        for k in 0..8 {
+            let flags = [k & 1 != 0, k & 2 != 0, k & 4 != 0];
+            if flags != spec {
+                cands.push(QueueModel::new(Q::KIND, maxsize, n, flags));
+            }
+        }
     }
     let mut history: Vec<String> = Vec::new();
     // Item bookkeeping, independent of the model: what went in and what came out.
@@ -798,7 +801,8 @@ proptest! {
     }
 
     /// As `queue_matches_model`, also accepting a cancel that takes effect only when
-    /// the waiter's task runs (see `QueueModel::lazy`): everything else is checked.
+    /// the waiter's task runs and items reserved for a get (see `QueueModel`): everything
+    /// else is checked.
     #[test]
     fn queue_matches_model_with_late_cancel(maxsize in 0..4usize, (n, ops) in case(queue_op, 40)) {
         let out = run_driver(run_queue::<Queue<u32>>(n, maxsize, ops, true));

@@ -1,17 +1,21 @@
-//! The counterexamples the queue properties found, shrunk, as plain tests, and the
-//! same cause seen on the other primitives.
+//! The counterexamples the properties found, shrunk, as plain tests.
 //!
-//! The cause: a task cancelled while it waits stays in the primitive's wait list until
-//! the task runs again (the cancel is taken at the wait's next poll), so whatever is
-//! released meanwhile is handed to it, and it passes it on only then. The API says the
-//! cancelled task "resumes at once" and (module docs of `evloop::sync`) that a
-//! cancelled or dropped wait "leave[s] the wait list at once"; SPEC §13: "an item is
-//! never taken from a queue by a cancelled `get`"; `/work/sync_api.md`: "A waiting put
-//! that is cancelled puts nothing", "A cancelled waiter leaves (n_waiting drops by 1)".
+//! The first ones (up to `a_permit_released_past_a_cancelled_waiter_is_available`)
+//! failed until fe562bc: a task cancelled while it waited stayed in the wait list until
+//! it ran again (the cancel was taken at the wait's next poll), so whatever was
+//! released meanwhile was handed to it. The API says the cancelled task "resumes at
+//! once" and (module docs) that a cancelled wait leaves the wait list at once; SPEC
+//! §13: "an item is never taken from a queue by a cancelled `get`"; sync_api.md: "A
+//! waiting put that is cancelled puts nothing", "A cancelled waiter leaves (n_waiting
+//! drops by 1)". They pass now and stay as regressions.
+//!
+//! The ones after it fail on main today (see each one's doc).
 
+use std::cell::RefCell;
 use std::future::Future as StdFuture;
+use std::rc::Rc;
 
-use evloop::sync::{Barrier, LifoQueue, Mutex, Queue, Semaphore};
+use evloop::sync::{Barrier, Condition, LifoQueue, Mutex, Queue, Semaphore};
 use evloop::{Runtime, Task, create_task};
 
 use crate::queue::AnyQueue;
@@ -255,5 +259,104 @@ fn an_item_handed_to_a_waiting_get_is_not_in_qsize() {
         assert!(q.put_nowait(2).is_ok(), "room for one more");
         quiesce().await;
         assert_eq!(getter.result().ok(), Some(1));
+    });
+}
+
+// After fe562bc (wait lists pass over a waiter whose task has a cancel pending):
+
+/// `Condition::wait` cancelled while it re-acquires the lock keeps its FIFO turn for
+/// the lock (`/work/sync_api.md`: "it still re-acquires (waiting its FIFO turn for the
+/// lock, ignoring further cancels), then returns Err(Cancelled)"). Observed: the lock's
+/// wait list passes over it because its task has a cancel pending, and a waiter behind
+/// it gets the lock first.
+#[test]
+fn a_cancel_during_the_reacquire_keeps_the_fifo_turn() {
+    on_a_loop(async {
+        let c = Condition::new();
+        let order: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+        let waiter = |name: &'static str| {
+            let (c, order) = (c.clone(), order.clone());
+            create_task(async move {
+                let guard = c.acquire().await?;
+                let out = c.wait(guard).await.map(drop);
+                order.borrow_mut().push(name);
+                out
+            })
+        };
+        let first = waiter("first");
+        let second = waiter("second");
+        quiesce().await;
+        let held = c.lock().try_lock().expect("both wait: the lock is free");
+        c.notify_all().unwrap();
+        quiesce().await; // both re-acquire: first, then second, in the lock's FIFO
+        first.cancel();
+        drop(held);
+        quiesce().await;
+        assert!(
+            first.cancelled(),
+            "the cancel is reported after the re-acquire"
+        );
+        assert!(second.result().is_ok());
+        assert_eq!(
+            *order.borrow(),
+            ["first", "second"],
+            "the cancelled waiter re-acquired in its turn"
+        );
+    });
+}
+
+/// An item handed to a get whose task is cancelled before it ran goes to the next
+/// waiting get at once, so items reach the live gets in order (Y6; asyncio: the item
+/// stays in the buffer, and the next get takes it). Observed: the item stays with the
+/// cancelled get until its task runs, the next item goes to the next get, and the
+/// first item then goes back into the queue — the live get received the second item.
+#[test]
+fn an_item_handed_before_the_cancel_goes_to_the_next_get() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        let live = suspended_get(&q).await;
+        q.put_nowait(1).unwrap(); // handed to `cancelled`
+        cancelled.cancel();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert!(cancelled.cancelled());
+        assert_eq!(
+            live.result().ok(),
+            Some(1),
+            "the first item, to the first live get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(2));
+    });
+}
+
+/// The same with no other get: the item is back in the queue at once (asyncio: it
+/// never left the buffer). Observed: `get_nowait()` is `Err(QueueEmpty)` until the
+/// cancelled task has run.
+#[test]
+fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        getter.cancel();
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// The same for a `LifoQueue`: what was put last comes out first. Observed: the item
+/// handed to the cancelled get goes back on top when its task runs — above an item put
+/// after it.
+#[test]
+fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
+    on_a_loop(async {
+        let q = LifoQueue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        getter.cancel();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert_eq!(q.get_nowait().ok(), Some(2), "last in, first out");
+        assert_eq!(q.get_nowait().ok(), Some(1));
     });
 }
