@@ -66,10 +66,7 @@
 
 mod common;
 
-use std::future::{Future as StdFuture, poll_fn};
 use std::io;
-use std::pin::{Pin, pin};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use evloop::net::UnixStream;
@@ -84,141 +81,17 @@ use evloop::{
 #[global_allocator]
 static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 
-use common::counting_alloc::{Live, Watchdog, live};
+use common::counting_alloc::Watchdog;
 
 // ---------------------------------------------------------------------------------------
-// Test plumbing that does not allocate while measurements are taken.
+// The method (tests/common/leak.rs).
 
-// ---------------------------------------------------------------------------------------
-// Batches.
+use common::leak::{BATCH, Outcome, measure, poll_once, settle, timed_out, together};
 
-/// Waits per batch.
-const BATCH: usize = 1000;
-/// Measured batches per kind (after the warm-up): 1 000 000 waits.
-const BATCHES: usize = 1000;
 const ZERO: Duration = Duration::ZERO;
 const HOUR: Duration = Duration::from_secs(3600);
 /// A signal nobody sends to this process.
 const SIG: i32 = libc::SIGUSR1;
-
-/// Waits registered at once by [`together`].
-const ROUND: usize = 100;
-
-/// Polls the futures of `futs` (one task, one waker) in rounds of `ROUND`: each round's
-/// futures are created, polled until all are ready, each dropped as soon as it is;
-/// `check` sees each output. (Rounds rather than the whole batch at once keep the
-/// removal of a registration from a list of pending ones — linear, as in asyncio —
-/// from dominating the run time.)
-async fn together<F: StdFuture>(futs: impl IntoIterator<Item = F>, check: impl Fn(F::Output)) {
-    let mut futs = futs.into_iter();
-    loop {
-        let mut round: Vec<Option<Pin<Box<F>>>> = futs
-            .by_ref()
-            .take(ROUND)
-            .map(|f| Some(Box::pin(f)))
-            .collect();
-        if round.is_empty() {
-            return;
-        }
-        poll_fn(|cx| {
-            let mut pending = false;
-            for slot in &mut round {
-                if let Some(fut) = slot {
-                    match fut.as_mut().poll(cx) {
-                        Poll::Ready(out) => {
-                            *slot = None;
-                            check(out);
-                        }
-                        Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
-    }
-}
-
-/// Polls `fut` once, then drops it; whether it was ready.
-async fn poll_once<F: StdFuture>(fut: F) -> bool {
-    let mut fut = pin!(fut);
-    poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_ready())).await
-}
-
-/// Asserts that `out` is the zero timeout's `Err(Timeout)`.
-fn timed_out<T>(out: Result<T, Error>) {
-    assert!(
-        matches!(out, Err(Error::Timeout(_))),
-        "the awaited thing completed: it must stay pending"
-    );
-}
-
-/// Lets the loop run a few iterations: callbacks scheduled by the last batch (a
-/// cancelled shield's clean-up, timer removals) run before a measurement.
-async fn settle() {
-    for _ in 0..8 {
-        evloop::yield_now().await.unwrap();
-    }
-}
-
-/// One kind's measurement.
-#[derive(Clone, Copy, Debug)]
-struct Outcome {
-    kind: &'static str,
-    /// Abandoned waits between the baseline and the final count.
-    waits: usize,
-    baseline: Live,
-    after: Live,
-    /// Time of the measured batches (reported, never checked).
-    took: Duration,
-}
-
-/// Warm-up batches, back to back: clean-up a batch schedules (a cancelled shield
-/// removing its callback from the inner future) runs during the next batch, so the
-/// peak sizes of the measured run are those of consecutive batches, not of one.
-const WARM_UP: usize = 3;
-/// Measured batches between two checks of the heap.
-const CHECKPOINT: usize = 100;
-
-/// Runs `$batch` (an expression giving a future for one batch) `WARM_UP` times, then
-/// up to `BATCHES` times after the baseline, and records the outcome. Every
-/// `CHECKPOINT` batches the loop settles and the heap is compared with the baseline:
-/// exactness is expected at every such point, so a difference is already the
-/// failure, and the kind stops there (a leaking kind would otherwise hold hundreds of
-/// megabytes and slow the rest of the run down).
-macro_rules! measure {
-    ($outcomes:expr, $kind:expr, $batch:expr) => {{
-        for _ in 0..WARM_UP {
-            $batch.await;
-        }
-        settle().await;
-        let started = Instant::now();
-        let baseline = live();
-        let mut batches = 0;
-        while batches < BATCHES {
-            for _ in 0..CHECKPOINT {
-                $batch.await;
-            }
-            batches += CHECKPOINT;
-            settle().await;
-            if live() != baseline {
-                break;
-            }
-        }
-        let after = live();
-        $outcomes.push(Outcome {
-            kind: $kind,
-            waits: batches * BATCH,
-            baseline,
-            after,
-            took: started.elapsed(),
-        });
-    }};
-}
 
 /// Every kind, each with its own pending things (created before its warm-up), so one
 /// kind's leak neither shows up in nor slows down another's measurement.
@@ -424,26 +297,7 @@ fn a_million_abandoned_waits_of_each_kind_leave_the_heap_where_it_was() {
     drop(watchdog);
     let elapsed = started.elapsed();
 
-    let mut leaks = Vec::new();
-    for o in &outcomes {
-        let (allocations, bytes) = (
-            o.after.allocations - o.baseline.allocations,
-            o.after.bytes - o.baseline.bytes,
-        );
-        println!(
-            "{:<40} {:>8} waits {allocations:>9} allocations {bytes:>11} bytes in {:?}",
-            o.kind, o.waits, o.took
-        );
-        if (allocations, bytes) != (0, 0) {
-            leaks.push(format!(
-                "{}: {allocations} allocations / {bytes} bytes left after {} waits ({:.1} B \
-                 per wait)",
-                o.kind,
-                o.waits,
-                bytes as f64 / o.waits as f64
-            ));
-        }
-    }
+    let leaks = common::leak::leaks(&outcomes);
     println!("{} kinds in {elapsed:?}", outcomes.len());
     assert_eq!(outcomes.len(), 16, "every kind was measured");
     assert!(

@@ -67,7 +67,7 @@
 //! | `Queue::put` | safe: the value is not put (it is dropped with the future). If a `get` had already moved it into the queue, `put` returns `Ok` and the cancel is delivered at the next await |
 //! | `Queue::join` | safe: nothing to lose |
 //! | `mpsc::Receiver::recv` | safe: no item is taken |
-//! | `mpsc::Sender::send` | safe: the value is not sent (dropped with the future); a slot granted to it passes to the next sender |
+//! | `mpsc::Sender::send` | safe: the value is not sent — a cancelled send returns it (`SendError::Cancelled(value, _)`), a dropped one drops it; a slot granted to it passes to the next sender |
 //! | `broadcast::Receiver::recv`, `watch::Receiver::changed` | safe: the receiver's position is unchanged |
 //! | `SharedMutex::lock`, `SharedSemaphore::acquire`, `SharedEvent::wait` | as their loop-local counterparts |
 

@@ -86,6 +86,11 @@ impl Permits {
         self.waiters.push_back(Wait::Waiting(n), waker)
     }
 
+    /// Queues an acquirer that keeps its turn even if its task is cancelled.
+    pub(crate) fn enqueue_unskippable(&mut self, n: usize, waker: &Waker) -> WaiterId {
+        self.waiters.push_back_unskippable(Wait::Waiting(n), waker)
+    }
+
     /// Whether a queued acquirer was passed over (its cancel was then withdrawn): it
     /// must leave ([`abandon`](Self::abandon)) and acquire again.
     pub(crate) fn is_skipped(&self, id: WaiterId) -> bool {

@@ -18,7 +18,8 @@
 //! lost, and the queue never holds more than `maxsize`. User values (items) are only
 //! dropped after the borrow ends (rule 1).
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::{Context, Poll, Waker};
@@ -60,6 +61,13 @@ pub(crate) trait Buffer<T>: Default {
     fn pop(&mut self) -> Option<T>;
     /// Puts back an item that `pop` handed out (it is again the next to be taken).
     fn unget(&mut self, item: T);
+    /// Puts back several items `pop` handed out, oldest first, so that they come out
+    /// as they would have (FIFO: the oldest next; LIFO overrides: the newest next).
+    fn unget_oldest_first(&mut self, items: Vec<T>) {
+        for item in items.into_iter().rev() {
+            self.unget(item);
+        }
+    }
     fn len(&self) -> usize;
 }
 
@@ -83,6 +91,8 @@ struct State<T, B> {
     /// Items handed to getters that have not run yet: they count in `qsize` (as in
     /// asyncio, where they are still in the buffer) and against `maxsize`.
     reserved: usize,
+    /// The getters holding those items, oldest item first.
+    handed: VecDeque<WaiterId>,
     unfinished: usize,
     shut_down: bool,
 }
@@ -123,6 +133,7 @@ impl<T, B: Buffer<T>> State<T, B> {
             Some((id, waker)) => {
                 *self.getters.data(id) = Get::Item(item);
                 self.reserved += 1;
+                self.handed.push_back(id);
                 waker
             }
             None => {
@@ -149,6 +160,55 @@ impl<T, B: Buffer<T>> State<T, B> {
         [putter, self.deliver(value)]
     }
 
+    /// A getter takes (or gives up) its reserved item.
+    fn unreserve(&mut self, id: WaiterId) {
+        self.reserved -= 1;
+        if let Some(at) = self.handed.iter().position(|h| *h == id) {
+            self.handed.remove(at);
+        }
+    }
+
+    /// Items handed to getters whose task has since been cancelled (before it ran) go
+    /// back into the queue, in their order, and on to the next live getters — as in
+    /// asyncio, where they never left the buffer. Returns the wakers of those getters.
+    fn reclaim(&mut self) -> Vec<Waker> {
+        if self.reserved == 0 {
+            return Vec::new();
+        }
+        let mut back = Vec::new();
+        let mut at = 0;
+        while at < self.handed.len() {
+            let id = self.handed[at];
+            if !self.getters.cancel_pending(id) {
+                at += 1;
+                continue;
+            }
+            let Get::Item(item) = std::mem::replace(self.getters.data(id), Get::Waiting) else {
+                unreachable!("a handed getter holds its item")
+            };
+            self.getters.mark_skipped(id);
+            self.handed.remove(at);
+            self.reserved -= 1;
+            back.push(item);
+        }
+        if back.is_empty() {
+            return Vec::new();
+        }
+        self.buf.unget_oldest_first(back);
+        let mut wakers = Vec::new();
+        while self.buf.len() > 0 {
+            let Some((id, waker)) = self.getters.pop_front() else {
+                break;
+            };
+            let item = self.buf.pop().expect("checked above");
+            *self.getters.data(id) = Get::Item(item);
+            self.reserved += 1;
+            self.handed.push_back(id);
+            wakers.extend(waker);
+        }
+        wakers
+    }
+
     /// Takes the next buffered item; the room it makes goes to the first waiting put.
     #[inline]
     fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
@@ -166,6 +226,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 putters: WaitList::skipping_cancelled(),
                 joiners: WaitList::skipping_cancelled(),
                 reserved: 0,
+                handed: VecDeque::new(),
                 unfinished: 0,
                 shut_down: false,
             }),
@@ -187,8 +248,21 @@ impl<T, B: Buffer<T>> Core<T, B> {
         self.state.borrow().is_full(self.maxsize)
     }
 
-    pub(crate) fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
+    /// The state, after [`State::reclaim`] (whose getters are woken at once: a wake
+    /// only schedules a task, so the borrow can be taken again).
+    fn reclaimed(&self) -> RefMut<'_, State<T, B>> {
         let mut state = self.state.borrow_mut();
+        let wakers = state.reclaim();
+        if !wakers.is_empty() {
+            drop(state);
+            wake_all(wakers);
+            state = self.state.borrow_mut();
+        }
+        state
+    }
+
+    pub(crate) fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
+        let mut state = self.reclaimed();
         if state.shut_down {
             return Err(QueueFull::new(item, true));
         }
@@ -202,7 +276,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
     }
 
     pub(crate) fn get_nowait(&self) -> Result<T, QueueEmpty> {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.reclaimed();
         match state.take(self.maxsize) {
             Some((item, wakers)) => {
                 drop(state);
@@ -223,7 +297,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
             self.abandon_get(waiter);
             return Poll::Ready(Err(cancelled));
         }
-        let mut state = self.state.borrow_mut();
+        let mut state = self.reclaimed();
         let mut stale = None;
         if let Some(id) = *waiter {
             if state.getters.is_skipped(id) {
@@ -261,7 +335,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         *waiter = None;
         let outcome = match slot {
             Get::Item(item) => {
-                state.reserved -= 1;
+                state.unreserve(id);
                 Ok(item)
             }
             Get::ShutDown => Err(Error::new(QueueShutDown)),
@@ -286,12 +360,16 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let waker = match slot {
             Get::Item(item) => match state.getters.pop_front() {
                 Some((next, waker)) => {
+                    // The item keeps its place among the reserved ones.
                     *state.getters.data(next) = Get::Item(item);
+                    if let Some(at) = state.handed.iter().position(|h| *h == id) {
+                        state.handed[at] = next;
+                    }
                     waker
                 }
                 None => {
                     // Still counted in `reserved` until here: the size is unchanged.
-                    state.reserved -= 1;
+                    state.unreserve(id);
                     state.buf.unget(item);
                     None
                 }
@@ -328,7 +406,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
             self.abandon_put(waiter);
             return Poll::Ready(Err(cancelled));
         }
-        let mut state = self.state.borrow_mut();
+        let mut state = self.reclaimed();
         if let Some(id) = *waiter {
             if state.putters.is_skipped(id) {
                 // Passed over while a cancel was pending, then the cancel was
@@ -458,7 +536,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let mut dropped = Vec::new();
         let mut wakers = Vec::new();
         {
-            let mut state = self.state.borrow_mut();
+            let mut state = self.reclaimed();
             state.shut_down = true;
             if immediate {
                 while let Some(item) = state.buf.pop() {

@@ -62,6 +62,10 @@ impl<T> Buffer<T> for Lifo<T> {
     fn unget(&mut self, item: T) {
         self.0.push(item);
     }
+    fn unget_oldest_first(&mut self, items: Vec<T>) {
+        // Below what was put after them (asyncio would have them there).
+        self.0.splice(0..0, items);
+    }
     fn len(&self) -> usize {
         self.0.len()
     }

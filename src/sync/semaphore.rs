@@ -91,7 +91,11 @@ impl Sem {
                     Poll::Ready(Ok(()))
                 } else {
                     self.bound.check(self.names.0, self.names.1);
-                    *waiter = Some(permits.enqueue(1, cx.waker()));
+                    *waiter = Some(if cancellable {
+                        permits.enqueue(1, cx.waker())
+                    } else {
+                        permits.enqueue_unskippable(1, cx.waker())
+                    });
                     Poll::Pending
                 }
             }

@@ -120,6 +120,20 @@ impl<D> WaitList<D> {
         }
     }
 
+    /// Whether the task of waiter `id` (linked or not) has a cancel pending.
+    pub(crate) fn cancel_pending(&mut self, id: WaiterId) -> bool {
+        match self.nodes[id.0 as usize].task.as_mut() {
+            Some(task) => task.cancel_pending(),
+            None => false,
+        }
+    }
+
+    /// Marks waiter `id` passed over: unlinked (if it was not), its data reset to the
+    /// waiting state by the caller, so that it starts over if it polls uncancelled.
+    pub(crate) fn mark_skipped(&mut self, id: WaiterId) {
+        self.skip(id);
+    }
+
     fn skip(&mut self, id: WaiterId) {
         let waker = self.unlink(id);
         let node = &mut self.nodes[id.0 as usize];
@@ -150,16 +164,27 @@ impl<D> WaitList<D> {
     /// Appends a waiter at the back of the FIFO.
     #[inline]
     pub(crate) fn push_back(&mut self, data: D, waker: &Waker) -> WaiterId {
+        let task = if self.skip_cancelled {
+            WaiterTask::current()
+        } else {
+            None
+        };
+        self.push_back_for(data, waker, task)
+    }
+
+    /// Appends a waiter that is never passed over, whatever its task's cancel state
+    /// (`Condition::wait` re-acquiring its lock: asyncio keeps its turn).
+    pub(crate) fn push_back_unskippable(&mut self, data: D, waker: &Waker) -> WaiterId {
+        self.push_back_for(data, waker, None)
+    }
+
+    fn push_back_for(&mut self, data: D, waker: &Waker, task: Option<WaiterTask>) -> WaiterId {
         let index = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
             linked: true,
             skipped: false,
-            task: if self.skip_cancelled {
-                WaiterTask::current()
-            } else {
-                None
-            },
+            task,
             waker: Some(waker.clone()),
             data,
         });

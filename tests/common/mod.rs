@@ -7,6 +7,7 @@
 pub mod child;
 pub mod counting_alloc;
 pub mod example;
+pub mod leak;
 pub mod local;
 
 use std::sync::{Mutex, Once};

@@ -1,0 +1,362 @@
+//! The counterexamples the properties found, shrunk, as plain tests.
+//!
+//! The first ones (up to `a_permit_released_past_a_cancelled_waiter_is_available`)
+//! failed until fe562bc: a task cancelled while it waited stayed in the wait list until
+//! it ran again (the cancel was taken at the wait's next poll), so whatever was
+//! released meanwhile was handed to it. The API says the cancelled task "resumes at
+//! once" and (module docs) that a cancelled wait leaves the wait list at once; SPEC
+//! §13: "an item is never taken from a queue by a cancelled `get`"; sync_api.md: "A
+//! waiting put that is cancelled puts nothing", "A cancelled waiter leaves (n_waiting
+//! drops by 1)". They pass now and stay as regressions.
+//!
+//! The ones after it fail on main today (see each one's doc).
+
+use std::cell::RefCell;
+use std::future::Future as StdFuture;
+use std::rc::Rc;
+
+use evloop::sync::{Barrier, Condition, LifoQueue, Mutex, Queue, Semaphore};
+use evloop::{Runtime, Task, create_task};
+
+use crate::queue::AnyQueue;
+
+/// `q.get()` in a task of its own, suspended (the loop has settled).
+async fn suspended_get<Q: AnyQueue>(q: &Q) -> Task<u32> {
+    let q = q.clone();
+    let task = create_task(async move { q.get().await });
+    quiesce().await;
+    assert!(!task.done(), "the get waits");
+    task
+}
+
+/// Lets every woken task run.
+async fn quiesce() {
+    for _ in 0..16 {
+        evloop::yield_now().await.unwrap();
+    }
+}
+
+fn on_a_loop(body: impl StdFuture<Output = ()> + 'static) {
+    Runtime::new()
+        .unwrap()
+        .block_on(async move {
+            create_task(async move {
+                body.await;
+                Ok(())
+            })
+            .await
+        })
+        .unwrap();
+}
+
+/// A cancelled get is not handed an item (SPEC §13: "an item is never taken from a
+/// queue by a cancelled `get`"): right after `put_nowait`, the item is in the queue.
+/// Observed: `get_nowait()` is `Err(QueueEmpty)` until the cancelled task has run
+/// (the item is with the cancelled get; before 63477cc `qsize()` was 0 too).
+#[test]
+fn a_cancelled_get_is_not_handed_an_item() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        getter.cancel();
+        q.put_nowait(1).unwrap();
+        assert_eq!(
+            q.qsize(),
+            1,
+            "the item is in the queue, not with the cancelled get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// Items reach the waiting gets in order (Y6) when the first of them was cancelled:
+/// the next get gets the first item. Observed: the live get receives the *second*
+/// item (the first went to the cancelled get, which put it back into the queue when
+/// it ran).
+#[test]
+fn a_cancelled_get_does_not_reorder_a_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        let live = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert!(cancelled.cancelled());
+        assert_eq!(
+            live.result().ok(),
+            Some(1),
+            "the first item, to the first live get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(2));
+    });
+}
+
+/// The same for a `LifoQueue`: the last item put is the first taken. Observed: the
+/// item handed to the cancelled get comes back on top, after the later one.
+#[test]
+fn a_cancelled_get_does_not_reorder_a_lifo_queue() {
+    on_a_loop(async {
+        let q = LifoQueue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert_eq!(q.get_nowait().ok(), Some(2), "last in, first out");
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// `maxsize` holds when a cancelled get was waiting: of two `put_nowait` on a queue of
+/// maxsize 1, the second finds it full. Failed before 63477cc: both succeeded (the
+/// first item went to the cancelled get), and once the cancelled task had run the
+/// queue held 2 items; it holds since an item handed to a get counts against
+/// `maxsize`.
+#[test]
+fn a_cancelled_get_does_not_overfill_a_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(1);
+        let cancelled = suspended_get(&q).await;
+        cancelled.cancel();
+        q.put_nowait(1).unwrap();
+        let second = q.put_nowait(2);
+        quiesce().await;
+        assert!(
+            q.qsize() <= q.maxsize(),
+            "qsize {} above maxsize {} (second put_nowait: {:?})",
+            q.qsize(),
+            q.maxsize(),
+            second.map_err(|e| e.into_inner())
+        );
+        assert!(second.is_err(), "the queue was full");
+    });
+}
+
+/// A waiting put that is cancelled puts nothing (Y6). Observed: a `get_nowait` after
+/// the cancel still moves the cancelled put's value into the queue (and that put
+/// returns `Ok` when its task runs).
+#[test]
+fn a_cancelled_put_puts_nothing() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(1);
+        q.put_nowait(1).unwrap();
+        let putter = create_task({
+            let q = q.clone();
+            async move { q.put(2).await }
+        });
+        quiesce().await;
+        assert!(!putter.done(), "the put waits: the queue is full");
+        putter.cancel();
+        assert_eq!(q.get_nowait().ok(), Some(1));
+        assert_eq!(q.qsize(), 0, "the cancelled put's value was not stored");
+        quiesce().await;
+        assert!(putter.cancelled());
+        assert!(q.get_nowait().is_err(), "nothing was put");
+    });
+}
+
+/// A barrier counts live parties: of two parties, one cancelled before the other
+/// arrived, the barrier does not trip. Observed: the second arrival is taken as the
+/// last of the round and returns `Ok(1)` at once (the cancelled one is released with
+/// index 0, then returns `Err(Cancelled)`) — when the second's task runs before the
+/// cancelled one's.
+#[test]
+fn a_cancelled_barrier_wait_does_not_trip_the_barrier() {
+    on_a_loop(async {
+        let b = Barrier::new(2);
+        let first = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        quiesce().await;
+        // The second party's task is created first, so it runs before the cancelled
+        // one does; the cancel comes before either runs.
+        let second = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        first.cancel();
+        quiesce().await;
+        assert!(first.cancelled());
+        assert!(
+            !second.done(),
+            "one live party of two arrived, yet the barrier tripped: {:?}",
+            second.result()
+        );
+        assert_eq!(b.n_waiting(), 1);
+    });
+}
+
+/// A cancelled barrier wait leaves the round at once (`n_waiting` drops by 1).
+/// Observed: `n_waiting()` still counts it until its task has run.
+#[test]
+fn a_cancelled_barrier_wait_leaves_at_once() {
+    on_a_loop(async {
+        let b = Barrier::new(2);
+        let waiter = create_task({
+            let b = b.clone();
+            async move { b.wait().await }
+        });
+        quiesce().await;
+        assert_eq!(b.n_waiting(), 1);
+        waiter.cancel();
+        assert_eq!(b.n_waiting(), 0, "the cancelled wait left the round");
+    });
+}
+
+/// The lock released while its only waiter was cancelled is free at once. Observed:
+/// it is handed to the cancelled waiter (`locked()` stays true, `try_lock()` fails)
+/// until that task has run.
+#[test]
+fn a_lock_released_past_a_cancelled_waiter_is_free() {
+    on_a_loop(async {
+        let m = Mutex::new(());
+        let held = m.try_lock().unwrap();
+        let waiter = create_task({
+            let m = m.clone();
+            async move { m.lock().await.map(drop) }
+        });
+        quiesce().await;
+        waiter.cancel();
+        drop(held);
+        assert!(!m.locked(), "nobody holds or waits for the lock");
+        assert!(m.try_lock().is_some());
+    });
+}
+
+/// The same for a semaphore's permit. Observed: `available()` is 0 until the
+/// cancelled task has run.
+#[test]
+fn a_permit_released_past_a_cancelled_waiter_is_available() {
+    on_a_loop(async {
+        let s = Semaphore::new(0);
+        let waiter = create_task({
+            let s = s.clone();
+            async move { s.acquire().await.map(drop) }
+        });
+        quiesce().await;
+        waiter.cancel();
+        s.release();
+        assert_eq!(s.available(), 1, "nobody waits for the permit");
+    });
+}
+
+/// `/work/sync_api.md`: "a put while a get waits gives the item to the first waiting
+/// get (qsize stays 0)", so a queue of maxsize 1 with a get waiting takes two
+/// `put_nowait`. Observed since 63477cc (deliberate, in README and ARCHITECTURE): the
+/// item is reserved for the get and counted until it runs — `qsize()` is 1 and the
+/// second `put_nowait` is `QueueFull`. One of the two documents has to change (see
+/// `queue::SPEC_COUNTS_RESERVED_ITEMS`).
+#[test]
+fn an_item_handed_to_a_waiting_get_is_not_in_qsize() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(1);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        assert_eq!(q.qsize(), 0, "handed to the waiting get");
+        assert!(q.put_nowait(2).is_ok(), "room for one more");
+        quiesce().await;
+        assert_eq!(getter.result().ok(), Some(1));
+    });
+}
+
+// After fe562bc (wait lists pass over a waiter whose task has a cancel pending):
+
+/// `Condition::wait` cancelled while it re-acquires the lock keeps its FIFO turn for
+/// the lock (`/work/sync_api.md`: "it still re-acquires (waiting its FIFO turn for the
+/// lock, ignoring further cancels), then returns Err(Cancelled)"). Observed: the lock's
+/// wait list passes over it because its task has a cancel pending, and a waiter behind
+/// it gets the lock first.
+#[test]
+fn a_cancel_during_the_reacquire_keeps_the_fifo_turn() {
+    on_a_loop(async {
+        let c = Condition::new();
+        let order: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+        let waiter = |name: &'static str| {
+            let (c, order) = (c.clone(), order.clone());
+            create_task(async move {
+                let guard = c.acquire().await?;
+                let out = c.wait(guard).await.map(drop);
+                order.borrow_mut().push(name);
+                out
+            })
+        };
+        let first = waiter("first");
+        let second = waiter("second");
+        quiesce().await;
+        let held = c.lock().try_lock().expect("both wait: the lock is free");
+        c.notify_all().unwrap();
+        quiesce().await; // both re-acquire: first, then second, in the lock's FIFO
+        first.cancel();
+        drop(held);
+        quiesce().await;
+        assert!(
+            first.cancelled(),
+            "the cancel is reported after the re-acquire"
+        );
+        assert!(second.result().is_ok());
+        assert_eq!(
+            *order.borrow(),
+            ["first", "second"],
+            "the cancelled waiter re-acquired in its turn"
+        );
+    });
+}
+
+/// An item handed to a get whose task is cancelled before it ran goes to the next
+/// waiting get at once, so items reach the live gets in order (Y6; asyncio: the item
+/// stays in the buffer, and the next get takes it). Observed: the item stays with the
+/// cancelled get until its task runs, the next item goes to the next get, and the
+/// first item then goes back into the queue — the live get received the second item.
+#[test]
+fn an_item_handed_before_the_cancel_goes_to_the_next_get() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let cancelled = suspended_get(&q).await;
+        let live = suspended_get(&q).await;
+        q.put_nowait(1).unwrap(); // handed to `cancelled`
+        cancelled.cancel();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert!(cancelled.cancelled());
+        assert_eq!(
+            live.result().ok(),
+            Some(1),
+            "the first item, to the first live get"
+        );
+        assert_eq!(q.get_nowait().ok(), Some(2));
+    });
+}
+
+/// The same with no other get: the item is back in the queue at once (asyncio: it
+/// never left the buffer). Observed: `get_nowait()` is `Err(QueueEmpty)` until the
+/// cancelled task has run.
+#[test]
+fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        getter.cancel();
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// The same for a `LifoQueue`: what was put last comes out first. Observed: the item
+/// handed to the cancelled get goes back on top when its task runs — above an item put
+/// after it.
+#[test]
+fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
+    on_a_loop(async {
+        let q = LifoQueue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        getter.cancel();
+        q.put_nowait(2).unwrap();
+        quiesce().await;
+        assert_eq!(q.get_nowait().ok(), Some(2), "last in, first out");
+        assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
