@@ -17,17 +17,13 @@
 //! * P15e `queue_stream`: 1 000 000 integers from a producer task to a consumer task
 //!   through `Queue::new(1024)` (tokio: `mpsc::channel(1024)`; smol:
 //!   `async_channel::bounded(1024)`).
-//! * P15f `mpsc_cross_loop`: 1 000 000 integers from a task on one loop to a task on
-//!   another through the thread-safe `evloop::sync::mpsc::channel(1024)`: the two loops
-//!   of an `evloop::LoopGroup` (two threads); tokio: two `current_thread` runtimes, each
-//!   driven by its own thread, with `tokio::sync::mpsc::channel(1024)` (stored as the
-//!   `tokio_current_thread` peer). The loops / runtimes are started once; an iteration
-//!   spawns the two tasks from the bench thread and waits for the consumer's signal.
+//!
+//! P15's cross-loop part (`sync::mpsc` between two loops) is `benches/sync_mpsc.rs`.
 //!
 //! Every body checks its result (the final count or sum), so nothing is optimised away.
 //!
-//! Run: `cargo bench --bench sync` (or `cargo xtask bench sync`, which also rewrites the
-//! P15 rows of BENCHMARKS.md).
+//! Run: `cargo bench --bench sync` (or `cargo xtask bench sync sync_mpsc`, which also
+//! rewrites the P15 rows of BENCHMARKS.md).
 
 mod common;
 
@@ -48,7 +44,7 @@ const SEM_TASKS: usize = 1_000;
 const PERMITS: usize = 10;
 /// P15d: round trips between the two tasks.
 const ROUND_TRIPS: u64 = 10_000;
-/// P15e, P15f: items from producer to consumer, and the queue / channel capacity.
+/// P15e: items from producer to consumer, and the queue / channel capacity.
 const ITEMS: u64 = 1_000_000;
 const CAPACITY: usize = 1024;
 

@@ -9,7 +9,8 @@
 //! there; `cargo xtask bench tasks timers` runs only those benches first. Rows with no
 //! results in `target/` (the benches not run into this target directory) are carried
 //! over unchanged from the current `BENCHMARKS.md`, and the report says which: so
-//! `cargo xtask bench sync` rewrites the P15 rows and leaves the others as they were.
+//! `cargo xtask bench sync sync_mpsc` rewrites the P15 rows and leaves the others as
+//! they were.
 
 mod report;
 mod results;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 10] = [
+const BENCHES: [&str; 11] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -29,6 +30,7 @@ const BENCHES: [&str; 10] = [
     "http",
     "group_echo",
     "sync",
+    "sync_mpsc",
     "metrics",
 ];
 
