@@ -79,6 +79,7 @@ mod mutex;
 mod permits;
 mod queue;
 mod queue_kinds;
+mod queue_state;
 mod semaphore;
 mod wait_list;
 

