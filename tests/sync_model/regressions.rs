@@ -93,8 +93,9 @@ fn a_cancelled_get_does_not_reorder_a_queue() {
     });
 }
 
-/// The same for a `LifoQueue`: the last item put is the first taken. Observed: the
-/// item handed to the cancelled get comes back on top, after the later one.
+/// The same for a `LifoQueue`: the last item put is the first taken. Failed while a
+/// cancelled waiter stayed in the list: the item handed to the cancelled get came back
+/// on top, after the later one.
 #[test]
 fn a_cancelled_get_does_not_reorder_a_lifo_queue() {
     on_a_loop(async {
@@ -325,9 +326,9 @@ fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
     });
 }
 
-/// The same for a `LifoQueue`: what was put last comes out first. Observed: the item
-/// handed to the cancelled get goes back on top when its task runs — above an item put
-/// after it.
+/// The same for a `LifoQueue`: what was put last comes out first. Failed before items
+/// handed to a cancelled get were reclaimed: the item went back on top when the task
+/// ran — above an item put after it.
 #[test]
 fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
     on_a_loop(async {
