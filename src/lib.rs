@@ -60,6 +60,16 @@
 //!   tasks or futures are cancelled and freed in bounded stack; every wait registration
 //!   is removed when its future is dropped; dropping a `Runtime` never aborts.
 //!
+//! ## Locks and queues
+//!
+//! [`sync`] has asyncio's primitives with asyncio's semantics — `Mutex` / `Lock`,
+//! `Event`, `Condition`, `Semaphore`, `BoundedSemaphore`, `Barrier`, `Queue`,
+//! `LifoQueue`, `PriorityQueue` — loop-local (`!Send`, no atomics), FIFO-fair, and
+//! cancellation-safe (a lock, permit or item handed to a task that is cancelled goes to
+//! the next waiter); and thread-safe channels and locks for tasks of different loops
+//! and plain threads (`mpsc`, `broadcast`, `watch`, `SharedMutex`, `SharedSemaphore`,
+//! `SharedEvent`).
+//!
 //! ## More than one core
 //!
 //! [`LoopGroup`] runs n loops on n threads (thread-per-core); listeners bound with

@@ -54,7 +54,9 @@
 //!
 //! "Cancelled" means the awaiting task was cancelled (the wait returns
 //! `Err(Cancelled)`); "dropped" means the wait's future was dropped before it completed
-//! (`select`, a drop-based `time::timeout`). Both leave the wait list at once.
+//! (`select`, a drop-based `time::timeout`). A dropped wait leaves the wait list at once;
+//! a loop-local list passes over a cancelled task's wait at once too (what is released
+//! goes to the next live waiter), and the task removes it when it runs.
 //!
 //! | method | cancelled or dropped while waiting |
 //! |---|---|
@@ -69,7 +71,8 @@
 //! | `mpsc::Receiver::recv` | safe: no item is taken |
 //! | `mpsc::Sender::send` | safe: the value is not sent — a cancelled send returns it (`SendError::Cancelled(value, _)`), a dropped one drops it; a slot granted to it passes to the next sender |
 //! | `broadcast::Receiver::recv`, `watch::Receiver::changed` | safe: the receiver's position is unchanged |
-//! | `SharedMutex::lock`, `SharedSemaphore::acquire`, `SharedEvent::wait` | as their loop-local counterparts |
+//! | `SharedMutex::lock`, `SharedSemaphore::acquire` | safe: no lock or permit taken; one handed to it passes to the next waiter when the cancelled task runs (a thread-safe list cannot see another loop's cancel before that) |
+//! | `SharedEvent::wait` | safe: nothing to lose |
 
 mod barrier;
 mod bound;
@@ -79,6 +82,7 @@ mod mutex;
 mod permits;
 mod queue;
 mod queue_kinds;
+mod queue_state;
 mod semaphore;
 mod wait_list;
 

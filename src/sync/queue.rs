@@ -1,9 +1,9 @@
 //! The core of the loop-local queues (Y6): a buffer between two wait lists.
 //!
-//! Owns: the buffer, the getters' and putters' FIFOs, the count of unfinished items
-//! and `join`'s waiters, the shutdown flag — all in one `RefCell`. Must not touch: the
-//! order of the buffer (a [`Buffer`] decides it: FIFO, LIFO or priority) and anything
-//! outside `sync`.
+//! Owns: the `RefCell` around a queue's [`State`] (`queue_state`), the polls of `get`,
+//! `put` and `join`, `task_done` and `shutdown`, and waking what the state's steps hand
+//! out once the borrow is released. Must not touch: the order of the buffer (a
+//! [`Buffer`] decides it: FIFO, LIFO or priority) and anything outside `sync`.
 //!
 //! How an item travels: a `put` while a `get` waits writes the item straight into that
 //! getter's node and wakes it; the item is *reserved* for that getter — it counts in
@@ -15,8 +15,10 @@
 //! buffer is empty" and "putters wait ⇒ the queue is full" always hold. A getter that
 //! was handed an item and is cancelled or dropped before it ran gives the item back: to
 //! the next getter, or to the front of the buffer ([`Buffer::unget`]) — an item is never
-//! lost, and the queue never holds more than `maxsize`. User values (items) are only
-//! dropped after the borrow ends (rule 1).
+//! lost, and the queue never holds more than `maxsize`. An item handed to a getter
+//! whose task is then cancelled, before it runs, is taken back at the next queue
+//! operation (`State::reclaim`), so it keeps its place in the order. User values
+//! (items) are only dropped after the borrow ends (rule 1).
 
 use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
@@ -26,9 +28,12 @@ use std::task::{Context, Poll, Waker};
 
 use super::bound::LoopBound;
 use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
+use super::queue_state::{Get, Put, State};
 use super::wait_list::{WaitList, WaiterId, wake_all, wake_one, wake_two};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
+
+pub(crate) use super::queue_state::Buffer;
 
 /// The waits of a queue, as the public futures see them (one future type for the
 /// three orders).
@@ -54,167 +59,11 @@ pub(crate) trait QueueOps<T> {
     fn abandon_join(&self, waiter: &mut Option<WaiterId>);
 }
 
-/// The order of a queue: where `put` stores, what `get` takes, where a returned item
-/// goes.
-pub(crate) trait Buffer<T>: Default {
-    fn push(&mut self, item: T);
-    fn pop(&mut self) -> Option<T>;
-    /// Puts back an item that `pop` handed out (it is again the next to be taken).
-    fn unget(&mut self, item: T);
-    /// Puts back several items `pop` handed out, oldest first, so that they come out
-    /// as they would have (FIFO: the oldest next; LIFO overrides: the newest next).
-    fn unget_oldest_first(&mut self, items: Vec<T>) {
-        for item in items.into_iter().rev() {
-            self.unget(item);
-        }
-    }
-    fn len(&self) -> usize;
-}
-
-enum Get<T> {
-    Waiting,
-    Item(T),
-    ShutDown,
-}
-
-enum Put<T> {
-    Waiting(T),
-    Done,
-    ShutDown,
-}
-
-struct State<T, B> {
-    buf: B,
-    getters: WaitList<Get<T>>,
-    putters: WaitList<Put<T>>,
-    joiners: WaitList<bool>,
-    /// Items handed to getters that have not run yet: they count in `qsize` (as in
-    /// asyncio, where they are still in the buffer) and against `maxsize`.
-    reserved: usize,
-    /// The getters holding those items, oldest item first.
-    handed: VecDeque<WaiterId>,
-    unfinished: usize,
-    shut_down: bool,
-}
-
 pub(crate) struct Core<T, B> {
     state: RefCell<State<T, B>>,
     maxsize: usize,
     bound: LoopBound,
     name: &'static str,
-}
-
-/// Up to two wakers to wake after the borrow (a `get` can free room for a putter whose
-/// value goes straight to a waiting getter).
-type Wake2 = [Option<Waker>; 2];
-
-impl<T, B: Buffer<T>> State<T, B> {
-    /// Items in the queue: buffered, plus those handed to getters that have not run.
-    #[inline]
-    fn size(&self) -> usize {
-        self.buf.len() + self.reserved
-    }
-
-    #[inline]
-    fn is_full(&self, maxsize: usize) -> bool {
-        maxsize > 0 && self.size() >= maxsize
-    }
-
-    /// Stores an item that has room: to the first waiting getter, else the buffer.
-    #[inline]
-    fn deliver(&mut self, item: T) -> Option<Waker> {
-        self.unfinished += 1;
-        self.hand_to_getter(item)
-    }
-
-    #[inline]
-    fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
-        match self.getters.pop_front() {
-            Some((id, waker)) => {
-                *self.getters.data(id) = Get::Item(item);
-                self.reserved += 1;
-                self.handed.push_back(id);
-                waker
-            }
-            None => {
-                self.buf.push(item);
-                None
-            }
-        }
-    }
-
-    /// Room was made: the first waiting put's value moves in (to a waiting getter, or
-    /// the buffer) and that putter is woken.
-    #[inline]
-    fn refill(&mut self, maxsize: usize) -> Wake2 {
-        if self.putters.is_empty() || self.is_full(maxsize) {
-            return [None, None];
-        }
-        // (Every waiting putter may have a cancel pending: then nobody moves in.)
-        let Some((id, putter)) = self.putters.pop_front() else {
-            return [None, None];
-        };
-        let Put::Waiting(value) = std::mem::replace(self.putters.data(id), Put::Done) else {
-            unreachable!("a linked putter still holds its value")
-        };
-        [putter, self.deliver(value)]
-    }
-
-    /// A getter takes (or gives up) its reserved item.
-    fn unreserve(&mut self, id: WaiterId) {
-        self.reserved -= 1;
-        if let Some(at) = self.handed.iter().position(|h| *h == id) {
-            self.handed.remove(at);
-        }
-    }
-
-    /// Items handed to getters whose task has since been cancelled (before it ran) go
-    /// back into the queue, in their order, and on to the next live getters — as in
-    /// asyncio, where they never left the buffer. Returns the wakers of those getters.
-    fn reclaim(&mut self) -> Vec<Waker> {
-        if self.reserved == 0 {
-            return Vec::new();
-        }
-        let mut back = Vec::new();
-        let mut at = 0;
-        while at < self.handed.len() {
-            let id = self.handed[at];
-            if !self.getters.cancel_pending(id) {
-                at += 1;
-                continue;
-            }
-            let Get::Item(item) = std::mem::replace(self.getters.data(id), Get::Waiting) else {
-                unreachable!("a handed getter holds its item")
-            };
-            self.getters.mark_skipped(id);
-            self.handed.remove(at);
-            self.reserved -= 1;
-            back.push(item);
-        }
-        if back.is_empty() {
-            return Vec::new();
-        }
-        self.buf.unget_oldest_first(back);
-        let mut wakers = Vec::new();
-        while self.buf.len() > 0 {
-            let Some((id, waker)) = self.getters.pop_front() else {
-                break;
-            };
-            let item = self.buf.pop().expect("checked above");
-            *self.getters.data(id) = Get::Item(item);
-            self.reserved += 1;
-            self.handed.push_back(id);
-            wakers.extend(waker);
-        }
-        wakers
-    }
-
-    /// Takes the next buffered item; the room it makes goes to the first waiting put.
-    #[inline]
-    fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
-        let item = self.buf.pop()?;
-        Some((item, self.refill(maxsize)))
-    }
 }
 
 impl<T, B: Buffer<T>> Core<T, B> {

@@ -60,10 +60,11 @@ impl<T> Buffer<T> for Lifo<T> {
         self.0.pop()
     }
     fn unget(&mut self, item: T) {
-        self.0.push(item);
+        // Below what was put after it: where asyncio (which never took it out of the
+        // buffer) would have it.
+        self.0.insert(0, item);
     }
     fn unget_oldest_first(&mut self, items: Vec<T>) {
-        // Below what was put after them (asyncio would have them there).
         self.0.splice(0..0, items);
     }
     fn len(&self) -> usize {

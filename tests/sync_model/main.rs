@@ -27,23 +27,22 @@
 //! moves that put's value in); a task cancelled while waiting resumes with
 //! `Err(Cancelled)` and is no longer a candidate for a hand-over; a waiter handed the
 //! lock / a permit / an item and then cancelled or dropped before it ran passes it to
-//! the next waiter (an item goes back to the front of the queue, on top for a
-//! `LifoQueue`, re-inserted for a `PriorityQueue`); a waiting put that is cancelled puts
+//! the next waiter (an item goes back to the front of the queue — for a `LifoQueue`
+//! below the items put after it —, re-inserted for a `PriorityQueue`); a waiting put that is cancelled puts
 //! nothing; a cancelled barrier wait leaves the round; a notified condition waiter
 //! cancelled before it ran passes the notification on, and re-acquires the lock in its
 //! FIFO turn before it returns `Err(Cancelled)`; the first poll of a free lock (of an
 //! available permit, of a non-empty queue) does not suspend; new tasks start in the
 //! order they were created.
 //!
-//! **Where main differs** (the shrunk cases are plain tests in `regressions`). Since
-//! fe562bc a wait list passes over a waiter whose task has a cancel pending, but an
-//! item handed to a get *before* its task was cancelled still stays with it until the
-//! task runs (asyncio: it would still be in the buffer), and since 63477cc an item
-//! handed to a get counts in `qsize()` until the get runs (sync_api.md: "qsize stays
-//! 0"; `queue::SPEC_COUNTS_RESERVED_ITEMS`). So each queue property has a
-//! `_with_late_cancel` twin whose model may also take the cancel when the task runs and
-//! count reserved items (`QueueModel::lazy`, `QueueModel::reserved`): everything else
-//! is still checked while the strict property fails.
+//! **The strict and the lenient properties.** The strict property of each queue takes a
+//! cancel at the moment `Task::cancel` is called (what the wait lists implement: a
+//! waiter whose task has a cancel pending is passed over, and an item already handed to
+//! it is taken back at the next queue operation) and counts an item handed to a get in
+//! `qsize()` until the get runs (`queue::SPEC_COUNTS_RESERVED_ITEMS`). Each also has a
+//! `_with_late_cancel` twin whose model may instead take the cancel when the task runs
+//! (`QueueModel::lazy`): the shrunk cases that once separated the two are plain tests
+//! in `regressions`.
 //!
 //! **Interleavings.** When the loop settles, the model runs its ready workers' steps in
 //! *every* order (a worker's step is atomic), except that new workers start in creation

