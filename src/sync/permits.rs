@@ -52,6 +52,7 @@ impl Permits {
         }
     }
 
+    #[inline]
     pub(crate) fn available(&self) -> usize {
         self.available
     }
@@ -62,12 +63,20 @@ impl Permits {
         !self.waiters.is_empty()
     }
 
+    /// Whether any acquirer is queued, cancelled ones included (no cancel check: the
+    /// fast path of a release).
+    #[inline]
+    pub(crate) fn has_linked(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
     /// The number of acquirers waiting.
     pub(crate) fn waiting(&self) -> usize {
         self.waiters.len()
     }
 
     /// Takes `n` permits at once if they are free and nobody waits.
+    #[inline]
     pub(crate) fn try_acquire(&mut self, n: usize) -> bool {
         if self.available < n {
             return false;
@@ -82,6 +91,7 @@ impl Permits {
     }
 
     /// Queues an acquirer of `n` permits.
+    #[inline]
     pub(crate) fn enqueue(&mut self, n: usize, waker: &Waker) -> WaiterId {
         self.waiters.push_back(Wait::Waiting(n), waker)
     }
@@ -101,6 +111,7 @@ impl Permits {
     /// handed over. The waker handed back — the removed node's when `Ready`, the
     /// replaced one when `Pending` — is the caller's to drop after its borrow or lock
     /// (rule 1).
+    #[inline]
     pub(crate) fn poll_waiter_take(
         &mut self,
         id: WaiterId,
@@ -116,6 +127,7 @@ impl Permits {
     /// the permits that had been handed to it — the caller must [`release`](Self::add)
     /// them again so they pass to the next waiter — and its waker, to drop after the
     /// borrow.
+    #[inline]
     pub(crate) fn abandon(&mut self, id: WaiterId) -> (usize, Option<Waker>) {
         match self.waiters.remove(id) {
             (Wait::Granted(n), waker) => (n, waker),
@@ -125,12 +137,14 @@ impl Permits {
 
     /// Adds `n` free permits (saturating). Follow with [`grant_next`](Self::grant_next)
     /// until it returns `None`.
+    #[inline]
     pub(crate) fn add(&mut self, n: usize) {
         self.available = self.available.saturating_add(n);
     }
 
     /// Hands permits to the front waiter if enough are free, returning its waker (to
     /// wake after the borrow); `None` when the front waiter (if any) must wait on.
+    #[inline]
     pub(crate) fn grant_next(&mut self) -> Option<Waker> {
         let want = match self.waiters.front_data()? {
             Wait::Waiting(want) => *want,

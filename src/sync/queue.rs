@@ -76,6 +76,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 joiners: WaitList::skipping_cancelled(),
                 reserved: 0,
                 handed: VecDeque::new(),
+                reclaim_epoch: crate::task::coop::cancel_epoch(),
                 unfinished: 0,
                 shut_down: false,
             }),

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::task::Waker;
 
 use super::wait_list::{WaitList, WaiterId};
+use crate::task::coop;
 
 /// The order of a queue: where `put` stores, what `get` takes, where a returned item
 /// goes.
@@ -51,6 +52,9 @@ pub(crate) struct State<T, B> {
     pub(crate) reserved: usize,
     /// The getters holding those items, oldest item first.
     pub(crate) handed: VecDeque<WaiterId>,
+    /// The cancel epoch (`coop::cancel_epoch`) of the last [`State::reclaim`] scan:
+    /// while it has not moved, no holder of a reserved item can have been cancelled.
+    pub(crate) reclaim_epoch: u64,
     pub(crate) unfinished: usize,
     pub(crate) shut_down: bool,
 }
@@ -114,7 +118,10 @@ impl<T, B: Buffer<T>> State<T, B> {
     /// A getter takes (or gives up) its reserved item.
     pub(crate) fn unreserve(&mut self, id: WaiterId) {
         self.reserved -= 1;
-        if let Some(at) = self.handed.iter().position(|h| *h == id) {
+        // Getters usually run in the order they were handed their items.
+        if self.handed.front() == Some(&id) {
+            self.handed.pop_front();
+        } else if let Some(at) = self.handed.iter().position(|h| *h == id) {
             self.handed.remove(at);
         }
     }
@@ -126,6 +133,11 @@ impl<T, B: Buffer<T>> State<T, B> {
         if self.reserved == 0 {
             return Vec::new();
         }
+        let epoch = coop::cancel_epoch();
+        if epoch == self.reclaim_epoch {
+            return Vec::new();
+        }
+        self.reclaim_epoch = epoch;
         let mut back = Vec::new();
         let mut at = 0;
         while at < self.handed.len() {

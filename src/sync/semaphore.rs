@@ -52,7 +52,12 @@ impl Sem {
 
     /// Returns `n` permits; they pass to the waiters at the front that they satisfy.
     pub(crate) fn release(&self, n: usize) {
-        self.permits.borrow_mut().add(n);
+        let mut permits = self.permits.borrow_mut();
+        permits.add(n);
+        if !permits.has_linked() {
+            return; // nobody waits: the usual uncontended release
+        }
+        drop(permits);
         self.wake_granted();
     }
 

@@ -41,7 +41,10 @@ pub(crate) fn bump_cancel_epoch() {
     let _ = CANCEL_EPOCH.try_with(|e| e.set(e.get().wrapping_add(1)));
 }
 
-fn cancel_epoch() -> u64 {
+/// The number of cancel requests recorded on this thread so far (wrapping): unchanged
+/// means no task of this thread's loop was asked to cancel in between.
+#[inline]
+pub(crate) fn cancel_epoch() -> u64 {
     CANCEL_EPOCH.try_with(Cell::get).unwrap_or(u64::MAX)
 }
 
