@@ -97,8 +97,10 @@ impl Barrier {
         Barrier {
             inner: Rc::new(Inner {
                 parties,
+                // Not skipping cancelled waiters: asyncio counts a party whose task has
+                // a cancel pending until that task runs (its `finally` leaves).
                 state: RefCell::new(State {
-                    waiters: WaitList::skipping_cancelled(),
+                    waiters: WaitList::default(),
                     broken: false,
                 }),
                 bound: LoopBound::default(),
@@ -153,9 +155,7 @@ impl Barrier {
 
     /// The number of tasks waiting in the current round.
     pub fn n_waiting(&self) -> usize {
-        let mut state = self.inner.state.borrow_mut();
-        state.waiters.purge();
-        state.waiters.len()
+        self.inner.state.borrow().waiters.len()
     }
 
     /// The number of tasks a round needs.
@@ -191,26 +191,10 @@ impl Future for BarrierWait<'_> {
         }
         let inner = &this.barrier.inner;
         let mut state = inner.state.borrow_mut();
-        if let Some(id) = this.waiter {
-            if state.waiters.is_skipped(id) {
-                // Left the round while a cancel was pending, then the cancel was
-                // withdrawn: arrive again.
-                let removed = state.waiters.remove(id);
-                this.waiter = None;
-                drop(state);
-                drop(removed);
-                state = inner.state.borrow_mut();
-            }
-        }
         match this.waiter {
             None => {
                 if state.broken {
                     return Poll::Ready(Err(broken()));
-                }
-                if state.waiters.len() + 1 >= inner.parties {
-                    // A party whose task has a cancel pending has left (asyncio: its
-                    // cancelled wait no longer counts).
-                    state.waiters.purge();
                 }
                 if state.waiters.len() + 1 < inner.parties {
                     inner

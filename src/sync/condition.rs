@@ -306,9 +306,18 @@ impl<'a, T> Future for CondWait<'a, T> {
 
 impl<T> Drop for CondWait<'_, T> {
     fn drop(&mut self) {
-        if let State::Waiting(id) = self.state {
-            self.state = State::Done;
-            self.cond.leave(id);
+        match self.state {
+            State::Waiting(id) => {
+                self.state = State::Done;
+                self.cond.leave(id);
+            }
+            // Dropped while re-taking the lock after a notification: the notification
+            // passes on (asyncio 3.13 notifies another waiter on any exit by error).
+            State::Reacquire(_) if std::mem::take(&mut self.notified) => {
+                self.state = State::Done;
+                self.cond.notify_unchecked(1);
+            }
+            _ => {}
         }
     }
 }

@@ -65,7 +65,7 @@
 //! | `Event::wait` | safe: nothing to lose |
 //! | `Condition::wait`, `wait_for` | cancelled: re-acquires the lock (in FIFO turn), then returns `Err(Cancelled)` and releases it; a notification it had got passes to the next waiter. Dropped: the lock stays released (the guard was given up), a notification passes on |
 //! | `Barrier::wait` | safe: the task leaves the round (`n_waiting` drops by one) |
-//! | `Queue::get` (all three orders) | safe: an item already handed to it goes to the next waiting `get`, or back to the front of the queue |
+//! | `Queue::get` (all three orders) | safe: no item is taken; the claim on an item it was woken for passes to the next waiting `get` (items never leave the queue until a get returns them) |
 //! | `Queue::put` | safe: the value is not put (it is dropped with the future). If a `get` had already moved it into the queue, `put` returns `Ok` and the cancel is delivered at the next await |
 //! | `Queue::join` | safe: nothing to lose |
 //! | `mpsc::Receiver::recv` | safe: no item is taken |

@@ -96,6 +96,24 @@ impl Permits {
         self.waiters.push_back(Wait::Waiting(n), waker)
     }
 
+    /// Queues an acquirer with a waker the caller cloned outside its lock.
+    pub(crate) fn enqueue_waker(&mut self, n: usize, waker: Waker) -> WaiterId {
+        self.waiters.push_back_waker(Wait::Waiting(n), waker)
+    }
+
+    /// [`poll_waiter_take`](Self::poll_waiter_take) with a waker the caller cloned
+    /// outside its lock.
+    pub(crate) fn poll_waiter_store(
+        &mut self,
+        id: WaiterId,
+        waker: Waker,
+    ) -> (Poll<()>, Option<Waker>) {
+        match self.waiters.data(id) {
+            Wait::Granted(_) => (Poll::Ready(()), self.waiters.remove(id).1),
+            Wait::Waiting(_) => (Poll::Pending, self.waiters.store_waker(id, waker)),
+        }
+    }
+
     /// Queues an acquirer that keeps its turn even if its task is cancelled.
     pub(crate) fn enqueue_unskippable(&mut self, n: usize, waker: &Waker) -> WaiterId {
         self.waiters.push_back_unskippable(Wait::Waiting(n), waker)

@@ -5,20 +5,19 @@
 //! out once the borrow is released. Must not touch: the order of the buffer (a
 //! [`Buffer`] decides it: FIFO, LIFO or priority) and anything outside `sync`.
 //!
-//! How an item travels: a `put` while a `get` waits writes the item straight into that
-//! getter's node and wakes it; the item is *reserved* for that getter — it counts in
-//! `qsize` and against `maxsize` until the getter runs (as in asyncio, where it sits in
-//! the buffer meanwhile), but no other `get` can take it. Otherwise the item goes into
-//! the buffer. When room is made — a `get` takes from the buffer, or a getter takes its
-//! reserved item — the first waiting put's value (kept in its node) moves in, to a
-//! waiting getter or the buffer, and that putter is woken. So "getters wait ⇒ the
-//! buffer is empty" and "putters wait ⇒ the queue is full" always hold. A getter that
-//! was handed an item and is cancelled or dropped before it ran gives the item back: to
-//! the next getter, or to the front of the buffer ([`Buffer::unget`]) — an item is never
-//! lost, and the queue never holds more than `maxsize`. An item handed to a getter
-//! whose task is then cancelled, before it runs, is taken back at the next queue
-//! operation (`State::reclaim`), so it keeps its place in the order. User values
-//! (items) are only dropped after the borrow ends (rule 1).
+//! How an item travels: a `put` stores the item in the buffer; if a `get` waits, the
+//! first one is woken with a *claim* (`Get::Claimed`) — one buffered item is kept for
+//! it, so no newcomer can take it, and when it runs it takes whatever is next in the
+//! queue's order (the oldest, newest or smallest), as asyncio's woken getter does. When
+//! room is made — a `get` takes an item — the first waiting put's value (kept in its
+//! node) moves into the buffer and that putter is woken. So "getters wait ⇒ every
+//! buffered item is claimed" and "putters wait ⇒ the queue is full" always hold. A
+//! claim whose getter is cancelled or dropped before it ran passes to the next waiting
+//! getter (or lapses, leaving the item free): an item is never lost. A getter whose
+//! task is cancelled after it got a claim gives it up at the next queue operation
+//! (`State::reclaim`), before the task runs. User values (items) are only dropped after
+//! the borrow ends (rule 1); a `PriorityQueue`'s `Ord` is called under it (see its
+//! docs).
 
 use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
@@ -74,8 +73,8 @@ impl<T, B: Buffer<T>> Core<T, B> {
                 getters: WaitList::skipping_cancelled(),
                 putters: WaitList::skipping_cancelled(),
                 joiners: WaitList::skipping_cancelled(),
-                reserved: 0,
-                handed: VecDeque::new(),
+                claims: 0,
+                claimed: VecDeque::new(),
                 reclaim_epoch: crate::task::coop::cancel_epoch(),
                 unfinished: 0,
                 shut_down: false,
@@ -183,24 +182,22 @@ impl<T, B: Buffer<T>> Core<T, B> {
         }
         let (slot, old_waker) = state.getters.remove(id);
         *waiter = None;
-        let outcome = match slot {
-            Get::Item(item) => {
-                state.unreserve(id);
-                Ok(item)
+        let (outcome, wakers) = match slot {
+            // Woken for an item: take the next one (its room goes to a waiting put).
+            Get::Claimed => {
+                let (item, wakers) = state.take_claimed(id, self.maxsize);
+                (Ok(item), wakers)
             }
-            Get::ShutDown => Err(Error::new(QueueShutDown)),
+            Get::ShutDown => (Err(Error::new(QueueShutDown)), [None, None]),
             Get::Waiting => unreachable!("checked above"),
         };
-        // The reserved item is taken: its room goes to the first waiting put.
-        let wakers = state.refill(self.maxsize);
         drop(state);
         drop(old_waker);
         wake_two(wakers);
         Poll::Ready(outcome)
     }
 
-    /// A `get` goes away: an item handed to it goes to the next getter or back into
-    /// the buffer.
+    /// A `get` goes away: a claim it was given passes to the next getter.
     pub(crate) fn abandon_get(&self, waiter: &mut Option<WaiterId>) {
         let Some(id) = waiter.take() else {
             return;
@@ -208,22 +205,7 @@ impl<T, B: Buffer<T>> Core<T, B> {
         let mut state = self.state.borrow_mut();
         let (slot, old_waker) = state.getters.remove(id);
         let waker = match slot {
-            Get::Item(item) => match state.getters.pop_front() {
-                Some((next, waker)) => {
-                    // The item keeps its place among the reserved ones.
-                    *state.getters.data(next) = Get::Item(item);
-                    if let Some(at) = state.handed.iter().position(|h| *h == id) {
-                        state.handed[at] = next;
-                    }
-                    waker
-                }
-                None => {
-                    // Still counted in `reserved` until here: the size is unchanged.
-                    state.unreserve(id);
-                    state.buf.unget(item);
-                    None
-                }
-            },
+            Get::Claimed => state.pass_claim(id),
             Get::Waiting | Get::ShutDown => None,
         };
         drop(state);
@@ -389,9 +371,8 @@ impl<T, B: Buffer<T>> Core<T, B> {
             let mut state = self.reclaimed();
             state.shut_down = true;
             if immediate {
-                while let Some(item) = state.buf.pop() {
-                    dropped.push(item);
-                }
+                // Claimed items too: their getters, woken already, find `ShutDown`.
+                dropped = state.drain();
                 state.unfinished = state.unfinished.saturating_sub(dropped.len());
                 if state.unfinished == 0 {
                     wakers.extend(release_joiners(&mut state.joiners));

@@ -34,8 +34,8 @@ impl<T> Buffer<T> for Fifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop_front()
     }
-    fn unget(&mut self, item: T) {
-        self.0.push_front(item);
+    fn take_after(&mut self, skip: usize) -> Option<T> {
+        self.0.remove(skip)
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -59,13 +59,9 @@ impl<T> Buffer<T> for Lifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop()
     }
-    fn unget(&mut self, item: T) {
-        // Below what was put after it: where asyncio (which never took it out of the
-        // buffer) would have it.
-        self.0.insert(0, item);
-    }
-    fn unget_oldest_first(&mut self, items: Vec<T>) {
-        self.0.splice(0..0, items);
+    fn take_after(&mut self, skip: usize) -> Option<T> {
+        let at = self.0.len().checked_sub(skip + 1)?;
+        Some(self.0.remove(at))
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -89,8 +85,11 @@ impl<T: Ord> Buffer<T> for Priority<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop().map(|Reverse(item)| item)
     }
-    fn unget(&mut self, item: T) {
-        self.0.push(Reverse(item));
+    fn take_after(&mut self, skip: usize) -> Option<T> {
+        let kept: Vec<_> = (0..skip).map_while(|_| self.0.pop()).collect();
+        let item = self.0.pop().map(|Reverse(item)| item);
+        self.0.extend(kept);
+        item
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -318,7 +317,7 @@ macro_rules! queue_type {
             ///
             /// An error holding [`QueueShutDown`] once the queue is shut down and
             /// empty; `Err(Error::Cancelled)` when the task is cancelled (no item is
-            /// lost: one handed to it goes to the next getter or back into the queue).
+            /// lost: the item it was woken for stays in the queue for the next getter).
             ///
             /// # Panics
             ///
@@ -336,9 +335,9 @@ macro_rules! queue_type {
                 self.core.put_nowait(value)
             }
 
-            /// Takes the next buffered item if there is one. An item already handed
-            /// to a waiting `get` is reserved for it (FIFO): it counts in
-            /// [`qsize`](Self::qsize) until that get runs, but is not taken here.
+            /// Takes the next item if there is one. Items kept for waiting gets that
+            /// were woken and have not run yet (FIFO fairness) count in
+            /// [`qsize`](Self::qsize) but are not taken here.
             ///
             /// # Errors
             ///
@@ -347,7 +346,7 @@ macro_rules! queue_type {
                 self.core.get_nowait()
             }
 
-            /// The number of items in the queue, including those handed to waiting
+            /// The number of items in the queue, including those kept for waiting
             /// gets that have not run yet.
             pub fn qsize(&self) -> usize {
                 self.core.qsize()
@@ -448,6 +447,9 @@ queue_type!(
 
 queue_type!(
     /// asyncio's `PriorityQueue` (Y6): the smallest item first.
+    ///
+    /// The items' `Ord` is called while the queue is borrowed: an `Ord` implementation
+    /// that calls back into the same queue panics (`already borrowed`).
     ///
     /// ```
     /// let q = evloop::sync::PriorityQueue::new(0);

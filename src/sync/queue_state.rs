@@ -1,11 +1,15 @@
 //! The state of a loop-local queue (Y6) and its hand-over steps: the buffer, the
-//! getters and putters, the items reserved for getters that have not run, and the
-//! counts `join` and `shutdown` use.
+//! getters and putters, the *claims* of getters that were woken for an item and have
+//! not run yet, and the counts `join` and `shutdown` use.
 //!
-//! Owns: those fields and the pure steps between them (`deliver`, `take`, `refill`,
-//! `reclaim`); every step returns the wakers it took out, for the caller to wake after
-//! its borrow. Must not touch: the `RefCell` it lives in, waking, or the futures
-//! (that is `queue`).
+//! Owns: those fields and the pure steps between them (`deliver`, `take`,
+//! `take_claimed`, `refill`, `reclaim`); every step returns the wakers it took out, for
+//! the caller to wake after its borrow. Must not touch: the `RefCell` it lives in,
+//! waking, or the futures (that is `queue`).
+//!
+//! A claim, not an item, travels to a waiting getter: the item stays in the buffer (as
+//! in asyncio) and the getter takes whatever is next — the oldest, the newest or the
+//! smallest — when it runs; claimed items are just not available to anyone else.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -13,26 +17,20 @@ use std::task::Waker;
 use super::wait_list::{WaitList, WaiterId};
 use crate::task::coop;
 
-/// The order of a queue: where `put` stores, what `get` takes, where a returned item
-/// goes.
+/// The order of a queue: where `put` stores and what `get` takes.
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, item: T);
     fn pop(&mut self) -> Option<T>;
-    /// Puts back an item that `pop` handed out (it is again the next to be taken).
-    fn unget(&mut self, item: T);
-    /// Puts back several items `pop` handed out, oldest first, so that they come out
-    /// as they would have (FIFO: the oldest next; LIFO overrides: the newest next).
-    fn unget_oldest_first(&mut self, items: Vec<T>) {
-        for item in items.into_iter().rev() {
-            self.unget(item);
-        }
-    }
+    /// Takes the item that `pop` would return after `skip` pops (the first `skip` are
+    /// kept for woken getters).
+    fn take_after(&mut self, skip: usize) -> Option<T>;
     fn len(&self) -> usize;
 }
 
-pub(crate) enum Get<T> {
+pub(crate) enum Get {
     Waiting,
-    Item(T),
+    /// Woken for an item: one of the buffer's items is kept for it.
+    Claimed,
     ShutDown,
 }
 
@@ -44,30 +42,30 @@ pub(crate) enum Put<T> {
 
 pub(crate) struct State<T, B> {
     pub(crate) buf: B,
-    pub(crate) getters: WaitList<Get<T>>,
+    pub(crate) getters: WaitList<Get>,
     pub(crate) putters: WaitList<Put<T>>,
     pub(crate) joiners: WaitList<bool>,
-    /// Items handed to getters that have not run yet: they count in `qsize` (as in
-    /// asyncio, where they are still in the buffer) and against `maxsize`.
-    pub(crate) reserved: usize,
-    /// The getters holding those items, oldest item first.
-    pub(crate) handed: VecDeque<WaiterId>,
+    /// Items of the buffer kept for getters that were woken and have not run yet: no
+    /// one else can take them.
+    pub(crate) claims: usize,
+    /// The getters holding those claims, in the order they got them.
+    pub(crate) claimed: VecDeque<WaiterId>,
     /// The cancel epoch (`coop::cancel_epoch`) of the last [`State::reclaim`] scan:
-    /// while it has not moved, no holder of a reserved item can have been cancelled.
+    /// while it has not moved, no claim holder can have been cancelled.
     pub(crate) reclaim_epoch: u64,
     pub(crate) unfinished: usize,
     pub(crate) shut_down: bool,
 }
 
 /// Up to two wakers to wake after the borrow (a `get` can free room for a putter whose
-/// value goes straight to a waiting getter).
+/// value then gives a claim to a waiting getter).
 pub(crate) type Wake2 = [Option<Waker>; 2];
 
 impl<T, B: Buffer<T>> State<T, B> {
-    /// Items in the queue: buffered, plus those handed to getters that have not run.
+    /// Items in the queue (claimed ones included, as asyncio counts them).
     #[inline]
     pub(crate) fn size(&self) -> usize {
-        self.buf.len() + self.reserved
+        self.buf.len()
     }
 
     #[inline]
@@ -75,31 +73,32 @@ impl<T, B: Buffer<T>> State<T, B> {
         maxsize > 0 && self.size() >= maxsize
     }
 
-    /// Stores an item that has room: to the first waiting getter, else the buffer.
+    /// Items nobody has a claim on.
+    #[inline]
+    fn unclaimed(&self) -> usize {
+        self.buf.len() - self.claims
+    }
+
+    /// Stores an item that has room, and wakes the first waiting getter for it.
     #[inline]
     pub(crate) fn deliver(&mut self, item: T) -> Option<Waker> {
         self.unfinished += 1;
-        self.hand_to_getter(item)
+        self.buf.push(item);
+        self.claim_for_next()
     }
 
+    /// Gives an unclaimed item's claim to the first live waiting getter.
     #[inline]
-    pub(crate) fn hand_to_getter(&mut self, item: T) -> Option<Waker> {
-        match self.getters.pop_front() {
-            Some((id, waker)) => {
-                *self.getters.data(id) = Get::Item(item);
-                self.reserved += 1;
-                self.handed.push_back(id);
-                waker
-            }
-            None => {
-                self.buf.push(item);
-                None
-            }
-        }
+    fn claim_for_next(&mut self) -> Option<Waker> {
+        let (id, waker) = self.getters.pop_front()?;
+        *self.getters.data(id) = Get::Claimed;
+        self.claims += 1;
+        self.claimed.push_back(id);
+        waker
     }
 
-    /// Room was made: the first waiting put's value moves in (to a waiting getter, or
-    /// the buffer) and that putter is woken.
+    /// Room was made: the first waiting put's value moves in and that putter is woken
+    /// (and a waiting getter, if the value gives it a claim).
     #[inline]
     pub(crate) fn refill(&mut self, maxsize: usize) -> Wake2 {
         if self.putters.is_empty() || self.is_full(maxsize) {
@@ -115,22 +114,54 @@ impl<T, B: Buffer<T>> State<T, B> {
         [putter, self.deliver(value)]
     }
 
-    /// A getter takes (or gives up) its reserved item.
-    pub(crate) fn unreserve(&mut self, id: WaiterId) {
-        self.reserved -= 1;
-        // Getters usually run in the order they were handed their items.
-        if self.handed.front() == Some(&id) {
-            self.handed.pop_front();
-        } else if let Some(at) = self.handed.iter().position(|h| *h == id) {
-            self.handed.remove(at);
+    /// Takes the next unclaimed item (a `get_nowait`, or a `get` that did not wait);
+    /// the room it makes goes to the first waiting put.
+    #[inline]
+    pub(crate) fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
+        if self.unclaimed() == 0 {
+            return None;
+        }
+        // The next items in order are kept for the getters that were woken for them.
+        let item = if self.claims == 0 {
+            self.buf.pop()?
+        } else {
+            self.buf.take_after(self.claims)?
+        };
+        Some((item, self.refill(maxsize)))
+    }
+
+    /// A getter woken for an item runs: it takes the next item with its claim.
+    pub(crate) fn take_claimed(&mut self, id: WaiterId, maxsize: usize) -> (T, Wake2) {
+        self.drop_claim(id);
+        let item = self
+            .buf
+            .pop()
+            .expect("a claim is backed by a buffered item");
+        (item, self.refill(maxsize))
+    }
+
+    /// Getter `id` gives up its claim (it is cancelled or dropped): the claim passes to
+    /// the next live getter, whose waker is returned.
+    pub(crate) fn pass_claim(&mut self, id: WaiterId) -> Option<Waker> {
+        self.drop_claim(id);
+        self.claim_for_next()
+    }
+
+    fn drop_claim(&mut self, id: WaiterId) {
+        self.claims -= 1;
+        // Getters usually run in the order they were woken.
+        if self.claimed.front() == Some(&id) {
+            self.claimed.pop_front();
+        } else if let Some(at) = self.claimed.iter().position(|h| *h == id) {
+            self.claimed.remove(at);
         }
     }
 
-    /// Items handed to getters whose task has since been cancelled (before it ran) go
-    /// back into the queue, in their order, and on to the next live getters — as in
-    /// asyncio, where they never left the buffer. Returns the wakers of those getters.
+    /// Claims of getters whose task has since been cancelled (before it ran) pass to
+    /// the next live getters — as in asyncio, where the cancelled getter's wake-up is
+    /// passed on. Returns the wakers of those getters.
     pub(crate) fn reclaim(&mut self) -> Vec<Waker> {
-        if self.reserved == 0 {
+        if self.claims == 0 {
             return Vec::new();
         }
         let epoch = coop::cancel_epoch();
@@ -138,44 +169,43 @@ impl<T, B: Buffer<T>> State<T, B> {
             return Vec::new();
         }
         self.reclaim_epoch = epoch;
-        let mut back = Vec::new();
+        let mut wakers = Vec::new();
         let mut at = 0;
-        while at < self.handed.len() {
-            let id = self.handed[at];
+        while at < self.claimed.len() {
+            let id = self.claimed[at];
             if !self.getters.cancel_pending(id) {
                 at += 1;
                 continue;
             }
-            let Get::Item(item) = std::mem::replace(self.getters.data(id), Get::Waiting) else {
-                unreachable!("a handed getter holds its item")
-            };
+            // It starts over if its cancel is withdrawn before it runs.
+            *self.getters.data(id) = Get::Waiting;
             self.getters.mark_skipped(id);
-            self.handed.remove(at);
-            self.reserved -= 1;
-            back.push(item);
+            self.claimed.remove(at);
+            self.claims -= 1;
         }
-        if back.is_empty() {
-            return Vec::new();
-        }
-        self.buf.unget_oldest_first(back);
-        let mut wakers = Vec::new();
-        while self.buf.len() > 0 {
+        while self.unclaimed() > 0 {
             let Some((id, waker)) = self.getters.pop_front() else {
                 break;
             };
-            let item = self.buf.pop().expect("checked above");
-            *self.getters.data(id) = Get::Item(item);
-            self.reserved += 1;
-            self.handed.push_back(id);
+            *self.getters.data(id) = Get::Claimed;
+            self.claims += 1;
+            self.claimed.push_back(id);
             wakers.extend(waker);
         }
         wakers
     }
 
-    /// Takes the next buffered item; the room it makes goes to the first waiting put.
-    #[inline]
-    pub(crate) fn take(&mut self, maxsize: usize) -> Option<(T, Wake2)> {
-        let item = self.buf.pop()?;
-        Some((item, self.refill(maxsize)))
+    /// Drops every buffered item (claimed ones too: their getters find the queue shut
+    /// down, as in asyncio), returning them for the caller to drop after its borrow.
+    pub(crate) fn drain(&mut self) -> Vec<T> {
+        let mut items = Vec::with_capacity(self.buf.len());
+        while let Some(item) = self.buf.pop() {
+            items.push(item);
+        }
+        self.claims = 0;
+        for id in self.claimed.drain(..) {
+            *self.getters.data(id) = Get::ShutDown;
+        }
+        items
     }
 }

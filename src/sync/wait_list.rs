@@ -101,25 +101,6 @@ impl<D> WaitList<D> {
         }
     }
 
-    /// [`settle`](Self::settle) over the whole list (for counts of live waiters).
-    pub(crate) fn purge(&mut self) {
-        if !self.skip_cancelled {
-            return;
-        }
-        let mut at = self.head;
-        while at != NIL {
-            let next = self.nodes[at as usize].next;
-            let pending = match self.nodes[at as usize].task.as_mut() {
-                Some(task) => task.cancel_pending(),
-                None => false,
-            };
-            if pending {
-                self.skip(WaiterId(at));
-            }
-            at = next;
-        }
-    }
-
     /// Whether the task of waiter `id` (linked or not) has a cancel pending.
     pub(crate) fn cancel_pending(&mut self, id: WaiterId) -> bool {
         match self.nodes[id.0 as usize].task.as_mut() {
@@ -172,6 +153,13 @@ impl<D> WaitList<D> {
         self.push_back_for(data, waker, task)
     }
 
+    /// Appends a waiter with a waker cloned by the caller (the thread-safe primitives
+    /// clone before they lock: a foreign waker's `clone` is user code, rule 1).
+    pub(crate) fn push_back_waker(&mut self, data: D, waker: Waker) -> WaiterId {
+        let id = self.push_back_for_owned(data, waker, None);
+        id
+    }
+
     /// Appends a waiter that is never passed over, whatever its task's cancel state
     /// (`Condition::wait` re-acquiring its lock: asyncio keeps its turn).
     pub(crate) fn push_back_unskippable(&mut self, data: D, waker: &Waker) -> WaiterId {
@@ -179,13 +167,18 @@ impl<D> WaitList<D> {
     }
 
     fn push_back_for(&mut self, data: D, waker: &Waker, task: Option<WaiterTask>) -> WaiterId {
+        self.push_back_for_owned(data, waker.clone(), task)
+    }
+
+    #[inline]
+    fn push_back_for_owned(&mut self, data: D, waker: Waker, task: Option<WaiterTask>) -> WaiterId {
         let index = self.nodes.insert(Node {
             prev: self.tail,
             next: NIL,
             linked: true,
             skipped: false,
             task,
-            waker: Some(waker.clone()),
+            waker: Some(waker),
             data,
         });
         let index = u32::try_from(index).expect("evloop::sync: more than 2^32 waiters");
@@ -268,6 +261,17 @@ impl<D> WaitList<D> {
         match slot {
             Some(old) if old.will_wake(waker) => None,
             _ => slot.replace(waker.clone()),
+        }
+    }
+
+    /// [`replace_waker`](Self::replace_waker) with a waker the caller cloned outside
+    /// its lock: hands back the waker to drop after it (the old one, or `waker` itself
+    /// when the old one would wake the same task).
+    pub(crate) fn store_waker(&mut self, id: WaiterId, waker: Waker) -> Option<Waker> {
+        let slot = &mut self.nodes[id.0 as usize].waker;
+        match slot {
+            Some(old) if old.will_wake(&waker) => Some(waker),
+            _ => slot.replace(waker),
         }
     }
 

@@ -420,6 +420,8 @@ impl<T> Future for Changed<'_, T> {
             this.leave();
             return Poll::Ready(Err(RecvError::Cancelled(cancelled)));
         }
+        // A foreign waker's `clone` is user code: never under the lock (rule 1).
+        let mut fresh = Some(cx.waker().clone());
         let mut state = lock(this.rx.shared.state.lock());
         let out = if state.version != this.rx.seen {
             this.rx.seen = state.version;
@@ -437,15 +439,28 @@ impl<T> Future for Changed<'_, T> {
             }
             (true, None) => {}
             (false, Some(id)) if state.waiters.is_linked(id) => {
-                old_waker = state.waiters.replace_waker(id, cx.waker());
+                old_waker = state
+                    .waiters
+                    .store_waker(id, fresh.take().expect("one registration per poll"));
             }
             (false, Some(id)) => {
                 old_waker = state.waiters.remove(id).1;
-                this.waiter = Some(state.waiters.push_back((), cx.waker()));
+                this.waiter = Some(
+                    state
+                        .waiters
+                        .push_back_waker((), fresh.take().expect("one registration per poll")),
+                );
             }
-            (false, None) => this.waiter = Some(state.waiters.push_back((), cx.waker())),
+            (false, None) => {
+                this.waiter = Some(
+                    state
+                        .waiters
+                        .push_back_waker((), fresh.take().expect("one registration per poll")),
+                )
+            }
         }
         drop(state);
+        drop(fresh);
         drop(old_waker);
         out
     }

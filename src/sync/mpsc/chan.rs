@@ -251,6 +251,9 @@ impl<T> std::future::Future for SendFut<'_, T> {
             return Poll::Ready(Err(SendError::Cancelled(value, cancelled)));
         }
         let mut wakers = Wakers::default();
+        // A foreign waker's `clone` is user code: never under the lock (rule 1). (Declared
+        // before the guard, so it is dropped after it on every path.)
+        let mut fresh = Some(cx.waker().clone());
         let mut state = lock(this.chan.state.lock());
         if state.closed {
             let waker = this.leave(&mut state, &mut wakers);
@@ -263,11 +266,17 @@ impl<T> std::future::Future for SendFut<'_, T> {
         let (granted, old_waker) = match this.waiter {
             None if state.slots.try_acquire(1) => (true, None),
             None => {
-                this.waiter = Some(state.slots.enqueue(1, cx.waker()));
+                this.waiter = Some(
+                    state
+                        .slots
+                        .enqueue_waker(1, fresh.take().expect("one registration per poll")),
+                );
                 (false, None)
             }
             Some(id) => {
-                let (poll, waker) = state.slots.poll_waiter_take(id, cx.waker());
+                let (poll, waker) = state
+                    .slots
+                    .poll_waiter_store(id, fresh.take().expect("one registration per poll"));
                 if poll.is_ready() {
                     this.waiter = None;
                 }
@@ -352,32 +361,46 @@ impl<T> Rx<T> {
         }
         self.prepare_refill();
         let mut wakers = Wakers::default();
+        // A foreign waker's `clone` is user code: never under the lock (rule 1).
+        let mut fresh = Some(waker.clone());
         let mut state = lock(self.chan.state.lock());
         let mut old_waker = None;
-        let out = match state.take_batch(&mut self.buf, self.chan.bound.is_some(), &mut wakers) {
-            Some(value) => Poll::Ready(Some(value)),
-            None if state.finished() => Poll::Ready(None),
-            None => {
-                match *waiter {
-                    Some(id) if state.rx.is_linked(id) => {
-                        old_waker = state.rx.replace_waker(id, waker);
+        let out =
+            match state.take_batch(&mut self.buf, self.chan.bound.is_some(), &mut wakers) {
+                Some(value) => Poll::Ready(Some(value)),
+                None if state.finished() => Poll::Ready(None),
+                None => {
+                    match *waiter {
+                        Some(id) if state.rx.is_linked(id) => {
+                            old_waker = state
+                                .rx
+                                .store_waker(id, fresh.take().expect("one registration per poll"));
+                        }
+                        // Woken, but the queue is empty again: queue afresh.
+                        Some(id) => {
+                            old_waker = state.rx.remove(id).1;
+                            *waiter = Some(state.rx.push_back_waker(
+                                (),
+                                fresh.take().expect("one registration per poll"),
+                            ));
+                        }
+                        None => {
+                            *waiter = Some(state.rx.push_back_waker(
+                                (),
+                                fresh.take().expect("one registration per poll"),
+                            ))
+                        }
                     }
-                    // Woken, but the queue is empty again: queue afresh.
-                    Some(id) => {
-                        old_waker = state.rx.remove(id).1;
-                        *waiter = Some(state.rx.push_back((), waker));
-                    }
-                    None => *waiter = Some(state.rx.push_back((), waker)),
+                    Poll::Pending
                 }
-                Poll::Pending
-            }
-        };
+            };
         if out.is_ready() {
             if let Some(id) = waiter.take() {
                 old_waker = state.rx.remove(id).1;
             }
         }
         drop(state);
+        drop(fresh);
         drop(old_waker);
         wakers.wake();
         out

@@ -194,21 +194,24 @@ impl Future for Wait<'_> {
             self.done = true;
             return Poll::Ready(Err(cancelled));
         }
+        // A foreign waker's `clone` is user code: never under the lock (rule 1).
+        let waker = cx.waker().clone();
         let mut state = lock(self.event.state.lock());
-        let (ready, old_waker) = match self.waiter {
+        let (ready, old_waker, unused) = match self.waiter {
             Some(id) if !state.waiters.is_linked(id) => {
                 self.waiter = None;
-                (true, state.waiters.remove(id).1)
+                (true, state.waiters.remove(id).1, Some(waker))
             }
-            Some(id) => (false, state.waiters.replace_waker(id, cx.waker())),
-            None if state.set => (true, None),
+            Some(id) => (false, state.waiters.store_waker(id, waker), None),
+            None if state.set => (true, None, Some(waker)),
             None => {
-                self.waiter = Some(state.waiters.push_back((), cx.waker()));
-                (false, None)
+                self.waiter = Some(state.waiters.push_back_waker((), waker));
+                (false, None, None)
             }
         };
         drop(state);
         drop(old_waker);
+        drop(unused);
         if ready {
             self.done = true;
             Poll::Ready(Ok(()))

@@ -67,15 +67,17 @@ impl<'a> Acquire<'a> {
             self.done = true;
             return Poll::Ready(Err(cancelled));
         }
+        // A foreign waker's `clone` is user code: never under the lock (rule 1).
+        let waker = cx.waker().clone();
         let mut permits = lock(self.permits.lock());
         let (ready, old_waker) = match self.waiter {
-            None if permits.try_acquire(1) => (true, None),
+            None if permits.try_acquire(1) => (true, Some(waker)),
             None => {
-                self.waiter = Some(permits.enqueue(1, cx.waker()));
+                self.waiter = Some(permits.enqueue_waker(1, waker));
                 (false, None)
             }
             Some(id) => {
-                let (poll, waker) = permits.poll_waiter_take(id, cx.waker());
+                let (poll, waker) = permits.poll_waiter_store(id, waker);
                 if poll.is_ready() {
                     self.waiter = None;
                 }
