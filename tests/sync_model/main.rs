@@ -21,28 +21,29 @@
 //! ran. Each worker task records what it observed (`Out`) in one shared log and what it
 //! is waiting for (`Shown`); a worker is told to release through an `evloop::Future`.
 //!
-//! **The model is the specification** (`/work/sync_api.md`): FIFO waiters; a lock,
-//! permit or item is handed over directly (a release with waiters keeps `locked()`, a
-//! put to a waiting get keeps `qsize() == 0`, a get from a full queue with a waiting put
-//! moves that put's value in); a task cancelled while waiting resumes with
-//! `Err(Cancelled)` and is no longer a candidate for a hand-over; a waiter handed the
-//! lock / a permit / an item and then cancelled or dropped before it ran passes it to
-//! the next waiter (an item goes back to the front of the queue — for a `LifoQueue`
-//! below the items put after it —, re-inserted for a `PriorityQueue`); a waiting put that is cancelled puts
+//! **The model is the specification** (`/work/sync_api.md`): FIFO waiters; a lock or
+//! permit is handed over directly (a release with waiters keeps `locked()`); a task
+//! cancelled while waiting resumes with `Err(Cancelled)` and is no longer a candidate
+//! for a hand-over; a waiter handed the lock / a permit and then cancelled or dropped
+//! before it ran passes it to the next waiter; a waiting put that is cancelled puts
 //! nothing; a cancelled barrier wait leaves the round; a notified condition waiter
 //! cancelled before it ran passes the notification on, and re-acquires the lock in its
 //! FIFO turn before it returns `Err(Cancelled)`; the first poll of a free lock (of an
-//! available permit, of a non-empty queue) does not suspend; new tasks start in the
-//! order they were created.
+//! available permit, of a queue with an unclaimed item) does not suspend; new tasks
+//! start in the order they were created.
 //!
-//! **The strict and the lenient properties.** The strict property of each queue takes a
-//! cancel at the moment `Task::cancel` is called (what the wait lists implement: a
-//! waiter whose task has a cancel pending is passed over, and an item already handed to
-//! it is taken back at the next queue operation) and counts an item handed to a get in
-//! `qsize()` until the get runs (`queue::SPEC_COUNTS_RESERVED_ITEMS`). Each also has a
-//! `_with_late_cancel` twin whose model may instead take the cancel when the task runs
-//! (`QueueModel::lazy`): the shrunk cases that once separated the two are plain tests
-//! in `regressions`.
+//! **Queues use claims, as asyncio does.** A put always stores its item in the buffer
+//! (in the queue's order); if gets wait, the first live one is woken with a *claim*: one
+//! buffered item is kept for it. `qsize()` counts claimed items, `full()` is `qsize() >=
+//! maxsize`; `get_nowait` and a fresh `get` succeed only while some item is unclaimed,
+//! and take the next item in the queue's order. A claimed get takes the next item in
+//! the queue's order when it runs (not a particular item), and the room it makes moves
+//! the first waiting put's value in. The claim of a get cancelled before it ran passes
+//! to the next live waiting get (or lapses) at the next queue operation — the model
+//! passes it at `cancel()`, which nothing can tell apart, since every observation of
+//! the claims is a queue operation; a dropped get passes it at once. `shutdown(true)`
+//! drops claimed items too, and their gets fail with `QueueShutDown`. Items never
+//! leave the buffer until a get takes them, so a cancel never reorders a queue.
 //!
 //! **Interleavings.** When the loop settles, the model runs its ready workers' steps in
 //! *every* order (a worker's step is atomic), except that new workers start in creation

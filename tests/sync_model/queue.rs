@@ -61,15 +61,17 @@ enum QSt {
     WaitPut(u32),
     WaitGet,
     WaitJoin,
-    /// Handed an item, not run yet.
-    GrantedGet(u32),
+    /// Woken with a claim on one buffered item, not run yet: when it runs it takes the
+    /// next item in the queue's order (not a particular one).
+    Claimed,
     /// Its value was moved into the queue by a get, not run yet.
     GrantedPut(u32),
     /// `join()` released (unfinished reached 0), not run yet.
     WokenJoin,
-    /// Cancelled while waiting.
+    /// Cancelled while waiting (or while holding a claim, which has passed on).
     Cancelling,
-    /// Failed by `shutdown` while waiting.
+    /// Failed by `shutdown` while waiting (or, by `shutdown(true)`, while holding a
+    /// claim).
     Failing,
 }
 
@@ -95,30 +97,27 @@ const QW_IDLE: QW = QW {
     seq: None,
 };
 
-/// The specification counts an item handed to a waiting get in `qsize()` and against
-/// `maxsize` until that get runs (README, ARCHITECTURE: "reserved for it … as in
-/// asyncio"): the strict properties check that rule.
-const SPEC_COUNTS_RESERVED_ITEMS: bool = true;
-
+/// The specification (asyncio's claims): every item stays in the buffer until a get
+/// takes it; a put while gets wait wakes the first live one with a *claim* on one
+/// buffered item, which nobody else may take; the claimed get takes the next item in
+/// the queue's order when it runs. A claim of a get cancelled (or dropped) before it
+/// ran passes to the next live waiting get, or lapses.
+///
+/// The implementation passes a cancelled get's claim on at the next queue operation
+/// (or when the get's task runs, whichever is first); the model passes it at
+/// `cancel()`. The two cannot be told apart: between the cancel and the next queue
+/// operation nothing observes the claims (`qsize()` and `full()` count claimed items
+/// too), and claims are interchangeable.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct QueueModel {
-    /// `false` (the specification; main since fe562bc): a cancelled waiter leaves the
-    /// FIFO at `cancel()` (is passed over). `true` (main before fe562bc): it stays in
-    /// the FIFO, and may still be handed an item, until its task runs.
-    late_leave: bool,
-    /// `false` (the specification): an item handed to a get that is then cancelled goes
-    /// on at `cancel()`. `true` (main today): it goes on when the get's task runs.
-    late_return: bool,
-    /// `false` (the specification: "qsize stays 0"): an item handed to a waiting get
-    /// has left the queue. `true` (main since 63477cc): it is *reserved* for that get
-    /// and counts in `qsize()` and against `maxsize` until the get runs; the room its
-    /// get makes then goes to the first waiting put.
-    reserved: bool,
     kind: QKind,
     maxsize: usize,
-    /// Fifo: index 0 is the next get. Lifo: the last is the top. Priority: ascending.
+    /// Every item in the queue, claimed ones included. Fifo: index 0 is the next get.
+    /// Lifo: the last is the top. Priority: ascending.
     buf: Vec<u32>,
+    /// Live gets waiting, in FIFO order (a cancelled one leaves at `cancel()`).
     getters: VecDeque<usize>,
+    /// Live puts waiting, in FIFO order.
     putters: VecDeque<usize>,
     unfinished: usize,
     shut: bool,
@@ -135,16 +134,8 @@ type PutRes = Result<(), bool>;
 type GetRes = Result<u32, bool>;
 
 impl QueueModel {
-    fn new(
-        kind: QKind,
-        maxsize: usize,
-        n: usize,
-        [late_leave, late_return, reserved]: [bool; 3],
-    ) -> QueueModel {
+    fn new(kind: QKind, maxsize: usize, n: usize) -> QueueModel {
         QueueModel {
-            late_leave,
-            late_return,
-            reserved,
             kind,
             maxsize,
             buf: Vec::new(),
@@ -159,33 +150,28 @@ impl QueueModel {
         }
     }
 
-    /// What `qsize()` says.
+    /// What `qsize()` says: claimed items count.
     fn size(&self) -> usize {
-        let reserved = if self.reserved {
-            self.w
-                .iter()
-                .filter(|w| matches!(w.st, QSt::GrantedGet(_)))
-                .count()
-        } else {
-            0
-        };
-        self.buf.len() + reserved
+        self.buf.len()
     }
 
     fn full(&self) -> bool {
         self.maxsize > 0 && self.size() >= self.maxsize
     }
 
+    /// Buffered items kept for woken gets that have not run yet.
+    fn claims(&self) -> usize {
+        self.w.iter().filter(|w| w.st == QSt::Claimed).count()
+    }
+
     fn push(&mut self, v: u32) {
         match self.kind {
             QKind::Fifo | QKind::Lifo => self.buf.push(v),
-            QKind::Priority => self.insert_sorted(v),
+            QKind::Priority => {
+                let at = self.buf.partition_point(|&x| x < v);
+                self.buf.insert(at, v);
+            }
         }
-    }
-
-    fn insert_sorted(&mut self, v: u32) {
-        let at = self.buf.partition_point(|&x| x < v);
-        self.buf.insert(at, v);
     }
 
     fn pop(&mut self) -> Option<u32> {
@@ -198,58 +184,45 @@ impl QueueModel {
         })
     }
 
-    /// An item handed to a get that never ran comes back: to the next waiting get, or
-    /// to the front of the queue (for Lifo at the bottom, below the items put after it,
-    /// where asyncio would have it; re-inserted for Priority).
-    fn give_back(&mut self, v: u32) {
+    /// An unclaimed item's claim goes to the first live waiting get, if any.
+    fn claim_for_next(&mut self) {
         if let Some(j) = self.getters.pop_front() {
-            self.w[j].st = QSt::GrantedGet(v);
-            return;
-        }
-        match self.kind {
-            QKind::Fifo => self.buf.insert(0, v),
-            QKind::Lifo => self.buf.insert(0, v),
-            QKind::Priority => self.insert_sorted(v),
+            self.w[j].st = QSt::Claimed;
         }
     }
 
-    /// A new item: to the first waiting get, or into the queue.
+    /// A new item: into the queue, and a claim on it for the first waiting get.
     fn deliver(&mut self, v: u32) {
         self.unfinished += 1;
-        match self.getters.pop_front() {
-            Some(j) => self.w[j].st = QSt::GrantedGet(v),
-            None => self.push(v),
-        }
+        self.push(v);
+        self.claim_for_next();
     }
 
-    /// Takes the next buffered item; the first waiting put's value moves into the room
-    /// made.
+    /// Takes the next item if some item is unclaimed (`get_nowait`, a `get` that does
+    /// not wait); the first waiting put's value moves into the room made.
     fn take(&mut self) -> Option<u32> {
+        if self.buf.len() <= self.claims() {
+            return None;
+        }
         let v = self.pop()?;
         self.refill();
         Some(v)
     }
 
-    /// Room was made: the first waiting put's value moves in and that put is done.
-    /// (Putters wait only while the queue is full. Without reservations it can hold
-    /// more than `maxsize` when an item comes back from a cancelled get; a take moves a
-    /// putter in then too, as the implementation did — the API does not say. With
-    /// reservations it never does, and the value goes to a waiting get, if any.)
+    /// Room was made: the first waiting put's value moves in (giving a claim to a
+    /// waiting get, if any) and that put is done.
     fn refill(&mut self) {
-        if self.putters.is_empty() || (self.reserved && self.full()) {
+        if self.full() {
             return;
         }
-        let j = self.putters.pop_front().unwrap();
+        let Some(j) = self.putters.pop_front() else {
+            return;
+        };
         let QSt::WaitPut(pv) = self.w[j].st else {
             unreachable!()
         };
         self.w[j].st = QSt::GrantedPut(pv);
-        if self.reserved {
-            self.deliver(pv);
-        } else {
-            self.unfinished += 1;
-            self.push(pv);
-        }
+        self.deliver(pv);
     }
 
     fn wake_joins(&mut self) {
@@ -301,9 +274,15 @@ impl QueueModel {
     fn shutdown(&mut self, immediate: bool) {
         self.shut = true;
         if immediate {
+            // Claimed items too: their gets, woken already, find the queue shut down.
             while let Some(v) = self.pop() {
                 self.dropped.push(v);
                 self.unfinished = self.unfinished.saturating_sub(1);
+            }
+            for w in &mut self.w {
+                if w.st == QSt::Claimed {
+                    w.st = QSt::Failing;
+                }
             }
             self.wake_joins();
         }
@@ -315,34 +294,37 @@ impl QueueModel {
         }
     }
 
+    /// `Task::cancel`: a waiter leaves its FIFO at once; a claim passes on.
     fn cancel(&mut self, i: usize) {
         self.w[i].cancel = true;
         match self.w[i].st {
-            QSt::WaitPut(_) if !self.late_leave => {
+            QSt::WaitPut(_) => {
                 self.putters.retain(|&j| j != i);
                 self.w[i].st = QSt::Cancelling;
             }
-            QSt::WaitGet if !self.late_leave => {
+            QSt::WaitGet => {
                 self.getters.retain(|&j| j != i);
                 self.w[i].st = QSt::Cancelling;
             }
-            QSt::WaitJoin if !self.late_leave => self.w[i].st = QSt::Cancelling,
-            QSt::GrantedGet(v) if !self.late_return => {
-                self.give_back(v);
+            QSt::WaitJoin => self.w[i].st = QSt::Cancelling,
+            QSt::Claimed => {
                 self.w[i].st = QSt::Cancelling;
+                self.claim_for_next();
             }
             _ => {}
         }
     }
 
+    /// The worker's future is dropped: it leaves at once, a claim passes on.
     fn abort(&mut self, i: usize) {
-        match self.w[i].st {
+        let st = self.w[i].st;
+        self.w[i] = QW_IDLE;
+        match st {
             QSt::WaitPut(_) => self.putters.retain(|&j| j != i),
             QSt::WaitGet => self.getters.retain(|&j| j != i),
-            QSt::GrantedGet(v) => self.give_back(v),
+            QSt::Claimed => self.claim_for_next(),
             _ => {}
         }
-        self.w[i] = QW_IDLE;
     }
 
     /// `self` logging `out` for `i`, and if `i` was cancelled after the outcome was
@@ -364,15 +346,14 @@ impl Model for QueueModel {
     fn ready(&self) -> Vec<usize> {
         let mut ready: Vec<usize> = (0..self.w.len())
             .filter(|&i| {
-                let w = &self.w[i];
                 matches!(
-                    w.st,
-                    QSt::GrantedGet(_)
+                    self.w[i].st,
+                    QSt::Claimed
                         | QSt::GrantedPut(_)
                         | QSt::WokenJoin
                         | QSt::Cancelling
                         | QSt::Failing
-                ) || (w.cancel && matches!(w.st, QSt::WaitGet | QSt::WaitPut(_) | QSt::WaitJoin))
+                )
             })
             .collect();
         ready.extend(first_in_spawn_order(
@@ -426,33 +407,20 @@ impl Model for QueueModel {
                     vec![m]
                 }
             }
-            // Lazy: the cancel is seen when the waiter runs.
-            QSt::WaitGet => {
-                m.getters.retain(|&j| j != i);
-                m.finish(i, Out::Cancelled, false)
-            }
-            QSt::WaitPut(_) => {
-                m.putters.retain(|&j| j != i);
-                m.finish(i, Out::Cancelled, false)
-            }
-            QSt::WaitJoin => m.finish(i, Out::Cancelled, false),
-            QSt::GrantedGet(v) if w.cancel => {
-                m.give_back(v);
-                m.finish(i, Out::Cancelled, false)
-            }
-            QSt::GrantedGet(v) => {
+            QSt::Claimed => {
+                // Its claim used: it takes the next item; the room goes to a waiting put.
                 m.w[i] = QW_IDLE;
-                if m.reserved {
-                    // Its reserved item taken: the room goes to the first waiting put.
-                    m.refill();
-                }
+                let v = m.pop().expect("a claim is backed by a buffered item");
+                m.refill();
                 m.finish(i, Out::Got(v), false)
             }
             QSt::GrantedPut(v) => m.finish(i, Out::Put(v), w.cancel),
             QSt::WokenJoin => m.finish(i, Out::Joined, w.cancel),
             QSt::Cancelling => m.finish(i, Out::Cancelled, false),
             QSt::Failing => m.finish(i, Out::ShutDown, w.cancel),
-            QSt::Idle => unreachable!("not ready"),
+            QSt::Idle | QSt::WaitPut(_) | QSt::WaitGet | QSt::WaitJoin => {
+                unreachable!("not ready")
+            }
         }
     }
 }
@@ -589,28 +557,12 @@ async fn join_worker<Q: AnyQueue>(q: Q, i: usize, shared: SharedRef) -> Result<(
     Ok(())
 }
 
-/// Runs `ops` on a queue of `maxsize`; `lenient` also accepts the late cancels and the
-/// reserved items (`QueueModel::late_leave`, `late_return`, `reserved`), in any
-/// combination.
-async fn run_queue<Q: AnyQueue>(
-    n: usize,
-    maxsize: usize,
-    ops: Vec<QueueOp>,
-    lenient: bool,
-) -> Result<(), String> {
+/// Runs `ops` on a queue of `maxsize`, checking it against `QueueModel`.
+async fn run_queue<Q: AnyQueue>(n: usize, maxsize: usize, ops: Vec<QueueOp>) -> Result<(), String> {
     let q = Q::new(maxsize);
     assert_eq!(q.maxsize(), maxsize);
     let mut ws = Workers::new(n);
-    let spec = [false, false, SPEC_COUNTS_RESERVED_ITEMS];
-    let mut cands = vec![QueueModel::new(Q::KIND, maxsize, n, spec)];
-    if lenient {
-        for k in 0..8 {
-            let flags = [k & 1 != 0, k & 2 != 0, k & 4 != 0];
-            if flags != spec {
-                cands.push(QueueModel::new(Q::KIND, maxsize, n, flags));
-            }
-        }
-    }
+    let mut cands = vec![QueueModel::new(Q::KIND, maxsize, n)];
     let mut history: Vec<String> = Vec::new();
     // Item bookkeeping, independent of the model: what went in and what came out.
     let mut all_put: Vec<u32> = Vec::new();
@@ -783,46 +735,19 @@ proptest! {
 
     #[test]
     fn queue_matches_model(maxsize in 0..4usize, (n, ops) in case(queue_op, 40)) {
-        let out = run_driver(run_queue::<Queue<u32>>(n, maxsize, ops, false));
+        let out = run_driver(run_queue::<Queue<u32>>(n, maxsize, ops));
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
     }
 
     #[test]
     fn lifo_queue_matches_model(maxsize in 0..4usize, (n, ops) in case(queue_op, 40)) {
-        let out = run_driver(run_queue::<LifoQueue<u32>>(n, maxsize, ops, false));
+        let out = run_driver(run_queue::<LifoQueue<u32>>(n, maxsize, ops));
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
     }
 
     #[test]
     fn priority_queue_matches_model(maxsize in 0..4usize, (n, ops) in case(queue_op, 40)) {
-        let out = run_driver(run_queue::<PriorityQueue<u32>>(n, maxsize, ops, false));
-        prop_assert!(out.is_ok(), "{}", out.unwrap_err());
-    }
-
-    /// As `queue_matches_model`, also accepting a cancel that takes effect only when
-    /// the waiter's task runs and items reserved for a get (see `QueueModel`): everything
-    /// else is checked.
-    #[test]
-    fn queue_matches_model_with_late_cancel(maxsize in 0..4usize, (n, ops) in case(queue_op, 40)) {
-        let out = run_driver(run_queue::<Queue<u32>>(n, maxsize, ops, true));
-        prop_assert!(out.is_ok(), "{}", out.unwrap_err());
-    }
-
-    #[test]
-    fn lifo_queue_matches_model_with_late_cancel(
-        maxsize in 0..4usize,
-        (n, ops) in case(queue_op, 40),
-    ) {
-        let out = run_driver(run_queue::<LifoQueue<u32>>(n, maxsize, ops, true));
-        prop_assert!(out.is_ok(), "{}", out.unwrap_err());
-    }
-
-    #[test]
-    fn priority_queue_matches_model_with_late_cancel(
-        maxsize in 0..4usize,
-        (n, ops) in case(queue_op, 40),
-    ) {
-        let out = run_driver(run_queue::<PriorityQueue<u32>>(n, maxsize, ops, true));
+        let out = run_driver(run_queue::<PriorityQueue<u32>>(n, maxsize, ops));
         prop_assert!(out.is_ok(), "{}", out.unwrap_err());
     }
 }

@@ -9,7 +9,10 @@
 //! waiting put that is cancelled puts nothing", "A cancelled waiter leaves (n_waiting
 //! drops by 1)". They pass now and stay as regressions.
 //!
-//! The ones after it fail on main today (see each one's doc).
+//! The ones after it failed on main until the fix each one's doc names; they pass
+//! now. Since items are no longer handed to a waiting get (a woken get holds a *claim*
+//! on one buffered item and takes the next item in order when it runs, as in asyncio),
+//! the queue ones check the same observables through claims.
 
 use std::cell::RefCell;
 use std::future::Future as StdFuture;
@@ -49,10 +52,10 @@ fn on_a_loop(body: impl StdFuture<Output = ()> + 'static) {
         .unwrap();
 }
 
-/// A cancelled get is not handed an item (SPEC §13: "an item is never taken from a
-/// queue by a cancelled `get`"): right after `put_nowait`, the item is in the queue.
+/// A cancelled get is not given a claim (SPEC §13: "an item is never taken from a
+/// queue by a cancelled `get`"): right after `put_nowait`, the item is free to take.
 /// Failed before the fix: `get_nowait()` is `Err(QueueEmpty)` until the cancelled task has run
-/// (the item is with the cancelled get; before 63477cc `qsize()` was 0 too).
+/// (the item was handed to the cancelled get; before 63477cc `qsize()` was 0 too).
 #[test]
 fn a_cancelled_get_is_not_handed_an_item() {
     on_a_loop(async {
@@ -113,8 +116,8 @@ fn a_cancelled_get_does_not_reorder_a_lifo_queue() {
 /// `maxsize` holds when a cancelled get was waiting: of two `put_nowait` on a queue of
 /// maxsize 1, the second finds it full. Failed before 63477cc: both succeeded (the
 /// first item went to the cancelled get), and once the cancelled task had run the
-/// queue held 2 items; it holds since an item handed to a get counts against
-/// `maxsize`.
+/// queue held 2 items; it holds since every item stays in the buffer (claimed or not)
+/// until a get takes it, as in asyncio.
 #[test]
 fn a_cancelled_get_does_not_overfill_a_queue() {
     on_a_loop(async {
@@ -287,18 +290,19 @@ fn a_cancel_during_the_reacquire_keeps_the_fifo_turn() {
     });
 }
 
-/// An item handed to a get whose task is cancelled before it ran goes to the next
-/// waiting get at once, so items reach the live gets in order (Y6; asyncio: the item
-/// stays in the buffer, and the next get takes it). Failed before the fix: the item stays with the
-/// cancelled get until its task runs, the next item goes to the next get, and the
-/// first item then goes back into the queue — the live get received the second item.
+/// The claim of a get whose task is cancelled before it ran passes to the next
+/// waiting get, so items reach the live gets in order (Y6; asyncio: the item stays in
+/// the buffer, and the next get takes it). Failed before claims: the item was handed to
+/// the cancelled get and stayed with it until its task ran, the next item went to the
+/// next get, and the first item then went back into the queue — the live get received
+/// the second item.
 #[test]
-fn an_item_handed_before_the_cancel_goes_to_the_next_get() {
+fn a_claim_given_before_the_cancel_goes_to_the_next_get() {
     on_a_loop(async {
         let q = Queue::<u32>::new(0);
         let cancelled = suspended_get(&q).await;
         let live = suspended_get(&q).await;
-        q.put_nowait(1).unwrap(); // handed to `cancelled`
+        q.put_nowait(1).unwrap(); // a claim for `cancelled`
         cancelled.cancel();
         q.put_nowait(2).unwrap();
         quiesce().await;
@@ -312,11 +316,11 @@ fn an_item_handed_before_the_cancel_goes_to_the_next_get() {
     });
 }
 
-/// The same with no other get: the item is back in the queue at once (asyncio: it
-/// never left the buffer). Failed before the fix: `get_nowait()` is `Err(QueueEmpty)` until the
-/// cancelled task has run.
+/// The same with no other get: the claim lapses and the item is free at the next queue
+/// operation (asyncio: it never left the buffer). Failed before the fix: `get_nowait()`
+/// is `Err(QueueEmpty)` until the cancelled task has run.
 #[test]
-fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
+fn a_claim_given_before_the_cancel_is_back_in_the_queue() {
     on_a_loop(async {
         let q = Queue::<u32>::new(0);
         let getter = suspended_get(&q).await;
@@ -326,11 +330,11 @@ fn an_item_handed_before_the_cancel_is_back_in_the_queue() {
     });
 }
 
-/// The same for a `LifoQueue`: what was put last comes out first. Failed before items
-/// handed to a cancelled get were reclaimed: the item went back on top when the task
-/// ran — above an item put after it.
+/// The same for a `LifoQueue`: what was put last comes out first. Failed while items
+/// were handed to gets: the item handed to the cancelled get went back on top when the
+/// task ran — above an item put after it (with claims it never leaves its place).
 #[test]
-fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
+fn a_claim_given_before_the_cancel_keeps_its_lifo_place() {
     on_a_loop(async {
         let q = LifoQueue::<u32>::new(0);
         let getter = suspended_get(&q).await;
@@ -340,5 +344,31 @@ fn an_item_handed_before_the_cancel_keeps_its_lifo_place() {
         quiesce().await;
         assert_eq!(q.get_nowait().ok(), Some(2), "last in, first out");
         assert_eq!(q.get_nowait().ok(), Some(1));
+    });
+}
+
+/// A claim keeps *an* item, not a particular one (asyncio: the woken get takes whatever
+/// is next when it runs): with one get woken for the first of two items, `get_nowait`
+/// takes the next item in the queue's order — the oldest for a `Queue`, the newest for
+/// a `LifoQueue` — and the woken get the other. (`python3.11`: `Queue` gives
+/// `get_nowait() == 1`, the get 2; `LifoQueue` `get_nowait() == 2`, the get 1.)
+#[test]
+fn a_claim_keeps_an_item_not_a_particular_one() {
+    on_a_loop(async {
+        let q = Queue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        assert_eq!(q.get_nowait().ok(), Some(1), "the oldest item");
+        quiesce().await;
+        assert_eq!(getter.result().ok(), Some(2));
+
+        let q = LifoQueue::<u32>::new(0);
+        let getter = suspended_get(&q).await;
+        q.put_nowait(1).unwrap();
+        q.put_nowait(2).unwrap();
+        assert_eq!(q.get_nowait().ok(), Some(2), "the newest item");
+        quiesce().await;
+        assert_eq!(getter.result().ok(), Some(1));
     });
 }
