@@ -156,8 +156,7 @@ impl<D> WaitList<D> {
     /// Appends a waiter with a waker cloned by the caller (the thread-safe primitives
     /// clone before they lock: a foreign waker's `clone` is user code, rule 1).
     pub(crate) fn push_back_waker(&mut self, data: D, waker: Waker) -> WaiterId {
-        let id = self.push_back_for_owned(data, waker, None);
-        id
+        self.push_back_for_owned(data, waker, None)
     }
 
     /// Appends a waiter that is never passed over, whatever its task's cancel state
