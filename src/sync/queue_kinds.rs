@@ -34,9 +34,6 @@ impl<T> Buffer<T> for Fifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop_front()
     }
-    fn take_after(&mut self, skip: usize) -> Option<T> {
-        self.0.remove(skip)
-    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -59,10 +56,6 @@ impl<T> Buffer<T> for Lifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop()
     }
-    fn take_after(&mut self, skip: usize) -> Option<T> {
-        let at = self.0.len().checked_sub(skip + 1)?;
-        Some(self.0.remove(at))
-    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -84,12 +77,6 @@ impl<T: Ord> Buffer<T> for Priority<T> {
     }
     fn pop(&mut self) -> Option<T> {
         self.0.pop().map(|Reverse(item)| item)
-    }
-    fn take_after(&mut self, skip: usize) -> Option<T> {
-        let kept: Vec<_> = (0..skip).map_while(|_| self.0.pop()).collect();
-        let item = self.0.pop().map(|Reverse(item)| item);
-        self.0.extend(kept);
-        item
     }
     fn len(&self) -> usize {
         self.0.len()

@@ -21,9 +21,6 @@ use crate::task::coop;
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, item: T);
     fn pop(&mut self) -> Option<T>;
-    /// Takes the item that `pop` would return after `skip` pops (the first `skip` are
-    /// kept for woken getters).
-    fn take_after(&mut self, skip: usize) -> Option<T>;
     fn len(&self) -> usize;
 }
 
@@ -121,12 +118,9 @@ impl<T, B: Buffer<T>> State<T, B> {
         if self.unclaimed() == 0 {
             return None;
         }
-        // The next items in order are kept for the getters that were woken for them.
-        let item = if self.claims == 0 {
-            self.buf.pop()?
-        } else {
-            self.buf.take_after(self.claims)?
-        };
+        // The next item in order, as in asyncio (items leave in the order of the
+        // queue); a woken getter is owed an item, not a particular one.
+        let item = self.buf.pop()?;
         Some((item, self.refill(maxsize)))
     }
 

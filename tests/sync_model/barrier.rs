@@ -40,7 +40,8 @@ enum BSt {
     Released(usize),
     /// Reset or aborted while waiting; not run yet.
     Failing,
-    /// Cancelled while waiting.
+    /// Cancelled while waiting, not run yet: still a party of the round (asyncio
+    /// counts it until its task runs and leaves).
     Cancelling,
 }
 
@@ -99,13 +100,13 @@ impl BarrierModel {
     fn cancel(&mut self, i: usize) {
         self.w[i].cancel = true;
         if self.w[i].st == BSt::Waiting {
-            self.waiters.retain(|&j| j != i);
+            // It stays in the round (and in `n_waiting`) until its task runs.
             self.w[i].st = BSt::Cancelling;
         }
     }
 
     fn abort(&mut self, i: usize) {
-        if self.w[i].st == BSt::Waiting {
+        if matches!(self.w[i].st, BSt::Waiting | BSt::Cancelling) {
             self.waiters.retain(|&j| j != i);
         }
         self.w[i] = BW_IDLE;
@@ -167,7 +168,10 @@ impl Model for BarrierModel {
             // Released, or broken, then cancelled before it ran: either is the API's.
             BSt::Released(k) => m.finish(i, Out::Index(k), w.cancel),
             BSt::Failing => m.finish(i, Out::Broken, w.cancel),
-            BSt::Cancelling => m.finish(i, Out::Cancelled, false),
+            BSt::Cancelling => {
+                m.waiters.retain(|&j| j != i);
+                m.finish(i, Out::Cancelled, false)
+            }
             BSt::Idle | BSt::Waiting => unreachable!("not ready"),
         }
     }
@@ -187,7 +191,7 @@ fn barrier_obs(m: &BarrierModel) -> BarrierObs {
             .w
             .iter()
             .map(|w| {
-                if w.st == BSt::Waiting {
+                if matches!(w.st, BSt::Waiting | BSt::Cancelling) {
                     Shown::Waiting
                 } else {
                     Shown::Idle
