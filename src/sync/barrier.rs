@@ -113,8 +113,10 @@ impl Barrier {
     /// # Errors
     ///
     /// An error holding [`BrokenBarrierError`] if the barrier is broken or is reset or
-    /// aborted while waiting; `Err(Error::Cancelled)` when the task is cancelled (it
-    /// leaves the round: [`n_waiting`](Self::n_waiting) drops by one).
+    /// aborted while waiting; `Err(Error::Cancelled)` when the task is cancelled. A
+    /// cancelled party counts in the round until its task runs (as in asyncio), then
+    /// leaves it: [`n_waiting`](Self::n_waiting) drops by one; if the round tripped
+    /// first, it still ends cancelled. A dropped wait leaves at once.
     pub fn wait(&self) -> BarrierWait<'_> {
         BarrierWait {
             barrier: self,

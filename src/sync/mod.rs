@@ -55,8 +55,9 @@
 //! "Cancelled" means the awaiting task was cancelled (the wait returns
 //! `Err(Cancelled)`); "dropped" means the wait's future was dropped before it completed
 //! (`select`, a drop-based `time::timeout`). A dropped wait leaves the wait list at once;
-//! a loop-local list passes over a cancelled task's wait at once too (what is released
-//! goes to the next live waiter), and the task removes it when it runs.
+//! a loop-local lock, semaphore, condition or queue passes over a cancelled task's wait
+//! at once too (what is released goes to the next live waiter), and the task removes it
+//! when it runs.
 //!
 //! | method | cancelled or dropped while waiting |
 //! |---|---|
@@ -64,7 +65,7 @@
 //! | `Semaphore::acquire`, `BoundedSemaphore::acquire` | safe: no permit taken; a permit handed to it passes to the next waiter |
 //! | `Event::wait` | safe: nothing to lose |
 //! | `Condition::wait`, `wait_for` | cancelled: re-acquires the lock (in FIFO turn), then returns `Err(Cancelled)` and releases it; a notification it had got passes to the next waiter. Dropped: the lock stays released (the guard was given up), a notification passes on |
-//! | `Barrier::wait` | safe: the task leaves the round (`n_waiting` drops by one) |
+//! | `Barrier::wait` | safe: the party leaves the round when its task runs (dropped: at once), as in asyncio; if the round tripped first, the wait still returns `Err(Cancelled)` |
 //! | `Queue::get` (all three orders) | safe: no item is taken; the claim on an item it was woken for passes to the next waiting `get` (items never leave the queue until a get returns them) |
 //! | `Queue::put` | safe: the value is not put (it is dropped with the future). If a `get` had already moved it into the queue, `put` returns `Ok` and the cancel is delivered at the next await |
 //! | `Queue::join` | safe: nothing to lose |
