@@ -96,6 +96,17 @@ impl Permits {
         self.waiters.push_back(Wait::Waiting(n), waker)
     }
 
+    /// Whether queued acquirer `id` has been handed its permits.
+    pub(crate) fn is_granted(&mut self, id: WaiterId) -> bool {
+        matches!(self.waiters.data(id), Wait::Granted(_))
+    }
+
+    /// Whether queued acquirer `id` already holds a waker that wakes like `waker` (so a
+    /// poll needs no new clone).
+    pub(crate) fn waker_is(&self, id: WaiterId, waker: &Waker) -> bool {
+        self.waiters.waker_is(id, waker)
+    }
+
     /// Queues an acquirer with a waker the caller cloned outside its lock.
     pub(crate) fn enqueue_waker(&mut self, n: usize, waker: Waker) -> WaiterId {
         self.waiters.push_back_waker(Wait::Waiting(n), waker)

@@ -263,6 +263,15 @@ impl<D> WaitList<D> {
         }
     }
 
+    /// Whether waiter `id` holds a waker that wakes like `waker` (`will_wake`: no user
+    /// code runs).
+    pub(crate) fn waker_is(&self, id: WaiterId, waker: &Waker) -> bool {
+        self.nodes[id.0 as usize]
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker))
+    }
+
     /// [`replace_waker`](Self::replace_waker) with a waker the caller cloned outside
     /// its lock: hands back the waker to drop after it (the old one, or `waker` itself
     /// when the old one would wake the same task).

@@ -251,37 +251,45 @@ impl<T> std::future::Future for SendFut<'_, T> {
             return Poll::Ready(Err(SendError::Cancelled(value, cancelled)));
         }
         let mut wakers = Wakers::default();
-        // A foreign waker's `clone` is user code: never under the lock (rule 1). (Declared
-        // before the guard, so it is dropped after it on every path.)
-        let mut fresh = Some(cx.waker().clone());
-        let mut state = lock(this.chan.state.lock());
-        if state.closed {
-            let waker = this.leave(&mut state, &mut wakers);
-            drop(state);
-            drop(waker);
-            wakers.wake();
-            let value = this.value.take().expect("checked above");
-            return Poll::Ready(Err(SendError::Closed(value)));
-        }
-        let (granted, old_waker) = match this.waiter {
-            None if state.slots.try_acquire(1) => (true, None),
-            None => {
-                this.waiter = Some(
-                    state
-                        .slots
-                        .enqueue_waker(1, fresh.take().expect("one registration per poll")),
-                );
-                (false, None)
+        // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
+        // only needed to queue (or re-queue with another waker): then the lock is let go,
+        // the waker cloned, and the step taken again. (Declared before the guard, so it
+        // is dropped after it on every path.)
+        let mut fresh: Option<Waker> = None;
+        let (mut state, granted, old_waker) = loop {
+            let mut state = lock(this.chan.state.lock());
+            if state.closed {
+                let waker = this.leave(&mut state, &mut wakers);
+                drop(state);
+                drop(waker);
+                wakers.wake();
+                let value = this.value.take().expect("checked above");
+                return Poll::Ready(Err(SendError::Closed(value)));
             }
-            Some(id) => {
-                let (poll, waker) = state
-                    .slots
-                    .poll_waiter_store(id, fresh.take().expect("one registration per poll"));
-                if poll.is_ready() {
-                    this.waiter = None;
+            match this.waiter {
+                None if state.slots.try_acquire(1) => break (state, true, None),
+                None => {
+                    if let Some(waker) = fresh.take() {
+                        this.waiter = Some(state.slots.enqueue_waker(1, waker));
+                        break (state, false, None);
+                    }
                 }
-                (poll.is_ready(), waker)
+                Some(id) if state.slots.is_granted(id) || state.slots.waker_is(id, cx.waker()) => {
+                    let (poll, waker) = state.slots.poll_waiter_take(id, cx.waker());
+                    if poll.is_ready() {
+                        this.waiter = None;
+                    }
+                    break (state, poll.is_ready(), waker);
+                }
+                Some(id) => {
+                    if let Some(waker) = fresh.take() {
+                        let (poll, waker) = state.slots.poll_waiter_store(id, waker);
+                        break (state, poll.is_ready(), waker);
+                    }
+                }
             }
+            drop(state);
+            fresh = Some(cx.waker().clone());
         };
         let rx_waker = match granted {
             true => state.deliver(this.value.take().expect("checked above")),
