@@ -119,7 +119,7 @@ pub mod signal;
 mod stats;
 pub mod sync;
 mod sys;
-mod task;
+pub mod task;
 pub mod time;
 mod watch;
 mod wheel;

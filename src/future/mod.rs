@@ -278,7 +278,15 @@ impl<T: Send + 'static> Future<T> {
 
     /// Cancels the future (F6): `false` if it is done; otherwise it becomes cancelled,
     /// callbacks are scheduled and awaiters woken, and `true` is returned. For a task's
-    /// future this is a cancel request to the task (T3).
+    /// future this is a cancel request to the task (T3): the task is woken, and the
+    /// evloop await it is suspended on (a `Future`, a `Task`, `sleep`, a socket, an
+    /// `evloop::sync` wait, …) resolves with `Err(Error::Cancelled)`.
+    ///
+    /// A task suspended on a *foreign* future (another crate's channel, lock or timer)
+    /// cannot be interrupted there: the request waits until the foreign future
+    /// completes and the task reaches its next evloop await. Wrap such a future in
+    /// [`task::cancellable`](crate::task::cancellable) to have it resolve with
+    /// `Err(Cancelled)` at once (K4).
     pub fn cancel(&self) -> bool {
         self.obj.cancel(self, None)
     }

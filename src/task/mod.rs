@@ -1,13 +1,18 @@
 //! Tasks (SPEC §4): [`create_task`], [`LoopHandle::spawn`], [`Task<T>`],
-//! [`yield_now`], [`current_task`], [`shield`].
+//! [`yield_now`], [`current_task`], [`shield`] — also at the crate root — and
+//! [`cancellable`] (SPEC §14 K4), which makes a foreign future cancellable by the
+//! task's cancellation.
 //!
 //! Owns: the public task API. Must not touch: the loop's slab (that is `core`) or
 //! the state machine of futures (that is `future::core`). The task record and its
-//! polling live in [`cell`]; cooperative-cancellation hooks in [`coop`].
+//! polling live in `cell`; cooperative-cancellation hooks in `coop`.
 
+mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod coop;
 mod header;
+
+pub use cancellable::{Cancellable, cancellable};
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};
 pub(crate) use header::TaskHeader;
@@ -246,7 +251,9 @@ impl TaskRef {
         self.0.is_cancelled()
     }
 
-    /// Requests cancellation (T3); `false` if the task is done.
+    /// Requests cancellation (T3); `false` if the task is done. As for
+    /// [`Future::cancel`]: a task waiting on a foreign future sees the request at its
+    /// next evloop await, unless that future is wrapped in [`cancellable`].
     pub fn cancel(&self) -> bool {
         self.ops().cancel(None)
     }
