@@ -13,8 +13,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::bound::LoopBound;
+use super::catch::wake_all;
 use super::mutex::{LockFuture, Mutex, MutexGuard};
-use super::wait_list::{WaitList, WaiterId, wake_all};
+use super::wait_list::{WaitList, WaiterId};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 

@@ -12,7 +12,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::bound::LoopBound;
-use super::wait_list::{WaitList, WaiterId, wake_all};
+use super::catch::wake_all;
+use super::wait_list::{WaitList, WaiterId};
 use crate::error::Error;
 use crate::task::coop;
 

@@ -77,6 +77,7 @@
 
 mod barrier;
 mod bound;
+mod catch;
 mod condition;
 mod event;
 mod mutex;

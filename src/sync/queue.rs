@@ -22,13 +22,13 @@
 use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::{Context, Poll, Waker};
 
 use super::bound::LoopBound;
+use super::catch::{drop_all, wake_all, wake_one, wake_two};
 use super::queue_kinds::{QueueEmpty, QueueFull, QueueShutDown};
 use super::queue_state::{Get, Put, State};
-use super::wait_list::{WaitList, WaiterId, wake_all, wake_one, wake_two};
+use super::wait_list::{WaitList, WaiterId};
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 
@@ -431,23 +431,13 @@ impl<T, B: Buffer<T>> QueueOps<T> for Core<T, B> {
     }
 }
 
-/// Drops its items one by one, each under its own catch, when dropped (so a panic in
-/// one item's destructor neither loses the others nor aborts an unwinding thread).
+/// Drops its items when dropped — after the wakes, or while a panicking wake unwinds —
+/// one by one under their own catch (`catch::drop_all`).
 struct DropAfter<T>(Vec<T>);
 
 impl<T> Drop for DropAfter<T> {
     fn drop(&mut self) {
-        let mut first = None;
-        for item in self.0.drain(..) {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(item))) {
-                first.get_or_insert(payload);
-            }
-        }
-        if let Some(payload) = first {
-            if !std::thread::panicking() {
-                resume_unwind(payload);
-            }
-        }
+        drop_all(std::mem::take(&mut self.0));
     }
 }
 

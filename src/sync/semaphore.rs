@@ -14,8 +14,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::bound::LoopBound;
+use super::catch::wake_each;
 use super::permits::Permits;
-use super::wait_list::{WaiterId, wake_each};
+use super::wait_list::WaiterId;
 use crate::error::{Error, InvalidStateError};
 use crate::task::coop;
 

@@ -17,7 +17,6 @@
 //! No allocation per wait once the slab has grown to the peak number of waiters; an
 //! empty list with a large slab gives the memory back ([`WaitList::remove`]).
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::task::Waker;
 
 use slab::Slab;
@@ -315,78 +314,6 @@ impl<D> std::fmt::Debug for WaitList<D> {
             .field("waiting", &self.linked)
             .field("nodes", &self.nodes.len())
             .finish()
-    }
-}
-
-/// Wakes every waker, each under its own `catch_unwind` (rule 2 of ARCHITECTURE.md): a
-/// waker that panics does not keep the others from being woken. The first panic is
-/// resumed once all were woken — unless this thread is already unwinding (a guard
-/// dropped by a panic), where a second panic would abort: then it is logged.
-pub(crate) fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
-    let mut first = None;
-    for waker in wakers {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
-            first.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first {
-        if std::thread::panicking() {
-            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
-        } else {
-            resume_unwind(payload);
-        }
-    }
-}
-
-/// Wakes one waker if there is one (the common case of a hand-over), caught as in
-/// [`wake_all`], without an iterator's bookkeeping.
-#[inline]
-pub(crate) fn wake_one(waker: Option<Waker>) {
-    if let Some(payload) = waker.and_then(wake_caught) {
-        rethrow(payload);
-    }
-}
-
-/// Wakes up to two wakers, each caught (see [`wake_all`]).
-#[inline]
-pub(crate) fn wake_two([a, b]: [Option<Waker>; 2]) {
-    let first = a.and_then(wake_caught);
-    let second = b.and_then(wake_caught);
-    if let Some(payload) = first.or(second) {
-        rethrow(payload);
-    }
-}
-
-#[inline]
-fn wake_caught(waker: Waker) -> Option<Box<dyn std::any::Any + Send>> {
-    catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
-}
-
-#[cold]
-fn rethrow(payload: Box<dyn std::any::Any + Send>) {
-    if std::thread::panicking() {
-        log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
-    } else {
-        resume_unwind(payload);
-    }
-}
-
-/// Wakes what `next` hands out until it returns `None`, each wake under its own
-/// `catch_unwind` (as [`wake_all`]). `next` borrows the primitive's state for one step
-/// at a time, so every grant is complete before its waker runs.
-pub(crate) fn wake_each(mut next: impl FnMut() -> Option<Waker>) {
-    let mut first = None;
-    while let Some(waker) = next() {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
-            first.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first {
-        if std::thread::panicking() {
-            log::error!(target: "evloop", "a waker panicked while evloop::sync woke it during unwinding");
-        } else {
-            resume_unwind(payload);
-        }
     }
 }
 

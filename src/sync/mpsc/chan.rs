@@ -31,9 +31,10 @@ use std::task::{Context, Poll, Waker};
 use super::error::{SendError, TryRecvError, TrySendError};
 use crate::error::Error;
 use crate::loom::sync::Mutex;
+use crate::sync::catch::wake_all;
 use crate::sync::permits::Permits;
 use crate::sync::shared::support::{Wakers, drop_all, lock, take_cancelled};
-use crate::sync::wait_list::{WaitList, WaiterId, wake_all};
+use crate::sync::wait_list::{WaitList, WaiterId};
 use crate::task::coop;
 
 /// A receiver's buffer above this capacity is not handed back to the senders once

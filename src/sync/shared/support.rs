@@ -7,7 +7,6 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LockResult, PoisonError};
@@ -16,7 +15,8 @@ use std::thread::Thread;
 
 use crate::context;
 use crate::error::{CancelledError, Error};
-use crate::sync::wait_list::wake_all;
+pub(crate) use crate::sync::catch::drop_all;
+use crate::sync::catch::wake_all;
 use crate::task::coop;
 
 /// Takes a lock, ignoring poisoning: evloop runs no user code under its locks, so a
@@ -63,28 +63,6 @@ impl Wakers {
     pub(crate) fn wake(self) {
         if self.first.is_some() {
             wake_all(self.first.into_iter().chain(self.rest));
-        }
-    }
-}
-
-/// Drops user values one by one, each under its own `catch_unwind` (rule 2): a
-/// destructor that panics does not leak the rest. The first panic is resumed once all
-/// were dropped, unless this thread is already unwinding (then it is logged).
-pub(crate) fn drop_all<I: IntoIterator>(items: I) {
-    if !std::mem::needs_drop::<I::Item>() {
-        return drop(items);
-    }
-    let mut first = None;
-    for item in items {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(item))) {
-            first.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first {
-        if std::thread::panicking() {
-            log::error!(target: "evloop", "a value dropped by evloop::sync panicked during unwinding");
-        } else {
-            resume_unwind(payload);
         }
     }
 }
