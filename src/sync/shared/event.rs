@@ -14,7 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::support::{Wakers, block_on, lock};
 use crate::error::Error;
@@ -194,20 +194,36 @@ impl Future for Wait<'_> {
             self.done = true;
             return Poll::Ready(Err(cancelled));
         }
-        // A foreign waker's `clone` is user code: never under the lock (rule 1).
-        let waker = cx.waker().clone();
-        let mut state = lock(self.event.state.lock());
-        let (ready, old_waker, unused) = match self.waiter {
-            Some(id) if !state.waiters.is_linked(id) => {
-                self.waiter = None;
-                (true, state.waiters.remove(id).1, Some(waker))
+        // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
+        // needed only to queue, or to re-queue with another waker: then the lock is let
+        // go, the waker cloned outside it, and the step taken again. (Declared before
+        // the guard, so an unused clone is dropped after it.)
+        let mut unused: Option<Waker> = None;
+        let (state, ready, old_waker) = loop {
+            let mut state = lock(self.event.state.lock());
+            match self.waiter {
+                Some(id) if !state.waiters.is_linked(id) => {
+                    self.waiter = None;
+                    let removed = state.waiters.remove(id).1;
+                    break (state, true, removed);
+                }
+                Some(id) if state.waiters.waker_is(id, cx.waker()) => break (state, false, None),
+                Some(id) => {
+                    if let Some(waker) = unused.take() {
+                        let old = state.waiters.store_waker(id, waker);
+                        break (state, false, old);
+                    }
+                }
+                None if state.set => break (state, true, None),
+                None => {
+                    if let Some(waker) = unused.take() {
+                        self.waiter = Some(state.waiters.push_back_waker((), waker));
+                        break (state, false, None);
+                    }
+                }
             }
-            Some(id) => (false, state.waiters.store_waker(id, waker), None),
-            None if state.set => (true, None, Some(waker)),
-            None => {
-                self.waiter = Some(state.waiters.push_back_waker((), waker));
-                (false, None, None)
-            }
+            drop(state);
+            unused = Some(cx.waker().clone());
         };
         drop(state);
         drop(old_waker);

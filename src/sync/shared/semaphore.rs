@@ -17,7 +17,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::support::{Wakers, block_on, lock};
 use crate::error::Error;
@@ -67,22 +67,37 @@ impl<'a> Acquire<'a> {
             self.done = true;
             return Poll::Ready(Err(cancelled));
         }
-        // A foreign waker's `clone` is user code: never under the lock (rule 1).
-        let waker = cx.waker().clone();
-        let mut permits = lock(self.permits.lock());
-        let (ready, old_waker) = match self.waiter {
-            None if permits.try_acquire(1) => (true, Some(waker)),
-            None => {
-                self.waiter = Some(permits.enqueue_waker(1, waker));
-                (false, None)
-            }
-            Some(id) => {
-                let (poll, waker) = permits.poll_waiter_store(id, waker);
-                if poll.is_ready() {
-                    self.waiter = None;
+        // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
+        // needed only to queue, or to re-queue with another waker: then the lock is let
+        // go, the waker cloned outside it, and the step taken again. (Declared before
+        // the guard, so an unused clone is dropped after it.)
+        let mut fresh: Option<Waker> = None;
+        let (permits, ready, old_waker) = loop {
+            let mut permits = lock(self.permits.lock());
+            match self.waiter {
+                None if permits.try_acquire(1) => break (permits, true, None),
+                None => {
+                    if let Some(waker) = fresh.take() {
+                        self.waiter = Some(permits.enqueue_waker(1, waker));
+                        break (permits, false, None);
+                    }
                 }
-                (poll.is_ready(), waker)
+                Some(id) if permits.is_granted(id) || permits.waker_is(id, cx.waker()) => {
+                    let (poll, waker) = permits.poll_waiter_take(id, cx.waker());
+                    if poll.is_ready() {
+                        self.waiter = None;
+                    }
+                    break (permits, poll.is_ready(), waker);
+                }
+                Some(id) => {
+                    if let Some(waker) = fresh.take() {
+                        let (poll, waker) = permits.poll_waiter_store(id, waker);
+                        break (permits, poll.is_ready(), waker);
+                    }
+                }
             }
+            drop(permits);
+            fresh = Some(cx.waker().clone());
         };
         drop(permits);
         drop(old_waker);
