@@ -417,7 +417,9 @@ impl<T: Send + 'static> std::future::Future for JobHandle<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.fut.poll_outcome(cx, |done| done.result_taken())
+        crate::task::budget::budgeted(cx, move |cx| {
+            self.fut.poll_outcome(cx, |done| done.result_taken())
+        })
     }
 }
 

@@ -41,6 +41,7 @@ pub struct Builder {
     debug: Option<bool>,
     slow_callback_duration: Duration,
     shutdown_timeout: Duration,
+    coop_budget: u32,
 }
 
 impl Default for Builder {
@@ -52,6 +53,7 @@ impl Default for Builder {
             debug: None,
             slow_callback_duration: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(1),
+            coop_budget: crate::task::budget::DEFAULT,
         }
     }
 }
@@ -101,6 +103,27 @@ impl Builder {
         self
     }
 
+    /// The cooperative budget (SPEC K7): how many awaits a task (or the `block_on`
+    /// future) may complete in one poll without suspending — socket reads and writes,
+    /// `evloop::sync` operations, ready futures, elapsed sleeps — before it is made to
+    /// yield, so that one busy task cannot starve timers, I/O and the other tasks.
+    /// Default `Some(128)`, tokio's. `None` disables it for the whole loop (for
+    /// measurements; per future, use [`task::unconstrained`](crate::task::unconstrained)).
+    /// `Some(0)` is taken as `Some(1)`: every task may complete at least one await.
+    ///
+    /// ```
+    /// let rt = evloop::Runtime::builder().coop_budget(Some(32)).build()?;
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn coop_budget(mut self, budget: Option<u32>) -> Builder {
+        self.coop_budget = match budget {
+            None => crate::task::budget::UNCONSTRAINED,
+            Some(n) => n.clamp(1, crate::task::budget::UNCONSTRAINED - 1),
+        };
+        self
+    }
+
     /// Creates the runtime: its reactor (epoll), wake-up eventfd and precision timer.
     ///
     /// # Errors
@@ -119,6 +142,7 @@ impl Builder {
             event_capacity: self.event_capacity,
             debug,
             slow_callback_duration: self.slow_callback_duration,
+            coop_budget: self.coop_budget,
         })?;
         Ok(Runtime {
             handle: local.handle.clone(),

@@ -71,6 +71,8 @@ pub(crate) struct CoreConfig {
     pub(crate) event_capacity: usize,
     pub(crate) debug: bool,
     pub(crate) slow_callback_duration: Duration,
+    /// Awaits a task may complete per poll (K7); `budget::UNCONSTRAINED`: no limit.
+    pub(crate) coop_budget: u32,
 }
 
 pub(crate) struct Local {
@@ -262,7 +264,9 @@ impl Local {
                     if let Some(poll_root) = root.as_mut() {
                         bump(&stats.task_polls, 1);
                         let start = self.debug_timer();
+                        let budget = crate::task::budget::enter(self.config.coop_budget);
                         poll_root();
+                        drop(budget);
                         self.check_slow(start, "the block_on future");
                     }
                 }
@@ -386,6 +390,12 @@ impl Local {
     }
 
     /// In debug mode, the start of something to time with [`check_slow`](Self::check_slow).
+    /// The cooperative budget each task poll starts with (K7).
+    #[inline]
+    pub(crate) fn coop_budget(&self) -> u32 {
+        self.config.coop_budget
+    }
+
     pub(crate) fn debug_timer(&self) -> Option<Instant> {
         self.config.debug.then(Instant::now)
     }
@@ -494,6 +504,7 @@ mod tests {
             event_capacity: 64,
             debug: false,
             slow_callback_duration: Duration::from_secs(1),
+            coop_budget: crate::task::budget::DEFAULT,
         })
         .unwrap()
     }

@@ -411,16 +411,19 @@ impl<T: Send + 'static> Future<T> {
                 "task cannot await on itself",
             ))));
         }
-        let obj = &*self.obj;
-        let handle = || Future::from_obj(obj.clone());
-        match obj.core().poll_with(cx, &mut self.waiter, &handle, read) {
-            Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => {
-                let hook: Arc<dyn CancelHook> = (*self.obj).clone();
-                coop::suspended_on(&hook);
-                Poll::Pending
+        // A future found done spends the task's cooperative budget (K7).
+        crate::task::budget::budgeted(cx, |cx| {
+            let obj = &*self.obj;
+            let handle = || Future::from_obj(obj.clone());
+            match obj.core().poll_with(cx, &mut self.waiter, &handle, read) {
+                Poll::Ready(r) => Poll::Ready(r),
+                Poll::Pending => {
+                    let hook: Arc<dyn CancelHook> = (*self.obj).clone();
+                    coop::suspended_on(&hook);
+                    Poll::Pending
+                }
             }
-        }
+        })
     }
 }
 

@@ -63,7 +63,9 @@ impl Registration {
         if let Some(cancelled) = coop::take_cancel() {
             return Poll::Ready(Err(io::Error::from(cancelled)));
         }
-        match self.io.poll_ready(cx, dir, waker_kind) {
+        // Each read, write or accept that finds the socket ready spends the task's
+        // cooperative budget (K7): a socket that always has data cannot starve the loop.
+        crate::task::budget::budgeted(cx, |cx| match self.io.poll_ready(cx, dir, waker_kind) {
             Poll::Ready(event) => Poll::Ready(Ok(event)),
             // Readiness only ever comes from the owner's reactor: once it is closed
             // (L14) a wait would never end, so it fails instead (Q3).
@@ -72,7 +74,7 @@ impl Registration {
                  cannot make progress any more",
             ))),
             Poll::Pending => Poll::Pending,
-        }
+        })
     }
 
     /// Runs `op` once readiness allows it, retrying after each `WouldBlock` (which

@@ -187,55 +187,57 @@ impl Future for BarrierWait<'_> {
     type Output = Result<usize, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(cancelled) = coop::take_cancel() {
-            this.leave();
-            return Poll::Ready(Err(cancelled));
-        }
-        let inner = &this.barrier.inner;
-        let mut state = inner.state.borrow_mut();
-        match this.waiter {
-            None => {
-                if state.broken {
-                    return Poll::Ready(Err(broken()));
-                }
-                if state.waiters.len() + 1 < inner.parties {
-                    inner
-                        .bound
-                        .check("Barrier", "a SharedMutex-guarded count with a SharedEvent");
-                    this.waiter = Some(state.waiters.push_back(Slot::Waiting, cx.waker()));
-                    return Poll::Pending;
-                }
-                // The last arrival: release the round in arrival order.
-                let mut wakers = Vec::with_capacity(state.waiters.len());
-                let mut index = 0;
-                while let Some((id, waker)) = state.waiters.pop_front() {
-                    *state.waiters.data(id) = Slot::Released(index);
-                    index += 1;
-                    wakers.extend(waker);
-                }
-                drop(state);
-                wake_all(wakers);
-                Poll::Ready(Ok(inner.parties - 1))
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            if let Some(cancelled) = coop::take_cancel() {
+                this.leave();
+                return Poll::Ready(Err(cancelled));
             }
-            Some(id) => {
-                let outcome = match state.waiters.data(id) {
-                    Slot::Waiting => {
-                        let old = state.waiters.replace_waker(id, cx.waker());
-                        drop(state);
-                        drop(old); // a foreign waker's drop: after the borrow
+            let inner = &this.barrier.inner;
+            let mut state = inner.state.borrow_mut();
+            match this.waiter {
+                None => {
+                    if state.broken {
+                        return Poll::Ready(Err(broken()));
+                    }
+                    if state.waiters.len() + 1 < inner.parties {
+                        inner
+                            .bound
+                            .check("Barrier", "a SharedMutex-guarded count with a SharedEvent");
+                        this.waiter = Some(state.waiters.push_back(Slot::Waiting, cx.waker()));
                         return Poll::Pending;
                     }
-                    Slot::Released(index) => Ok(*index),
-                    Slot::Broken => Err(broken()),
-                };
-                let removed = state.waiters.remove(id);
-                drop(state);
-                drop(removed);
-                this.waiter = None;
-                Poll::Ready(outcome)
+                    // The last arrival: release the round in arrival order.
+                    let mut wakers = Vec::with_capacity(state.waiters.len());
+                    let mut index = 0;
+                    while let Some((id, waker)) = state.waiters.pop_front() {
+                        *state.waiters.data(id) = Slot::Released(index);
+                        index += 1;
+                        wakers.extend(waker);
+                    }
+                    drop(state);
+                    wake_all(wakers);
+                    Poll::Ready(Ok(inner.parties - 1))
+                }
+                Some(id) => {
+                    let outcome = match state.waiters.data(id) {
+                        Slot::Waiting => {
+                            let old = state.waiters.replace_waker(id, cx.waker());
+                            drop(state);
+                            drop(old); // a foreign waker's drop: after the borrow
+                            return Poll::Pending;
+                        }
+                        Slot::Released(index) => Ok(*index),
+                        Slot::Broken => Err(broken()),
+                    };
+                    let removed = state.waiters.remove(id);
+                    drop(state);
+                    drop(removed);
+                    this.waiter = None;
+                    Poll::Ready(outcome)
+                }
             }
-        }
+        })
     }
 }
 

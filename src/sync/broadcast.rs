@@ -435,52 +435,54 @@ impl<T: Clone> Future for Recv<'_, T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(cancelled) = take_cancelled() {
-            this.leave();
-            return Poll::Ready(Err(RecvError::Cancelled(cancelled)));
-        }
-        let rx = &mut *this.rx;
-        // A foreign waker's `clone` is user code: never under the lock (rule 1).
-        let mut fresh = Some(cx.waker().clone());
-        let mut state = lock(rx.shared.state.lock());
-        let step = step(&mut rx.next, &mut state);
-        let mut old_waker: Option<Waker> = None;
-        if let Step::Empty = step {
-            match this.waiter {
-                Some(id) if state.waiters.is_linked(id) => {
-                    old_waker = state
-                        .waiters
-                        .store_waker(id, fresh.take().expect("one registration per poll"));
-                }
-                Some(id) => {
-                    old_waker = state.waiters.remove(id).1;
-                    this.waiter = Some(
-                        state
-                            .waiters
-                            .push_back_waker((), fresh.take().expect("one registration per poll")),
-                    );
-                }
-                None => {
-                    this.waiter = Some(
-                        state
-                            .waiters
-                            .push_back_waker((), fresh.take().expect("one registration per poll")),
-                    )
-                }
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            if let Some(cancelled) = take_cancelled() {
+                this.leave();
+                return Poll::Ready(Err(RecvError::Cancelled(cancelled)));
             }
-        } else if let Some(id) = this.waiter.take() {
-            old_waker = state.waiters.remove(id).1;
-        }
-        drop(state);
-        drop(fresh);
-        drop(old_waker);
-        match step {
-            Step::Value(value) => Poll::Ready(Ok(unwrap_or_clone(value))),
-            Step::Lagged(n) => Poll::Ready(Err(RecvError::Lagged(n))),
-            Step::Closed => Poll::Ready(Err(RecvError::Closed)),
-            Step::Empty => Poll::Pending,
-        }
+            let rx = &mut *this.rx;
+            // A foreign waker's `clone` is user code: never under the lock (rule 1).
+            let mut fresh = Some(cx.waker().clone());
+            let mut state = lock(rx.shared.state.lock());
+            let step = step(&mut rx.next, &mut state);
+            let mut old_waker: Option<Waker> = None;
+            if let Step::Empty = step {
+                match this.waiter {
+                    Some(id) if state.waiters.is_linked(id) => {
+                        old_waker = state
+                            .waiters
+                            .store_waker(id, fresh.take().expect("one registration per poll"));
+                    }
+                    Some(id) => {
+                        old_waker = state.waiters.remove(id).1;
+                        this.waiter =
+                            Some(state.waiters.push_back_waker(
+                                (),
+                                fresh.take().expect("one registration per poll"),
+                            ));
+                    }
+                    None => {
+                        this.waiter =
+                            Some(state.waiters.push_back_waker(
+                                (),
+                                fresh.take().expect("one registration per poll"),
+                            ))
+                    }
+                }
+            } else if let Some(id) = this.waiter.take() {
+                old_waker = state.waiters.remove(id).1;
+            }
+            drop(state);
+            drop(fresh);
+            drop(old_waker);
+            match step {
+                Step::Value(value) => Poll::Ready(Ok(unwrap_or_clone(value))),
+                Step::Lagged(n) => Poll::Ready(Err(RecvError::Lagged(n))),
+                Step::Closed => Poll::Ready(Err(RecvError::Closed)),
+                Step::Empty => Poll::Pending,
+            }
+        })
     }
 }
 

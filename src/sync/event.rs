@@ -135,44 +135,46 @@ impl Future for EventWait<'_> {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(cancelled) = coop::take_cancel() {
-            this.leave();
-            return Poll::Ready(Err(cancelled));
-        }
-        let inner = &this.event.inner;
-        if let Some(id) = this.waiter {
-            if inner.waiters.borrow().is_skipped(id) {
-                // Passed over by a `set` while a cancel was pending, then the cancel
-                // was withdrawn: wait again (or return, if the event is set).
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            if let Some(cancelled) = coop::take_cancel() {
                 this.leave();
+                return Poll::Ready(Err(cancelled));
             }
-        }
-        match this.waiter {
-            None => {
-                if inner.set.get() {
-                    return Poll::Ready(Ok(()));
+            let inner = &this.event.inner;
+            if let Some(id) = this.waiter {
+                if inner.waiters.borrow().is_skipped(id) {
+                    // Passed over by a `set` while a cancel was pending, then the cancel
+                    // was withdrawn: wait again (or return, if the event is set).
+                    this.leave();
                 }
-                inner.bound.check("Event", "evloop::sync::SharedEvent");
-                this.waiter = Some(inner.waiters.borrow_mut().push_back(false, cx.waker()));
-                Poll::Pending
             }
-            Some(id) => {
-                let mut waiters = inner.waiters.borrow_mut();
-                if *waiters.data(id) {
-                    let removed = waiters.remove(id);
-                    drop(waiters);
-                    drop(removed);
-                    this.waiter = None;
-                    Poll::Ready(Ok(()))
-                } else {
-                    let old = waiters.replace_waker(id, cx.waker());
-                    drop(waiters);
-                    drop(old); // a foreign waker's drop: after the borrow
+            match this.waiter {
+                None => {
+                    if inner.set.get() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    inner.bound.check("Event", "evloop::sync::SharedEvent");
+                    this.waiter = Some(inner.waiters.borrow_mut().push_back(false, cx.waker()));
                     Poll::Pending
                 }
+                Some(id) => {
+                    let mut waiters = inner.waiters.borrow_mut();
+                    if *waiters.data(id) {
+                        let removed = waiters.remove(id);
+                        drop(waiters);
+                        drop(removed);
+                        this.waiter = None;
+                        Poll::Ready(Ok(()))
+                    } else {
+                        let old = waiters.replace_waker(id, cx.waker());
+                        drop(waiters);
+                        drop(old); // a foreign waker's drop: after the borrow
+                        Poll::Pending
+                    }
+                }
             }
-        }
+        })
     }
 }
 

@@ -154,13 +154,15 @@ impl<'a, T: ?Sized> Future for LockFuture<'a, T> {
     type Output = Result<MutexGuard<'a, T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mutex = this.mutex;
-        mutex
-            .inner
-            .sem
-            .poll_acquire(&mut this.waiter, cx, this.cancellable)
-            .map(|r| r.map(|()| mutex.guard()))
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            let mutex = this.mutex;
+            mutex
+                .inner
+                .sem
+                .poll_acquire(&mut this.waiter, cx, this.cancellable)
+                .map(|r| r.map(|()| mutex.guard()))
+        })
     }
 }
 

@@ -179,8 +179,10 @@ impl<T> Future for QueueGet<'_, T> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.core.poll_get(&mut this.waiter, cx)
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            this.core.poll_get(&mut this.waiter, cx)
+        })
     }
 }
 
@@ -207,8 +209,10 @@ impl<T> Future for QueuePut<'_, T> {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.core.poll_put(&mut this.value, &mut this.waiter, cx)
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            this.core.poll_put(&mut this.value, &mut this.waiter, cx)
+        })
     }
 }
 
@@ -231,8 +235,10 @@ impl<T> Future for QueueJoin<'_, T> {
     type Output = Result<(), Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.core.poll_join(&mut this.waiter, cx)
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            this.core.poll_join(&mut this.waiter, cx)
+        })
     }
 }
 

@@ -293,10 +293,12 @@ impl<'a> Future for Acquire<'a> {
     type Output = Result<SemaphorePermit<'a>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let sem = this.sem;
-        sem.poll_acquire(&mut this.waiter, cx, true)
-            .map(|r| r.map(|()| SemaphorePermit { sem }))
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            let sem = this.sem;
+            sem.poll_acquire(&mut this.waiter, cx, true)
+                .map(|r| r.map(|()| SemaphorePermit { sem }))
+        })
     }
 }
 

@@ -415,54 +415,56 @@ impl<T> Future for Changed<'_, T> {
     type Output = Result<(), RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(cancelled) = take_cancelled() {
-            this.leave();
-            return Poll::Ready(Err(RecvError::Cancelled(cancelled)));
-        }
-        // A foreign waker's `clone` is user code: never under the lock (rule 1).
-        let mut fresh = Some(cx.waker().clone());
-        let mut state = lock(this.rx.shared.state.lock());
-        let out = if state.version != this.rx.seen {
-            this.rx.seen = state.version;
-            Poll::Ready(Ok(()))
-        } else if state.senders == 0 {
-            Poll::Ready(Err(RecvError::Closed))
-        } else {
-            Poll::Pending
-        };
-        let mut old_waker: Option<Waker> = None;
-        match (out.is_ready(), this.waiter) {
-            (true, Some(id)) => {
-                this.waiter = None;
-                old_waker = state.waiters.remove(id).1;
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            if let Some(cancelled) = take_cancelled() {
+                this.leave();
+                return Poll::Ready(Err(RecvError::Cancelled(cancelled)));
             }
-            (true, None) => {}
-            (false, Some(id)) if state.waiters.is_linked(id) => {
-                old_waker = state
-                    .waiters
-                    .store_waker(id, fresh.take().expect("one registration per poll"));
-            }
-            (false, Some(id)) => {
-                old_waker = state.waiters.remove(id).1;
-                this.waiter = Some(
-                    state
+            // A foreign waker's `clone` is user code: never under the lock (rule 1).
+            let mut fresh = Some(cx.waker().clone());
+            let mut state = lock(this.rx.shared.state.lock());
+            let out = if state.version != this.rx.seen {
+                this.rx.seen = state.version;
+                Poll::Ready(Ok(()))
+            } else if state.senders == 0 {
+                Poll::Ready(Err(RecvError::Closed))
+            } else {
+                Poll::Pending
+            };
+            let mut old_waker: Option<Waker> = None;
+            match (out.is_ready(), this.waiter) {
+                (true, Some(id)) => {
+                    this.waiter = None;
+                    old_waker = state.waiters.remove(id).1;
+                }
+                (true, None) => {}
+                (false, Some(id)) if state.waiters.is_linked(id) => {
+                    old_waker = state
                         .waiters
-                        .push_back_waker((), fresh.take().expect("one registration per poll")),
-                );
+                        .store_waker(id, fresh.take().expect("one registration per poll"));
+                }
+                (false, Some(id)) => {
+                    old_waker = state.waiters.remove(id).1;
+                    this.waiter = Some(
+                        state
+                            .waiters
+                            .push_back_waker((), fresh.take().expect("one registration per poll")),
+                    );
+                }
+                (false, None) => {
+                    this.waiter = Some(
+                        state
+                            .waiters
+                            .push_back_waker((), fresh.take().expect("one registration per poll")),
+                    )
+                }
             }
-            (false, None) => {
-                this.waiter = Some(
-                    state
-                        .waiters
-                        .push_back_waker((), fresh.take().expect("one registration per poll")),
-                )
-            }
-        }
-        drop(state);
-        drop(fresh);
-        drop(old_waker);
-        out
+            drop(state);
+            drop(fresh);
+            drop(old_waker);
+            out
+        })
     }
 }
 

@@ -247,6 +247,7 @@ where
         let start = local.debug_timer();
         let polled = {
             let _current = coop::enter(self);
+            let _budget = super::budget::enter(local.coop_budget());
             // SAFETY: loop thread only (asserted by `LoopLocal::get` above); the task is
             // out of the slab while it runs, so nothing else polls or drops the
             // coroutine now; the coroutine is never moved (it lives in the `Arc`).

@@ -1,17 +1,20 @@
 //! Tasks (SPEC §4): [`create_task`], [`LoopHandle::spawn`], [`Task<T>`],
 //! [`yield_now`], [`current_task`], [`shield`] — also at the crate root — and
 //! [`cancellable`] (SPEC §14 K4), which makes a foreign future cancellable by the
-//! task's cancellation.
+//! task's cancellation, and [`unconstrained`] (K7), which exempts a future from the
+//! cooperative budget.
 //!
 //! Owns: the public task API. Must not touch: the loop's slab (that is `core`) or
 //! the state machine of futures (that is `future::core`). The task record and its
 //! polling live in `cell`; cooperative-cancellation hooks in `coop`.
 
+pub(crate) mod budget;
 mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod coop;
 mod header;
 
+pub use budget::{Unconstrained, unconstrained};
 pub use cancellable::{Cancellable, cancellable};
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};

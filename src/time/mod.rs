@@ -171,11 +171,13 @@ impl Future for Sleep {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A loop-native await: a pending cancellation of the current task lands here.
-        if let Some(cancelled) = coop::take_cancel() {
-            return Poll::Ready(Err(cancelled));
-        }
-        self.poll_timer(cx).map(Ok)
+        crate::task::budget::budgeted(cx, move |cx| {
+            // A loop-native await: a pending cancellation of the current task lands here.
+            if let Some(cancelled) = coop::take_cancel() {
+                return Poll::Ready(Err(cancelled));
+            }
+            self.poll_timer(cx).map(Ok)
+        })
     }
 }
 

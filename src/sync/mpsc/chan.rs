@@ -241,69 +241,73 @@ impl<T> std::future::Future for SendFut<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        assert!(
-            this.value.is_some(),
-            "evloop::sync::mpsc: send future polled after completion"
-        );
-        if let Some(cancelled) = take_cancelled() {
-            this.leave_now();
-            let value = this.value.take().expect("checked above");
-            return Poll::Ready(Err(SendError::Cancelled(value, cancelled)));
-        }
-        let mut wakers = Wakers::default();
-        // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
-        // only needed to queue (or re-queue with another waker): then the lock is let go,
-        // the waker cloned, and the step taken again. (Declared before the guard, so it
-        // is dropped after it on every path.)
-        let mut fresh: Option<Waker> = None;
-        let (mut state, granted, old_waker) = loop {
-            let mut state = lock(this.chan.state.lock());
-            if state.closed {
-                let waker = this.leave(&mut state, &mut wakers);
-                drop(state);
-                drop(waker);
-                wakers.wake();
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            assert!(
+                this.value.is_some(),
+                "evloop::sync::mpsc: send future polled after completion"
+            );
+            if let Some(cancelled) = take_cancelled() {
+                this.leave_now();
                 let value = this.value.take().expect("checked above");
-                return Poll::Ready(Err(SendError::Closed(value)));
+                return Poll::Ready(Err(SendError::Cancelled(value, cancelled)));
             }
-            match this.waiter {
-                None if state.slots.try_acquire(1) => break (state, true, None),
-                None => {
-                    if let Some(waker) = fresh.take() {
-                        this.waiter = Some(state.slots.enqueue_waker(1, waker));
-                        break (state, false, None);
-                    }
+            let mut wakers = Wakers::default();
+            // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
+            // only needed to queue (or re-queue with another waker): then the lock is let go,
+            // the waker cloned, and the step taken again. (Declared before the guard, so it
+            // is dropped after it on every path.)
+            let mut fresh: Option<Waker> = None;
+            let (mut state, granted, old_waker) = loop {
+                let mut state = lock(this.chan.state.lock());
+                if state.closed {
+                    let waker = this.leave(&mut state, &mut wakers);
+                    drop(state);
+                    drop(waker);
+                    wakers.wake();
+                    let value = this.value.take().expect("checked above");
+                    return Poll::Ready(Err(SendError::Closed(value)));
                 }
-                Some(id) if state.slots.is_granted(id) || state.slots.waker_is(id, cx.waker()) => {
-                    let (poll, waker) = state.slots.poll_waiter_take(id, cx.waker());
-                    if poll.is_ready() {
-                        this.waiter = None;
+                match this.waiter {
+                    None if state.slots.try_acquire(1) => break (state, true, None),
+                    None => {
+                        if let Some(waker) = fresh.take() {
+                            this.waiter = Some(state.slots.enqueue_waker(1, waker));
+                            break (state, false, None);
+                        }
                     }
-                    break (state, poll.is_ready(), waker);
-                }
-                Some(id) => {
-                    if let Some(waker) = fresh.take() {
-                        let (poll, waker) = state.slots.poll_waiter_store(id, waker);
+                    Some(id)
+                        if state.slots.is_granted(id) || state.slots.waker_is(id, cx.waker()) =>
+                    {
+                        let (poll, waker) = state.slots.poll_waiter_take(id, cx.waker());
+                        if poll.is_ready() {
+                            this.waiter = None;
+                        }
                         break (state, poll.is_ready(), waker);
                     }
+                    Some(id) => {
+                        if let Some(waker) = fresh.take() {
+                            let (poll, waker) = state.slots.poll_waiter_store(id, waker);
+                            break (state, poll.is_ready(), waker);
+                        }
+                    }
                 }
-            }
+                drop(state);
+                fresh = Some(cx.waker().clone());
+            };
+            let rx_waker = match granted {
+                true => state.deliver(this.value.take().expect("checked above")),
+                false => None,
+            };
             drop(state);
-            fresh = Some(cx.waker().clone());
-        };
-        let rx_waker = match granted {
-            true => state.deliver(this.value.take().expect("checked above")),
-            false => None,
-        };
-        drop(state);
-        drop(old_waker);
-        wake_all(rx_waker);
-        if granted {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+            drop(old_waker);
+            wake_all(rx_waker);
+            if granted {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -473,12 +477,14 @@ impl<T> std::future::Future for Recv<'_, T> {
     type Output = Result<Option<T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(cancelled) = coop::take_cancel() {
-            this.rx.leave(&mut this.waiter);
-            return Poll::Ready(Err(cancelled));
-        }
-        this.rx.poll_recv(&mut this.waiter, cx.waker()).map(Ok)
+        crate::task::budget::budgeted(cx, move |cx| {
+            let this = self.get_mut();
+            if let Some(cancelled) = coop::take_cancel() {
+                this.rx.leave(&mut this.waiter);
+                return Poll::Ready(Err(cancelled));
+            }
+            this.rx.poll_recv(&mut this.waiter, cx.waker()).map(Ok)
+        })
     }
 }
 

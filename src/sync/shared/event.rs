@@ -185,55 +185,59 @@ impl Future for Wait<'_> {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        assert!(
-            !self.done,
-            "evloop::sync: SharedEvent::wait polled after completion"
-        );
-        if let Some(cancelled) = coop::take_cancel() {
-            self.leave();
-            self.done = true;
-            return Poll::Ready(Err(cancelled));
-        }
-        // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
-        // needed only to queue, or to re-queue with another waker: then the lock is let
-        // go, the waker cloned outside it, and the step taken again. (Declared before
-        // the guard, so an unused clone is dropped after it.)
-        let mut unused: Option<Waker> = None;
-        let (state, ready, old_waker) = loop {
-            let mut state = lock(self.event.state.lock());
-            match self.waiter {
-                Some(id) if !state.waiters.is_linked(id) => {
-                    self.waiter = None;
-                    let removed = state.waiters.remove(id).1;
-                    break (state, true, removed);
-                }
-                Some(id) if state.waiters.waker_is(id, cx.waker()) => break (state, false, None),
-                Some(id) => {
-                    if let Some(waker) = unused.take() {
-                        let old = state.waiters.store_waker(id, waker);
-                        break (state, false, old);
+        crate::task::budget::budgeted(cx, move |cx| {
+            assert!(
+                !self.done,
+                "evloop::sync: SharedEvent::wait polled after completion"
+            );
+            if let Some(cancelled) = coop::take_cancel() {
+                self.leave();
+                self.done = true;
+                return Poll::Ready(Err(cancelled));
+            }
+            // A foreign waker's `clone` is user code: never under the lock (rule 1). It is
+            // needed only to queue, or to re-queue with another waker: then the lock is let
+            // go, the waker cloned outside it, and the step taken again. (Declared before
+            // the guard, so an unused clone is dropped after it.)
+            let mut unused: Option<Waker> = None;
+            let (state, ready, old_waker) = loop {
+                let mut state = lock(self.event.state.lock());
+                match self.waiter {
+                    Some(id) if !state.waiters.is_linked(id) => {
+                        self.waiter = None;
+                        let removed = state.waiters.remove(id).1;
+                        break (state, true, removed);
                     }
-                }
-                None if state.set => break (state, true, None),
-                None => {
-                    if let Some(waker) = unused.take() {
-                        self.waiter = Some(state.waiters.push_back_waker((), waker));
+                    Some(id) if state.waiters.waker_is(id, cx.waker()) => {
                         break (state, false, None);
                     }
+                    Some(id) => {
+                        if let Some(waker) = unused.take() {
+                            let old = state.waiters.store_waker(id, waker);
+                            break (state, false, old);
+                        }
+                    }
+                    None if state.set => break (state, true, None),
+                    None => {
+                        if let Some(waker) = unused.take() {
+                            self.waiter = Some(state.waiters.push_back_waker((), waker));
+                            break (state, false, None);
+                        }
+                    }
                 }
-            }
+                drop(state);
+                unused = Some(cx.waker().clone());
+            };
             drop(state);
-            unused = Some(cx.waker().clone());
-        };
-        drop(state);
-        drop(old_waker);
-        drop(unused);
-        if ready {
-            self.done = true;
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+            drop(old_waker);
+            drop(unused);
+            if ready {
+                self.done = true;
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 

@@ -201,10 +201,12 @@ impl<'a, T> Future for Lock<'a, T> {
     type Output = Result<SharedMutexGuard<'a, T>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mutex = self.mutex;
-        self.acquire
-            .poll_acquire(cx)
-            .map_ok(|()| SharedMutexGuard::new(mutex))
+        crate::task::budget::budgeted(cx, move |cx| {
+            let mutex = self.mutex;
+            self.acquire
+                .poll_acquire(cx)
+                .map_ok(|()| SharedMutexGuard::new(mutex))
+        })
     }
 }
 

@@ -310,10 +310,12 @@ impl<'a> Future for AcquirePermit<'a> {
     type Output = Result<SharedSemaphorePermit<'a>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let sem = self.sem;
-        self.acquire
-            .poll_acquire(cx)
-            .map_ok(|()| SharedSemaphorePermit { sem })
+        crate::task::budget::budgeted(cx, move |cx| {
+            let sem = self.sem;
+            self.acquire
+                .poll_acquire(cx)
+                .map_ok(|()| SharedSemaphorePermit { sem })
+        })
     }
 }
 
