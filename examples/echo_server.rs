@@ -9,7 +9,8 @@
 //! `listening on ADDR`), `--grace-secs S` (default 10), `--loops N` (default 1), `--help`.
 //!
 //! On Ctrl-C or SIGTERM it stops accepting, lets the open connections finish (for up to
-//! the grace period), and exits with status 0.
+//! the grace period), and exits with status 0. SIGUSR1 prints a dump of its tasks to
+//! stderr (what each one waits on).
 //!
 //! One task per connection; the task list is shared on the loop with `Rc<RefCell<…>>`
 //! — no `Send` needed, since everything runs on the loop's thread.
@@ -19,6 +20,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/dump.rs"]
+mod dump;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -104,6 +107,7 @@ async fn serve_loop(
     // Ctrl-C or SIGTERM completes `stop`; the handlers run on this loop.
     let stop: Future<i32> = Future::new();
     let loop_ = LoopHandle::current();
+    dump::dump_tasks_on_sigusr1(&loop_)?;
     for signum in [libc::SIGINT, libc::SIGTERM] {
         let stop = stop.clone();
         loop_.add_signal_handler(signum, move || {

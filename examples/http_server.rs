@@ -29,6 +29,8 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/dump.rs"]
+mod dump;
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -178,6 +180,8 @@ async fn serve_loop(
     // loop of the group registers its own).
     let signalled: Future<i32> = Future::new();
     let loop_ = LoopHandle::current();
+    // SIGUSR1: every loop prints a dump of its own tasks.
+    dump::dump_tasks_on_sigusr1(&loop_)?;
     for signum in [libc::SIGINT, libc::SIGTERM] {
         let signalled = signalled.clone();
         loop_.add_signal_handler(signum, move || {

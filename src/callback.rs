@@ -166,6 +166,14 @@ impl AsTimerSlot for TimerSlot {
 
 /// A pending callback cell (one allocation holding state and closure).
 pub(crate) fn new_callback<F: FnOnce() + Send + 'static>(f: F) -> Arc<dyn Callback> {
+    // K5: the callback runs in (a copy of) the context current now.
+    match crate::contextvar::capture() {
+        None => plain_callback(f),
+        Some(ctx) => plain_callback(move || crate::contextvar::run_in(Some(ctx), f)),
+    }
+}
+
+fn plain_callback<F: FnOnce() + Send + 'static>(f: F) -> Arc<dyn Callback> {
     Arc::new(CallbackCell {
         state: CellState(AtomicU8::new(PENDING)),
         extra: (),
@@ -175,6 +183,13 @@ pub(crate) fn new_callback<F: FnOnce() + Send + 'static>(f: F) -> Arc<dyn Callba
 
 /// A pending timer cell.
 pub(crate) fn new_timer_callback<F: FnOnce() + Send + 'static>(f: F) -> Arc<dyn Callback> {
+    match crate::contextvar::capture() {
+        None => timer_callback(f),
+        Some(ctx) => timer_callback(move || crate::contextvar::run_in(Some(ctx), f)),
+    }
+}
+
+fn timer_callback<F: FnOnce() + Send + 'static>(f: F) -> Arc<dyn Callback> {
     Arc::new(CallbackCell {
         state: CellState(AtomicU8::new(PENDING)),
         extra: TimerSlot::new(),

@@ -417,9 +417,8 @@ impl<T: Send + 'static> std::future::Future for JobHandle<T> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
-            self.fut.poll_outcome(cx, |done| done.result_taken())
-        })
+        // (Budgeted by `poll_outcome`, as every future await.)
+        self.fut.poll_outcome(cx, |done| done.result_taken())
     }
 }
 

@@ -94,6 +94,7 @@ mod callback;
 mod chain;
 mod closing;
 mod context;
+mod contextvar;
 mod core;
 mod error;
 mod exception;
@@ -130,6 +131,7 @@ pub use chain::{
     future_set_exception_unless_cancelled, future_set_panic, future_set_result_unless_cancelled,
     wait_for,
 };
+pub use contextvar::{ContextVar, Token};
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use evloop_macros::{main, run_on_executor, test};
 pub use exception::{ExceptionContext, ExceptionSource};

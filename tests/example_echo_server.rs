@@ -142,3 +142,28 @@ fn two_loops_echo_every_connection_and_both_stop_on_sigterm() {
         );
     }
 }
+
+// K6: `kill -USR1` prints a dump of the server's tasks on stderr — the acceptor waiting
+// on its listening socket and a connection's task waiting on its socket — and the
+// server keeps echoing afterwards (a dump does not disturb the loop).
+#[test]
+fn sigusr1_prints_a_task_dump_and_the_server_keeps_serving() {
+    let mut server = start(10);
+    let mut open = connect(server.addr);
+    echo(&mut open, b"before");
+    server.signal(libc::SIGUSR1);
+    server
+        .process
+        .stderr_line_containing("== SIGUSR1: task dump");
+    server
+        .process
+        .stderr_line_containing("live task(s) on loop");
+    let waiting = server
+        .process
+        .stderr_line_containing("waiting on socket fd");
+    assert!(waiting.contains("(readable)"), "{waiting}");
+    echo(&mut open, b"after");
+    drop(open);
+    server.signal(libc::SIGTERM);
+    assert!(server.process.wait_exit().success());
+}

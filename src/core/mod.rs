@@ -94,6 +94,8 @@ pub(crate) struct Local {
     pub(crate) watches: RefCell<crate::watch::Watches>,
     next_generation: Cell<u32>,
     config: CoreConfig,
+    /// When this iteration started running its ready snapshot (K6).
+    iteration_time: Cell<Instant>,
 }
 
 impl Local {
@@ -124,6 +126,7 @@ impl Local {
             watches: RefCell::new(crate::watch::Watches::default()),
             next_generation: Cell::new(0),
             config,
+            iteration_time: Cell::new(now),
         }))
     }
 
@@ -248,6 +251,10 @@ impl Local {
 
         // (c) the snapshot of what is ready now.
         let n = self.ready.borrow().len();
+        if n > 0 {
+            // K6: the time a task dump reports its last poll against.
+            self.iteration_time.set(Instant::now());
+        }
         let poll_io = self.reactor.borrow().has_sources();
         for i in 0..n {
             if poll_io && i > 0 && i % IO_POLL_INTERVAL == 0 {
@@ -394,6 +401,12 @@ impl Local {
     #[inline]
     pub(crate) fn coop_budget(&self) -> u32 {
         self.config.coop_budget
+    }
+
+    /// When the current iteration began running its ready snapshot (K6).
+    #[inline]
+    pub(crate) fn iteration_time(&self) -> Instant {
+        self.iteration_time.get()
     }
 
     pub(crate) fn debug_timer(&self) -> Option<Instant> {

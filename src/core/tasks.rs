@@ -135,7 +135,7 @@ impl Local {
         self.tasks.borrow().len()
     }
 
-    fn all_tasks(&self) -> Vec<Arc<dyn Runnable>> {
+    pub(crate) fn all_tasks(&self) -> Vec<Arc<dyn Runnable>> {
         self.tasks
             .borrow()
             .iter()

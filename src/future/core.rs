@@ -452,7 +452,14 @@ impl<T: Send + 'static> FutureCore<T> {
         F: FnOnce(&Future<T>) + Send + 'static,
     {
         let key = next_callback_key();
-        let callback: Box<dyn DoneFn<T>> = Box::new(Keyed { key, f });
+        // K5: a done-callback runs in (a copy of) the context current when it was added.
+        let callback: Box<dyn DoneFn<T>> = match crate::contextvar::capture() {
+            None => Box::new(Keyed { key, f }),
+            Some(ctx) => Box::new(Keyed {
+                key,
+                f: move |fut: &Future<T>| crate::contextvar::run_in(Some(ctx), || f(fut)),
+            }),
+        };
         self.register_tracked(Entry::Callback(callback), true, handle);
         key
     }

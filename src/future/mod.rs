@@ -34,6 +34,10 @@ use crate::task::{TaskOps, coop};
 pub(crate) trait CancelHook: Send + Sync {
     /// `cancel_with(message)` on the underlying future (for a task: a cancel request).
     fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool;
+    /// What a task dump says about a task suspended on this (K6). Reads only.
+    fn describe(&self) -> String {
+        "an evloop future".to_string()
+    }
 }
 
 /// The cell behind a `Future<T>`: a plain future, a task, a gather or a shield.
@@ -58,6 +62,10 @@ impl<T: Send + 'static> CancelHook for PlainCell<T> {
     fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
         let fut = Future::from_obj(self);
         fut.obj.core().cancel(message, &|| fut.clone())
+    }
+
+    fn describe(&self) -> String {
+        format!("a future created at {}", self.core.created_at)
     }
 }
 

@@ -73,7 +73,10 @@ impl Registration {
                 "evloop: the event loop this socket was created on is closed; its I/O \
                  cannot make progress any more",
             ))),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                crate::task::waiting_on_socket(self.fd, matches!(dir, Direction::Write));
+                Poll::Pending
+            }
         })
     }
 

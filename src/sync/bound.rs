@@ -21,7 +21,9 @@ impl LoopBound {
     /// If a wait is queued from another loop than the first one: `what` is the type,
     /// `instead` the thread-safe type to use for tasks of different loops.
     #[track_caller]
-    pub(crate) fn check(&self, what: &str, instead: &str) {
+    pub(crate) fn check(&self, what: &'static str, instead: &str) {
+        // K6: the wait is about to queue — what a task dump names.
+        crate::task::waiting_on_sync(what);
         let id = context::current_id();
         if id == 0 {
             // Polled outside any loop (a foreign executor): nothing to bind to.

@@ -435,7 +435,7 @@ impl<T: Clone> Future for Recv<'_, T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "broadcast::Receiver::recv", move |cx| {
             let this = self.get_mut();
             if let Some(cancelled) = take_cancelled() {
                 this.leave();

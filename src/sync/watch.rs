@@ -415,7 +415,7 @@ impl<T> Future for Changed<'_, T> {
     type Output = Result<(), RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "watch::Receiver::changed", move |cx| {
             let this = self.get_mut();
             if let Some(cancelled) = take_cancelled() {
                 this.leave();

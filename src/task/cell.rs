@@ -56,6 +56,8 @@ pub(crate) trait Runnable: TaskOps + TaskWake + 'static {
     fn abort_unstarted(&self);
     fn is_done(&self) -> bool;
     fn is_cancelled(&self) -> bool;
+    /// Where the task was created (K6).
+    fn created_at(&self) -> &'static Location<'static>;
     /// The cell as a type-erased handle.
     fn to_runnable(&self) -> Arc<dyn Runnable>;
     fn owner(&self) -> &LoopHandle;
@@ -107,7 +109,7 @@ where
         Arc::new_cyclic(|me| TaskCell {
             me: SelfArc::new(me),
             core: FutureCore::new(owner, created_at),
-            header: TaskHeader::new(loop_id),
+            header: TaskHeader::new(loop_id, crate::contextvar::capture()),
             stage: UnsafeCell::new(Stage::Running(coro)),
             is_send,
         })
@@ -229,6 +231,10 @@ where
             let first = !state.started;
             state.started = true;
             state.polling = true;
+            // K6: what a dump reports (the await that suspends records what it waits on).
+            state.polls += 1;
+            state.last_poll = Some(local.iteration_time());
+            state.waiting = super::dump::Waiting::Nothing;
             (
                 (first && state.must_cancel).then(|| state.message.clone()),
                 hooks,
@@ -369,6 +375,10 @@ where
         self.core.is_done()
     }
 
+    fn created_at(&self) -> &'static Location<'static> {
+        self.core.created_at
+    }
+
     fn is_cancelled(&self) -> bool {
         self.core.is_cancelled()
     }
@@ -467,6 +477,15 @@ where
 {
     fn cancel_hook(self: Arc<Self>, message: Option<Arc<str>>) -> bool {
         self.request_cancel(message)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "task {} {:?} (created at {})",
+            self.header.id,
+            self.header.name(),
+            self.core.created_at
+        )
     }
 }
 

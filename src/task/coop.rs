@@ -242,6 +242,13 @@ pub(crate) struct TaskLocal {
     /// The coroutine is being polled right now (abort must wait).
     pub(crate) polling: bool,
     pub(crate) abort_requested: bool,
+    /// The task's context (K5); `None`: empty (see `contextvar`).
+    pub(crate) context: crate::contextvar::Snapshot,
+    /// K6: polls so far, the loop iteration time of the last one, and what the await
+    /// that suspended the task recorded (see `dump`).
+    pub(crate) polls: u64,
+    pub(crate) last_poll: Option<std::time::Instant>,
+    pub(crate) waiting: super::dump::Waiting,
 }
 
 /// The futures a task is suspended on: the first inline (no allocation in the usual
@@ -292,6 +299,11 @@ impl Hooks {
             first: Some(first),
             rest,
         })
+    }
+
+    /// The members (K6: a dump describes them).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<dyn CancelHook>> {
+        self.first.iter().chain(&self.rest)
     }
 
     /// Empties the set, returning its members.

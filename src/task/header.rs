@@ -42,14 +42,20 @@ pub(crate) struct TaskHeader {
 }
 
 impl TaskHeader {
-    pub(crate) fn new(loop_id: u64) -> TaskHeader {
+    pub(crate) fn new(loop_id: u64, context: crate::contextvar::Snapshot) -> TaskHeader {
         TaskHeader {
             id: next_task_id(),
             loop_id,
             slot: AtomicU64::new(NO_SLOT),
             scheduled: AtomicBool::new(false),
             cancel_requests: AtomicUsize::new(0),
-            local: LoopLocal::new(loop_id, RefCell::new(TaskLocal::default())),
+            local: LoopLocal::new(
+                loop_id,
+                RefCell::new(TaskLocal {
+                    context,
+                    ..TaskLocal::default()
+                }),
+            ),
             name: Mutex::new(None),
         }
     }
@@ -92,6 +98,11 @@ impl TaskHeader {
         }
         self.scheduled.store(true, Ordering::Relaxed);
         true
+    }
+
+    /// Queued to be polled (loop thread; relaxed).
+    pub(crate) fn is_scheduled(&self) -> bool {
+        self.scheduled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn cancelling(&self) -> usize {

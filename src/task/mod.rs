@@ -12,10 +12,45 @@ pub(crate) mod budget;
 mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod coop;
+mod dump;
 mod header;
 
 pub use budget::{Unconstrained, unconstrained};
 pub use cancellable::{Cancellable, cancellable};
+pub use dump::{TaskInfo, TaskState};
+
+/// K6: an `evloop::sync` wait of `what` (its type name) is about to queue.
+#[inline]
+pub(crate) fn waiting_on_sync(what: &'static str) {
+    dump::waiting_on(dump::Waiting::Sync(what));
+}
+
+/// A thread-safe `evloop::sync` await: budgeted (K7), and named in task dumps when it
+/// suspends (K6).
+#[inline]
+pub(crate) fn sync_await<R>(
+    cx: &mut Context<'_>,
+    what: &'static str,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let out = budget::budgeted(cx, poll);
+    if out.is_pending() {
+        waiting_on_sync(what);
+    }
+    out
+}
+
+/// K6: a sleep until `deadline` is about to suspend the task.
+#[inline]
+pub(crate) fn waiting_on_sleep(deadline: std::time::Instant) {
+    dump::waiting_on(dump::Waiting::Sleep(deadline));
+}
+
+/// K6: a socket await is about to suspend the task.
+#[inline]
+pub(crate) fn waiting_on_socket(fd: i32, write: bool) {
+    dump::waiting_on(dump::Waiting::Socket { fd, write });
+}
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};
 pub(crate) use header::TaskHeader;

@@ -149,6 +149,7 @@ impl Sleep {
         if let State::Registered { owner, key } = &self.state {
             if owner.shared.id == local.id() {
                 return if local.update_timer_waker(*key, cx.waker()) {
+                    crate::task::waiting_on_sleep(self.deadline);
                     Poll::Pending
                 } else {
                     self.state = State::Fired;
@@ -158,6 +159,7 @@ impl Sleep {
             // Moved to another loop: leave the old one, register here.
             self.deregister();
         }
+        crate::task::waiting_on_sleep(self.deadline);
         let key = local.insert_timer_waker(self.deadline, cx.waker().clone());
         self.state = State::Registered {
             owner: local.handle.clone(),

@@ -241,7 +241,7 @@ impl<T> std::future::Future for SendFut<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "mpsc::Sender::send", move |cx| {
             let this = self.get_mut();
             assert!(
                 this.value.is_some(),
@@ -477,7 +477,7 @@ impl<T> std::future::Future for Recv<'_, T> {
     type Output = Result<Option<T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "mpsc::Receiver::recv", move |cx| {
             let this = self.get_mut();
             if let Some(cancelled) = coop::take_cancel() {
                 this.rx.leave(&mut this.waiter);

@@ -185,7 +185,7 @@ impl Future for Wait<'_> {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "SharedEvent::wait", move |cx| {
             assert!(
                 !self.done,
                 "evloop::sync: SharedEvent::wait polled after completion"

@@ -201,7 +201,7 @@ impl<'a, T> Future for Lock<'a, T> {
     type Output = Result<SharedMutexGuard<'a, T>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "SharedMutex::lock", move |cx| {
             let mutex = self.mutex;
             self.acquire
                 .poll_acquire(cx)

@@ -310,7 +310,7 @@ impl<'a> Future for AcquirePermit<'a> {
     type Output = Result<SharedSemaphorePermit<'a>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
+        crate::task::sync_await(cx, "SharedSemaphore::acquire", move |cx| {
             let sem = self.sem;
             self.acquire
                 .poll_acquire(cx)
