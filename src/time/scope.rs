@@ -192,6 +192,22 @@ pub struct TimeoutScope<F> {
 impl<F> TimeoutScope<F> {
     /// A handle to the scope's deadline, usable before, during (inside the body, or
     /// from another thread) and after the await.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// evloop::run(async {
+    ///     evloop::create_task(async {
+    ///         let scope = evloop::time::timeout_scope(Duration::from_secs(60), async { Ok(()) });
+    ///         let handle = scope.handle();
+    ///         scope.await?;
+    ///         assert!(!handle.expired());
+    ///         Ok(())
+    ///     })
+    ///     .await
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn handle(&self) -> TimeoutHandle {
         TimeoutHandle {
             scope: self.guard.scope.clone(),
