@@ -299,6 +299,10 @@ impl<T: Send + Clone + 'static> AsCompleted<T> {
     /// # Errors
     ///
     /// See [`as_completed`].
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "an async next (SPEC K3, asyncio's async iterator); the Stream impl is the trait"
+    )]
     pub fn next(&mut self) -> AsCompletedNext<'_, T> {
         AsCompletedNext { iter: self }
     }

@@ -248,7 +248,7 @@ fn wait_on_futures_completed_by_other_threads_and_loops() {
             assert!(still_pending(&mut w).await);
             let workers =
                 [local, remote].map(|f| std::thread::spawn(move || f.set_result(7).unwrap()));
-            let (done, pending) = create_task(async move { w.await }).await.unwrap();
+            let (done, pending) = create_task(w).await.unwrap();
             assert_eq!(done.len(), 2);
             assert!(pending.is_empty());
             for w in workers {
