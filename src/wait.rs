@@ -109,7 +109,6 @@ pub enum ReturnWhen {
 /// With a `timeout`, the returned future panics if it is polled outside a running
 /// evloop loop (the timeout is an evloop timer); it also panics if polled again after
 /// it completed.
-#[track_caller]
 pub fn wait<T, I>(futs: I, timeout: Option<Duration>, return_when: ReturnWhen) -> Wait<T>
 where
     T: Send + 'static,
@@ -232,7 +231,6 @@ impl<T: Send + 'static> fmt::Debug for Wait<T> {
 ///
 /// With a `timeout`, polling outside a running evloop loop panics (the timeout is an
 /// evloop timer).
-#[track_caller]
 pub fn as_completed<T, I>(futs: I, timeout: Option<Duration>) -> AsCompleted<T>
 where
     T: Send + Clone + 'static,

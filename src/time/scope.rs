@@ -465,7 +465,6 @@ struct Exit {
 
 impl Guard {
     /// First poll: bind to the current task and arm the timer.
-    #[track_caller]
     fn enter_once(&mut self) {
         let replaced = {
             let mut state = self.scope.lock();
