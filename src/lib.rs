@@ -122,6 +122,7 @@ pub mod sync;
 mod sys;
 pub mod task;
 pub mod time;
+mod wait;
 mod watch;
 mod wheel;
 
@@ -147,3 +148,4 @@ pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;
 pub use task::{Task, TaskRef, YieldNow, create_task, current_task, shield, yield_now};
+pub use wait::{AsCompleted, AsCompletedNext, ReturnWhen, Wait, as_completed, wait};

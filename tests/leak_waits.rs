@@ -27,6 +27,12 @@
 //! | `Interval::tick` polled once | an hourly interval whose first tick was taken, one by one |
 //! | `timeout(0, UnixStream::read)` | a socket with no data, together |
 //! | `timeout(0, Future of loop A)` | a pending future of another loop (a `LoopGroup` of one), awaited from this loop, together |
+//! | `drop(wait([pending]))` | created (which registers) and dropped unpolled, one by one (K3) |
+//! | `wait([pending], 0)` | its own zero timeout returns the future as pending, together |
+//! | `timeout(0, wait([pending], None))` | polled once, together |
+//! | `drop(as_completed([pending]))` | created and dropped unpolled, one by one |
+//! | `as_completed([pending], 0).next()` | yields its `Err(Timeout)`, together |
+//! | `timeout(0, as_completed([pending], None).next())` | polled once, together |
 //!
 //! Method: this binary installs a counting `#[global_allocator]` (live allocations and
 //! live bytes, atomics) and holds a single test, so nothing else allocates meanwhile.
@@ -61,7 +67,7 @@
 //! future's lock. A design that deferred that removal to loop A's thread would need
 //! this test to wait for loop A too before each comparison.
 //!
-//! Run time (debug build, the 2-core development VM): about 47 s for all kinds (a
+//! Run time (debug build, the 2-core development VM): about 40–50 s for all kinds (a
 //! kind's million waits take 0.3–7 s), so the full batch count is kept.
 
 mod common;
@@ -71,8 +77,8 @@ use std::time::{Duration, Instant};
 
 use evloop::net::UnixStream;
 use evloop::{
-    Error, Future, LoopGroup, Runtime, Task, create_task, gather, gather_results, shield, signal,
-    time, wait_for,
+    Error, Future, LoopGroup, ReturnWhen, Runtime, Task, as_completed, create_task, gather,
+    gather_results, shield, signal, time, wait, wait_for,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -272,7 +278,92 @@ async fn scenario(remote: Future<u64>) -> Vec<Outcome> {
         )
     );
     assert!(!remote.done());
+    combinator_waits(&mut outcomes).await;
     outcomes
+}
+
+/// The K3 kinds: `wait` and `as_completed` register on every future at creation and
+/// remove what is left when they finish or are dropped.
+async fn combinator_waits(outcomes: &mut Vec<Outcome>) {
+    const ALL: ReturnWhen = ReturnWhen::AllCompleted;
+    {
+        let pending = Future::<u64>::new();
+        measure!(outcomes, "drop(wait([pending]))", async {
+            for _ in 0..BATCH {
+                drop(wait([pending.clone()], None, ALL));
+            }
+        });
+        assert!(!pending.done());
+    }
+    {
+        let pending = Future::<u64>::new();
+        measure!(
+            outcomes,
+            "wait([pending], 0)",
+            together(
+                (0..BATCH).map(|_| wait([pending.clone()], Some(ZERO), ALL)),
+                |out| {
+                    let (done, still) = out.expect("not cancelled");
+                    assert!(done.is_empty() && still.len() == 1, "it must stay pending");
+                }
+            )
+        );
+        assert!(!pending.done());
+    }
+    {
+        let pending = Future::<u64>::new();
+        measure!(
+            outcomes,
+            "timeout(0, wait([pending], None))",
+            together(
+                (0..BATCH).map(|_| time::timeout(ZERO, wait([pending.clone()], None, ALL))),
+                timed_out
+            )
+        );
+        assert!(!pending.done());
+    }
+    {
+        let pending = Future::<u64>::new();
+        measure!(outcomes, "drop(as_completed([pending]))", async {
+            for _ in 0..BATCH {
+                drop(as_completed([pending.clone()], None));
+            }
+        });
+        assert!(!pending.done());
+    }
+    {
+        let pending = Future::<u64>::new();
+        measure!(
+            outcomes,
+            "as_completed([pending], 0).next()",
+            together(
+                (0..BATCH).map(|_| {
+                    let mut it = as_completed([pending.clone()], Some(ZERO));
+                    async move { it.next().await }
+                }),
+                |out| assert!(
+                    matches!(out, Some(Err(Error::Timeout(_)))),
+                    "it must stay pending"
+                )
+            )
+        );
+        assert!(!pending.done());
+    }
+    {
+        let pending = Future::<u64>::new();
+        measure!(
+            outcomes,
+            "timeout(0, as_completed([pending], None).next())",
+            together(
+                (0..BATCH).map(|_| {
+                    let mut it = as_completed([pending.clone()], None);
+                    async move { time::timeout(ZERO, it.next()).await }
+                }),
+                timed_out
+            )
+        );
+        assert!(!pending.done());
+    }
 }
 
 #[test]
@@ -299,7 +390,7 @@ fn a_million_abandoned_waits_of_each_kind_leave_the_heap_where_it_was() {
 
     let leaks = common::leak::leaks(&outcomes);
     println!("{} kinds in {elapsed:?}", outcomes.len());
-    assert_eq!(outcomes.len(), 16, "every kind was measured");
+    assert_eq!(outcomes.len(), 22, "every kind was measured");
     assert!(
         leaks.is_empty(),
         "abandoned waits left memory behind (SPEC Q8):\n{}",

@@ -1,4 +1,5 @@
-//! Time (SPEC §8): [`sleep`], [`sleep_until`], [`timeout`], [`interval`].
+//! Time (SPEC §8): [`sleep`], [`sleep_until`], [`timeout`], [`interval`], and the
+//! cancelling deadline [`timeout_scope`] (SPEC §14 K2, in `scope`).
 //!
 //! Owns: the futures that wait on the loop's timer wheel. Must not touch: the wheel's
 //! internals — a [`Sleep`] registers a waker through `core::Local` on its first poll
@@ -20,10 +21,27 @@
 //!     assert!(err.is_timeout());
 //! });
 //! ```
+//!
+//! ## `timeout` or `timeout_scope`?
+//!
+//! * [`timeout`] / [`timeout_at`] (tokio's `timeout`, drop-based): at the deadline the
+//!   wrapped future is *dropped* and the await yields `Err(Error::Timeout)`. Works with
+//!   any future, inside a task or not, but the body gets no chance to clean up with
+//!   awaits — only its destructors run.
+//! * [`timeout_scope`] / [`timeout_scope_at`] / [`timeout_scope_with`] (asyncio's
+//!   `asyncio.timeout()`, cancel-based): at the deadline the *task* is cancelled, so
+//!   the body's evloop await resolves with `Err(Cancelled)` and the body may clean up,
+//!   even asynchronously, before it returns; the scope then reports
+//!   `Err(Error::Timeout)`. It needs an evloop task, and a foreign future in the body
+//!   (another crate's channel or lock) only sees the cancellation when wrapped in
+//!   [`task::cancellable`](crate::task::cancellable). Its [`TimeoutHandle`] moves the
+//!   deadline while the body runs.
 
 mod interval;
+mod scope;
 
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+pub use scope::{TimeoutHandle, TimeoutScope, timeout_scope, timeout_scope_at, timeout_scope_with};
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
