@@ -306,6 +306,12 @@ impl<T: Send + Clone + 'static> AsCompleted<T> {
     }
 
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        // Each item handed out spends the task's cooperative budget (K7): a loop over
+        // completions that are all there already still yields to the loop.
+        crate::task::budget::budgeted(cx, |cx| self.poll_item_now(cx))
+    }
+
+    fn poll_item_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         if self.ended {
             return Poll::Ready(None);
         }
