@@ -11,9 +11,13 @@
 //! alternating order (on, off / off, on, so neither always runs on the other's warm
 //! caches), timing each. The function reports its own variant's time to criterion; the
 //! other variant's run only keeps the two under the same conditions. Drift then hits
-//! both variants of every pair alike. Besides criterion's medians (what `cargo xtask
-//! bench` reads), each group prints the median of the per-pair ratios off / on over
-//! every pair run by both functions: the drift-free estimate.
+//! both variants of every pair alike, but criterion's two medians still come from two
+//! different windows (on this machine they differed by up to 10 % where the pairs
+//! agreed within 0.5 %). So each group also takes the median of the per-pair ratios
+//! off / on over every pair run by both functions — the drift-free estimate — prints
+//! it and writes it to `target/evloop-bench/<group>.paired.json` (`ratio`, `pairs`,
+//! `on_ms`, `off_ms`), where `cargo xtask bench` takes the P16 ratio from; the time
+//! cells of the report are criterion's medians.
 //!
 //! Flat sampling (every sample the same number of iterations) and more samples than the
 //! other benches make the medians steadier. Each iteration costs two bodies, so a
@@ -96,6 +100,15 @@ impl Paired<'_> {
              (medians: budget {on:.3} ms, no budget {off:.3} ms; > 0.98 meets ≤ 2 % slower)",
             pairs.len()
         );
+        let path = target_dir()
+            .join("evloop-bench")
+            .join(format!("{group}.paired.json"));
+        let json = format!(
+            "{{\"ratio\":{ratio},\"pairs\":{},\"on_ms\":{on},\"off_ms\":{off}}}",
+            pairs.len()
+        );
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("evloop-bench dir");
+        std::fs::write(&path, json).expect("write the paired summary");
     }
 }
 

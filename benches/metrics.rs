@@ -30,7 +30,6 @@ mod starvation;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -168,19 +167,6 @@ fn main() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, to_json(&results)).unwrap();
     println!("wrote {}", path.display());
-}
-
-/// `CARGO_TARGET_DIR`, or the `target` directory this binary was built in
-/// (`target/release/deps/metrics-…`).
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("own path");
-    exe.ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 fn to_json(results: &BTreeMap<&str, BTreeMap<&str, BTreeMap<String, f64>>>) -> String {

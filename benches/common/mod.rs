@@ -96,6 +96,19 @@ pub fn smol_block_on<F: Future>(fut: F) -> F::Output {
     smol::block_on(smol_ex().run(fut))
 }
 
+/// `CARGO_TARGET_DIR`, or the `target` directory this binary was built in
+/// (`target/release/deps/metrics-…`).
+pub fn target_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("own path");
+    exe.ancestors()
+        .nth(3)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"))
+}
+
 /// The default settings: enough samples for a stable median in a few seconds.
 pub fn config() -> Criterion {
     Criterion::default()

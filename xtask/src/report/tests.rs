@@ -14,6 +14,7 @@ fn results(times: &[(&str, &str, f64)]) -> Results {
     Results {
         times: map,
         metrics: serde_json::Value::Null,
+        paired: BTreeMap::new(),
     }
 }
 
@@ -121,6 +122,10 @@ fn budget_rows_and_starvation_probe() {
         EVLOOP_NO_BUDGET: probe(300_000, 15.5),
         TOKIO_CT: probe(7042, 1.0),
     }});
+    first_results.paired.insert(
+        "P16_tcp_echo".into(),
+        serde_json::json!({"ratio": 0.995, "pairs": 94, "on_ms": 88.0, "off_ms": 87.6}),
+    );
     let mut rows_first = rows(&first_results);
     let ids: Vec<&str> = rows_first.iter().map(|r| r.id).collect();
     let p16 = ids.iter().position(|&id| id == "P16").unwrap();
@@ -131,10 +136,24 @@ fn budget_rows_and_starvation_probe() {
     assert_eq!(yields.cells[0], "budget on 5.00 ms; budget off 4.95 ms");
     assert!((yields.ratio.unwrap() - 0.99).abs() < 1e-9);
     assert_eq!(yields.met, Some(true));
-    assert_eq!(yields.other, ["budget cost +1.0 %"]);
-    assert!((echo.ratio.unwrap() - 87.0 / 90.0).abs() < 1e-9);
-    assert_eq!(echo.met, Some(false));
-    assert_eq!(echo.other, ["budget cost +3.4 %"]);
+    assert_eq!(
+        yields.other,
+        [
+            "budget cost +1.0 %",
+            "ratio: of the two medians (no paired summary)"
+        ]
+    );
+    // The paired summary, when there is one, is the ratio (the medians stay the cells).
+    assert!((echo.ratio.unwrap() - 0.995).abs() < 1e-9);
+    assert_eq!(echo.met, Some(true));
+    assert_eq!(echo.cells[0], "budget on 90.00 ms; budget off 87.00 ms");
+    assert_eq!(
+        echo.other,
+        [
+            "budget cost +0.5 %",
+            "ratio: median of 94 paired iterations"
+        ]
+    );
     assert_eq!(probe_row.short, "starvation probe");
     assert_eq!(
         probe_row.cells[0],
