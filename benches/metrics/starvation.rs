@@ -135,6 +135,10 @@ fn evloop_run(rt: &evloop::Runtime, seen: Arc<Seen>, ours: StdUnixStream) {
     });
 }
 
+#[allow(
+    clippy::async_yields_async,
+    reason = "the reader hands back the sibling it spawned"
+)]
 async fn tokio_body(seen: Arc<Seen>, ours: StdUnixStream) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     ours.set_nonblocking(true).unwrap();
@@ -149,6 +153,10 @@ async fn tokio_body(seen: Arc<Seen>, ours: StdUnixStream) {
     reader.await.unwrap().await.unwrap();
 }
 
+#[allow(
+    clippy::async_yields_async,
+    reason = "the reader hands back the sibling it spawned"
+)]
 async fn smol_body(seen: Arc<Seen>, ours: StdUnixStream) {
     use smol::io::{AsyncBufReadExt, BufReader};
     let stream = smol::Async::new(ours).unwrap();
