@@ -18,14 +18,18 @@
 //! * `idle_conn` (P14): 5 000 accepted loopback TCP connections, each with a task
 //!   suspended in `read` (a 64-byte buffer); the clients are plain blocking sockets of a
 //!   helper thread. Heap and RSS added per connection.
+//! * `starvation` (K7 / Q7, issue 16): a task reading lines from a Unix socket that
+//!   always has data, and a sibling's 1 ms sleep: how many lines the reader gets through
+//!   before the sibling runs and how late the sleep is (`metrics/starvation.rs`).
 //!
 //! Run: `cargo bench --bench metrics`.
 
 mod common;
+#[path = "metrics/starvation.rs"]
+mod starvation;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -130,11 +134,12 @@ fn main() {
         return;
     }
     let mut results: BTreeMap<&str, BTreeMap<&str, BTreeMap<String, f64>>> = BTreeMap::new();
-    let plan: [(&str, &[&str]); 4] = [
+    let plan: [(&str, &[&str]); 5] = [
         ("precision", &PEERS),
         ("wakeups", &[EVLOOP]),
         ("idle_task", &PEERS),
         ("idle_conn", &PEERS),
+        ("starvation", &starvation::PEERS),
     ];
     for (what, peers) in plan {
         for peer in peers {
@@ -164,19 +169,6 @@ fn main() {
     println!("wrote {}", path.display());
 }
 
-/// `CARGO_TARGET_DIR`, or the `target` directory this binary was built in
-/// (`target/release/deps/metrics-…`).
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("own path");
-    exe.ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
 fn to_json(results: &BTreeMap<&str, BTreeMap<&str, BTreeMap<String, f64>>>) -> String {
     let obj = |entries: Vec<String>| format!("{{{}}}", entries.join(","));
     obj(results
@@ -200,6 +192,7 @@ fn child(what: &str, peer: &str) {
         "wakeups" => wakeups(),
         "idle_task" => idle_task(peer),
         "idle_conn" => idle_conn(peer),
+        "starvation" => starvation::starvation(peer),
         other => panic!("unknown measurement {other}"),
     }
 }

@@ -12,12 +12,11 @@ mod common;
 
 use std::hint::black_box;
 
+use common::workloads::{YIELD_TASKS, YIELDS};
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const SPAWN: usize = 10_000;
-const YIELD_TASKS: usize = 200;
-const YIELDS: usize = 1_000;
 const PINGS: usize = 1_000;
 const CHAIN: usize = 1_000;
 const REQUESTS: usize = 1_000;
@@ -121,28 +120,12 @@ fn spawn_many_remote(c: &mut Criterion) {
     g.finish();
 }
 
-/// P3: 200 tasks × 1 000 `yield_now`.
+/// P3: 200 tasks × 1 000 `yield_now` (the evloop body is shared with P16).
 fn yield_many(c: &mut Criterion) {
     let mut g = c.benchmark_group("P3_yield_many");
     let rt = evloop_rt();
     g.bench_function(EVLOOP, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let tasks: Vec<_> = (0..YIELD_TASKS)
-                    .map(|_| {
-                        evloop::create_task(async {
-                            for _ in 0..YIELDS {
-                                evloop::yield_now().await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            })
-        })
+        b.iter(|| rt.block_on(workloads::evloop_yield_many()))
     });
     async fn tokio_body() {
         let tasks: Vec<_> = (0..YIELD_TASKS)

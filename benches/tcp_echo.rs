@@ -15,62 +15,17 @@ use std::time::Duration;
 use common::*;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const CONNS: usize = 64;
-const ROUNDS: usize = 100;
-const MSG: usize = 64;
+const CONNS: usize = workloads::ECHO_CONNS;
+const ROUNDS: usize = workloads::ECHO_ROUNDS;
+const MSG: usize = workloads::ECHO_MSG;
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
+/// The evloop body is shared with P16 (`common::workloads`).
 fn evloop_echo(g: &mut Group<'_>) {
     let rt = evloop_rt();
-    let clients: Vec<evloop::net::TcpStream> = rt.block_on(async {
-        let listener = evloop::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut clients = Vec::new();
-        for _ in 0..CONNS {
-            let client = evloop::net::TcpStream::connect(addr).await.unwrap();
-            client.set_nodelay(true).unwrap();
-            let (server, _) = listener.accept().await.unwrap();
-            server.set_nodelay(true).unwrap();
-            evloop::create_task(async move {
-                let mut buf = [0u8; MSG];
-                loop {
-                    server.read_exact(&mut buf).await?;
-                    server.write_all(&buf).await?;
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), evloop::Error>(())
-            });
-            clients.push(client);
-        }
-        clients
-    });
-    let clients: Vec<std::rc::Rc<evloop::net::TcpStream>> =
-        clients.into_iter().map(std::rc::Rc::new).collect();
-    g.bench_function(EVLOOP, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let tasks: Vec<_> = clients
-                    .iter()
-                    .map(|client| {
-                        let client = client.clone();
-                        evloop::create_task(async move {
-                            let msg = [7u8; MSG];
-                            let mut buf = [0u8; MSG];
-                            for _ in 0..ROUNDS {
-                                client.write_all(&msg).await?;
-                                client.read_exact(&mut buf).await?;
-                            }
-                            Ok::<(), evloop::Error>(())
-                        })
-                    })
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            })
-        })
-    });
+    let echo = workloads::EvloopEcho::new(&rt);
+    g.bench_function(EVLOOP, |b| b.iter(|| rt.block_on(echo.round())));
 }
 
 async fn tokio_setup() -> Vec<tokio::net::TcpStream> {

@@ -7,12 +7,15 @@
 //! | name | runtime |
 //! |---|---|
 //! | `evloop` | `evloop::Runtime::block_on` |
+//! | `evloop_no_budget` | the same with `Builder::coop_budget(None)` (P16 and the starvation probe only) |
 //! | `tokio_current_thread` | tokio `current_thread` (the reference of every ratio) |
 //! | `tokio_multi_thread_1` | tokio `multi_thread` with 1 worker; the workload body runs *in a task on the worker* (as a tokio service would), awaited from `block_on` |
 //! | `smol` | `smol::LocalExecutor` driven by `async_io::block_on` (smol's single-threaded setup) |
 //! | `mio_floor` | a hand-written mio loop with no runtime (I/O workloads only) |
 
 #![allow(dead_code, reason = "each bench binary uses part of this module")]
+
+pub mod workloads;
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 
 pub const EVLOOP: &str = "evloop";
+pub const EVLOOP_NO_BUDGET: &str = "evloop_no_budget";
 pub const TOKIO_CT: &str = "tokio_current_thread";
 pub const TOKIO_MT1: &str = "tokio_multi_thread_1";
 pub const SMOL: &str = "smol";
@@ -28,6 +32,14 @@ pub const MIO_FLOOR: &str = "mio_floor";
 
 pub fn evloop_rt() -> evloop::Runtime {
     evloop::Runtime::new().expect("evloop runtime")
+}
+
+/// evloop with the cooperative budget (SPEC K7) disabled for the whole loop.
+pub fn evloop_rt_no_budget() -> evloop::Runtime {
+    evloop::Runtime::builder()
+        .coop_budget(None)
+        .build()
+        .expect("evloop runtime")
 }
 
 pub fn tokio_ct() -> tokio::runtime::Runtime {
@@ -82,6 +94,19 @@ pub fn smol_ex() -> &'static smol::LocalExecutor<'static> {
 /// executor running the spawned tasks.
 pub fn smol_block_on<F: Future>(fut: F) -> F::Output {
     smol::block_on(smol_ex().run(fut))
+}
+
+/// `CARGO_TARGET_DIR`, or the `target` directory this binary was built in
+/// (`target/release/deps/metrics-…`).
+pub fn target_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("own path");
+    exe.ancestors()
+        .nth(3)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"))
 }
 
 /// The default settings: enough samples for a stable median in a few seconds.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 11] = [
+const BENCHES: [&str; 12] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -31,6 +31,7 @@ const BENCHES: [&str; 11] = [
     "group_echo",
     "sync",
     "sync_mpsc",
+    "budget",
     "metrics",
 ];
 

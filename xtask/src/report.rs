@@ -6,7 +6,10 @@ use std::process::Command;
 
 use crate::results::Results;
 
+mod budget;
+
 pub const EVLOOP: &str = "evloop";
+pub const EVLOOP_NO_BUDGET: &str = "evloop_no_budget";
 pub const TOKIO_CT: &str = "tokio_current_thread";
 pub const TOKIO_MT1: &str = "tokio_multi_thread_1";
 pub const SMOL: &str = "smol";
@@ -207,6 +210,12 @@ pub fn rows(results: &Results) -> Vec<Row> {
         "rss_bytes",
     ));
     rows.extend(SYNC_WORKLOADS.iter().map(|w| time_row(results, w)));
+    rows.extend(
+        budget::BUDGET_WORKLOADS
+            .iter()
+            .map(|w| budget::budget_row(results, w)),
+    );
+    rows.push(budget::starvation_row(results));
     rows.push(group_row(results));
     rows
 }
@@ -612,107 +621,4 @@ pub fn markdown(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-
-    fn results(times: &[(&str, &str, f64)]) -> Results {
-        let mut map: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-        for (group, function, t) in times {
-            map.entry(group.to_string())
-                .or_default()
-                .insert(function.to_string(), *t);
-        }
-        Results {
-            times: map,
-            metrics: serde_json::Value::Null,
-        }
-    }
-
-    fn table_lines(md: &str) -> Vec<&str> {
-        md.lines()
-            .filter(|l| l.starts_with("| P") || l.starts_with("| S"))
-            .collect()
-    }
-
-    /// A full report, then a run of P15 alone: every other row comes back as it was, the
-    /// P15 rows are the new ones, and a third run of P1 alone attributes each carried
-    /// row to the run that measured it.
-    #[test]
-    fn rows_without_results_are_carried_over() {
-        let mut all = vec![
-            ("P1_spawn_many_local", EVLOOP, 2e6),
-            ("P1_spawn_many_local", TOKIO_CT, 3e6),
-            ("P12_tcp_echo", EVLOOP, 80e6),
-            ("P12_tcp_echo", TOKIO_CT, 90e6),
-            ("P12_tcp_echo", MIO_FLOOR, 78e6),
-        ];
-        for w in &SYNC_WORKLOADS {
-            all.push((w.group, EVLOOP, 1e6));
-            all.push((w.group, TOKIO_CT, 1e6));
-        }
-        let first_results = results(&all);
-        let mut rows_first = rows(&first_results);
-        let none = carry_over(&mut rows_first, &first_results, "");
-        assert!(none.runs.is_empty());
-        let first = markdown("M1", &rows_first, &first_results, &none, None);
-
-        let sync_only = results(&[
-            ("P15a_mutex_uncontended", EVLOOP, 1e6),
-            ("P15a_mutex_uncontended", TOKIO_CT, 4e6),
-        ]);
-        let mut rows_second = rows(&sync_only);
-        let carried = carry_over(&mut rows_second, &sync_only, &first);
-        let second = markdown("M2", &rows_second, &sync_only, &carried, None);
-        let (old, new) = (table_lines(&first), table_lines(&second));
-        assert_eq!(old.len(), new.len());
-        for (o, n) in old.iter().zip(&new) {
-            if n.starts_with("| P15a |") {
-                assert!(n.contains("| 4.00× |"), "{n}");
-                assert!(o.contains("| 1.00× |"), "{o}");
-            } else {
-                assert_eq!(o, n);
-            }
-        }
-        let floor = |md: &str| {
-            md.lines()
-                .find(|l| l.starts_with(FLOOR_LINE))
-                .map(str::to_string)
-        };
-        assert!(floor(&first).is_some_and(|l| l.contains("0.97×") || l.contains("0.98×")));
-        assert_eq!(floor(&first), floor(&second));
-        assert_eq!(carried.runs.len(), 1);
-        assert_eq!(carried.runs[0].0, "Machine: M1");
-        assert!(carried.ids().contains(&"P1"));
-        assert!(carried.ids().contains(&"P15b"));
-        assert!(!carried.ids().contains(&"P15a"));
-        // P13 was not measured in the first run: there is nothing to carry.
-        assert!(!carried.ids().contains(&"P13"));
-
-        let p1_only = results(&[
-            ("P1_spawn_many_local", EVLOOP, 1e6),
-            ("P1_spawn_many_local", TOKIO_CT, 3e6),
-        ]);
-        let mut rows_third = rows(&p1_only);
-        let carried = carry_over(&mut rows_third, &p1_only, &second);
-        let third = markdown("M3", &rows_third, &p1_only, &carried, None);
-        let run_of = |id: &str| {
-            carried
-                .runs
-                .iter()
-                .find(|(_, ids)| ids.contains(&id))
-                .map(|(run, _)| run.as_str())
-        };
-        assert_eq!(run_of("P15a"), Some("Machine: M2"));
-        assert_eq!(run_of("P15b"), Some("Machine: M1"));
-        assert_eq!(run_of("P12"), Some("Machine: M1"));
-        assert_eq!(run_of("P1"), None);
-        assert!(third.contains("| P15a | `Mutex<u64>`"));
-        assert!(
-            table_lines(&third)
-                .iter()
-                .any(|l| l.starts_with("| P1 |") && l.contains("3.00×"))
-        );
-    }
-}
+mod tests;
