@@ -97,6 +97,7 @@ mod context;
 mod core;
 mod error;
 mod exception;
+mod exception_group;
 mod executor;
 mod flat_drop;
 mod future;
@@ -133,6 +134,7 @@ pub use chain::{
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use evloop_macros::{main, run_on_executor, test};
 pub use exception::{ExceptionContext, ExceptionSource};
+pub use exception_group::ExceptionGroup;
 #[doc(hidden)]
 pub use executor::__private as __executor_private;
 pub use executor::{Executor, JobHandle, spawn_blocking};
