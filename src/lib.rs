@@ -146,4 +146,6 @@ pub use group::LoopGroup;
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;
-pub use task::{Task, TaskRef, YieldNow, create_task, current_task, shield, yield_now};
+pub use task::{
+    Task, TaskGroup, TaskRef, YieldNow, create_task, current_task, shield, yield_now,
+};

@@ -1,18 +1,21 @@
 //! Tasks (SPEC §4): [`create_task`], [`LoopHandle::spawn`], [`Task<T>`],
 //! [`yield_now`], [`current_task`], [`shield`] — also at the crate root — and
 //! [`cancellable`] (SPEC §14 K4), which makes a foreign future cancellable by the
-//! task's cancellation.
+//! task's cancellation, and [`TaskGroup`] (K1), whose children finish together.
 //!
 //! Owns: the public task API. Must not touch: the loop's slab (that is `core`) or
 //! the state machine of futures (that is `future::core`). The task record and its
-//! polling live in `cell`; cooperative-cancellation hooks in `coop`.
+//! polling live in `cell`; cooperative-cancellation hooks in `coop`; task groups in
+//! `group`.
 
 mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod coop;
+mod group;
 mod header;
 
 pub use cancellable::{Cancellable, cancellable};
+pub use group::{Join, JoinNext, TaskGroup};
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};
 pub(crate) use header::TaskHeader;
