@@ -30,6 +30,7 @@ pub(crate) const TASK_GROUP_MESSAGE: &str = "unhandled errors in a TaskGroup";
 ///
 /// let group = ExceptionGroup::new("two went wrong", vec![Error::msg("a"), Error::msg("b")]);
 /// assert_eq!(group.errors().len(), 2);
+/// assert_eq!(group.message(), "two went wrong");
 /// assert_eq!(group.to_string(), "two went wrong (2 sub-exceptions): [a, b]");
 ///
 /// let err = Error::Group(group);
@@ -113,7 +114,7 @@ impl ExceptionGroup {
 impl fmt::Display for ExceptionGroup {
     /// `message (n sub-exceptions): [first, second, …]`, nested groups inline.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.walk(f, ExceptionGroup::header, |e, f| fmt::Display::fmt(e, f))
+        self.walk(f, ExceptionGroup::header, fmt::Display::fmt)
     }
 }
 
@@ -122,7 +123,7 @@ impl fmt::Debug for ExceptionGroup {
         self.walk(
             f,
             |group, f| write!(f, "ExceptionGroup({:?})", group.message),
-            |e, f| fmt::Debug::fmt(e, f),
+            fmt::Debug::fmt,
         )
     }
 }

@@ -70,6 +70,14 @@
 //! and plain threads (`mpsc`, `broadcast`, `watch`, `SharedMutex`, `SharedSemaphore`,
 //! `SharedEvent`).
 //!
+//! ## Task groups
+//!
+//! [`TaskGroup`] is asyncio's `TaskGroup` (structured concurrency): children spawned
+//! with `tg.spawn(coro)?` are awaited by `tg.join().await`; the first child that fails
+//! cancels the others and interrupts the parent, and `join` returns every failure in
+//! an [`ExceptionGroup`] (`Error::Group`). `tg.join_next().await` hands the results
+//! out as they come, as tokio's `JoinSet` does; dropping a group cancels its children.
+//!
 //! ## More than one core
 //!
 //! [`LoopGroup`] runs n loops on n threads (thread-per-core); listeners bound with
@@ -146,6 +154,4 @@ pub use group::LoopGroup;
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;
-pub use task::{
-    Task, TaskGroup, TaskRef, YieldNow, create_task, current_task, shield, yield_now,
-};
+pub use task::{Task, TaskGroup, TaskRef, YieldNow, create_task, current_task, shield, yield_now};

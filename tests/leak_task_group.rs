@@ -37,7 +37,10 @@ async fn one_group() {
     yield_now().await.unwrap(); // the first child starts and arms its timer
     tg.spawn(sleep(HOUR)).unwrap();
     assert!(!poll_once(tg.join()).await, "join must stay pending");
-    assert!(!poll_once(tg.join_next()).await, "join_next must stay pending");
+    assert!(
+        !poll_once(tg.join_next()).await,
+        "join_next must stay pending"
+    );
     drop(tg);
 }
 

@@ -74,7 +74,10 @@ fn children_succeed_and_join_waits_for_all() {
         let t2 = tg.spawn(ok_after(5, 11))?;
         assert_eq!(tg.len(), 2);
         tg.join().await?;
-        assert!(t1.done() && t2.done(), "join returned before a child finished");
+        assert!(
+            t1.done() && t2.done(),
+            "join returned before a child finished"
+        );
         assert!(tg.is_empty());
         Ok((t1.result()?, t2.result()?))
     });
@@ -118,8 +121,12 @@ fn a_child_that_handles_its_cancellation_and_returns_ok_is_not_an_error() {
             Ok(0)
         })?;
         let out = tg.join().await;
-        assert_eq!(group_messages(&out), ["boom"], "the polite child is no error");
-        Ok(polite.result()?)
+        assert_eq!(
+            group_messages(&out),
+            ["boom"],
+            "the polite child is no error"
+        );
+        polite.result()
     });
     assert_eq!(out.unwrap(), 7);
 }
@@ -388,7 +395,10 @@ fn an_outside_cancel_of_the_body_survives_the_groups_errors() {
                 push(&l, format!("group {:?}", group_messages(&out)));
                 push(&l, format!("cancelling {}", cancelling()));
                 let after: Result<(), Error> = sleep(HOUR).await;
-                assert!(after.is_err(), "sleep after the group should have been cancelled");
+                assert!(
+                    after.is_err(),
+                    "sleep after the group should have been cancelled"
+                );
                 after
             }
         });
@@ -505,7 +515,11 @@ fn nested_groups_of_one_parent_withdraw_their_own_requests() {
         outer.spawn(fail_after(0, "value error"))?;
         let inner_out = inner.join().await;
         assert_eq!(group_messages(&inner_out), ["runtime error"]);
-        assert_eq!(cancelling(), 1, "the outer group's request is still pending");
+        assert_eq!(
+            cancelling(),
+            1,
+            "the outer group's request is still pending"
+        );
         let outer_out = outer.join().await;
         assert_eq!(group_messages(&outer_out), ["value error"]);
         Ok(cancelling())
@@ -602,7 +616,10 @@ fn join_after_join_next_reports_only_unreaped_failures() {
         let first = tg.join_next().await.unwrap();
         assert_eq!(first.unwrap_err().to_string(), "a");
         let out = tg.join().await;
-        assert!(sleeper.cancelled(), "the failure during join aborted the group");
+        assert!(
+            sleeper.cancelled(),
+            "the failure during join aborted the group"
+        );
         assert_eq!(cancelling(), 0);
         Ok(group_messages(&out))
     });
@@ -627,7 +644,11 @@ fn join_next_of_a_cancelled_task_returns_cancelled_and_takes_nothing() {
         });
         yields(2).await.unwrap();
         waiter.cancel();
-        assert_eq!(waiter.finish().await.unwrap(), 1, "the child is still there");
+        assert_eq!(
+            waiter.finish().await.unwrap(),
+            1,
+            "the child is still there"
+        );
         assert!(!child.done());
         assert_eq!(tg.join_next().await.unwrap().unwrap(), 5);
     });

@@ -248,7 +248,7 @@ impl<T: Send + 'static> TaskGroup<T> {
     /// use evloop::{Error, TaskGroup};
     ///
     /// let errors = evloop::run(async {
-    ///     let tg = TaskGroup::new();
+    ///     let tg = TaskGroup::<()>::new();
     ///     tg.spawn(async { Err(Error::msg("one")) })?;
     ///     tg.spawn(async { Err(Error::msg("two")) })?;
     ///     match tg.join().await {

@@ -140,7 +140,9 @@ impl<T: Send + 'static> State<T> {
         if self.finished || (self.joining && self.pending.is_empty()) {
             Some("TaskGroup is finished: join() has returned (or is returning)")
         } else if self.aborting {
-            Some("TaskGroup is shutting down: a child failed, or the parent was cancelled in join()")
+            Some(
+                "TaskGroup is shutting down: a child failed, or the parent was cancelled in join()",
+            )
         } else {
             None
         }
@@ -195,7 +197,9 @@ pub(super) fn register(slot: &mut Waiter, token: u64, waker: &Waker) -> Option<W
     match slot {
         Some((t, Some(old))) if *t == token && old.will_wake(waker) => None,
         Some((t, w)) if *t == token => w.replace(waker.clone()),
-        _ => slot.replace((token, Some(waker.clone()))).and_then(|(_, w)| w),
+        _ => slot
+            .replace((token, Some(waker.clone())))
+            .and_then(|(_, w)| w),
     }
 }
 
