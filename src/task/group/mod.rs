@@ -68,6 +68,10 @@ use crate::task::coop::LoopLocal;
 /// returned (they are reported as "never retrieved"). Await `join` whatever the body's
 /// outcome when the errors matter.
 ///
+/// A finished child stays in the group (its task handle, and its value) until
+/// `join_next` returns it or `join` ends, as in a `JoinSet`: a long-lived group that
+/// keeps spawning should reap with `join_next`.
+///
 /// Dropping a group cancels (T3, not abort) its unfinished children. A group is
 /// loop-local (`!Send`); share it with its children through an `Rc` to let them spawn
 /// siblings.
