@@ -11,6 +11,8 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
+use crate::exception_group::ExceptionGroup;
+
 /// The error of a future, task, timer or loop operation (asyncio's exceptions).
 ///
 /// `Error` is cheap to clone (every variant is reference counted or small), `Send` and
@@ -47,6 +49,9 @@ pub enum Error {
     Panic(PanicError),
     /// A `wait_for` / `timeout` deadline passed (asyncio's `TimeoutError`).
     Timeout(TimeoutError),
+    /// Several errors together: the children of a [`TaskGroup`](crate::TaskGroup) that
+    /// failed (Python's `ExceptionGroup`).
+    Group(ExceptionGroup),
 }
 
 impl Error {
@@ -106,6 +111,10 @@ impl Error {
             Ok(e) => return Error::Panic(*e),
             Err(err) => err,
         };
+        let err = match err.downcast::<ExceptionGroup>() {
+            Ok(e) => return Error::Group(*e),
+            Err(err) => err,
+        };
         let err = match err.downcast::<ErrorBox>() {
             Ok(e) => return e.0,
             Err(err) => err,
@@ -148,6 +157,19 @@ impl Error {
         matches!(self, Error::Panic(_))
     }
 
+    /// `true` for [`Error::Group`].
+    pub fn is_group(&self) -> bool {
+        matches!(self, Error::Group(_))
+    }
+
+    /// The [`ExceptionGroup`] of an [`Error::Group`].
+    pub fn as_group(&self) -> Option<&ExceptionGroup> {
+        match self {
+            Error::Group(group) => Some(group),
+            _ => None,
+        }
+    }
+
     /// The underlying error as a `std::error::Error`.
     pub fn as_std(&self) -> &(dyn StdError + Send + Sync + 'static) {
         match self {
@@ -156,6 +178,7 @@ impl Error {
             Error::Exception(e) => e.0.as_ref(),
             Error::Panic(e) => e,
             Error::Timeout(e) => e,
+            Error::Group(e) => e,
         }
     }
 
@@ -172,6 +195,7 @@ fn wraps_evloop_error(io: &io::Error) -> bool {
             || inner.is::<InvalidStateError>()
             || inner.is::<TimeoutError>()
             || inner.is::<PanicError>()
+            || inner.is::<ExceptionGroup>()
             || inner.is::<ErrorBox>()
     })
 }
@@ -214,6 +238,7 @@ impl fmt::Debug for Error {
             Error::Exception(e) => f.debug_tuple("Exception").field(e).finish(),
             Error::Panic(e) => f.debug_tuple("Panic").field(e).finish(),
             Error::Timeout(e) => f.debug_tuple("Timeout").field(e).finish(),
+            Error::Group(e) => f.debug_tuple("Group").field(e).finish(),
         }
     }
 }
@@ -498,6 +523,18 @@ mod tests {
         let reset = io::Error::new(io::ErrorKind::ConnectionReset, "r");
         let back = io::Error::from(Error::from(reset));
         assert_eq!(back.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    fn a_group_is_recognised_and_round_trips() {
+        let group = ExceptionGroup::new("m", vec![Error::msg("a")]);
+        assert!(Error::new(group.clone()).is_group());
+        let err = Error::Group(group);
+        assert_eq!(err.to_string(), "m (1 sub-exception): [a]");
+        assert!(Error::from(io::Error::from(err.clone())).is_group());
+        let boxed: Box<dyn StdError + Send + Sync> = err.into();
+        let back = Error::from_boxed(boxed);
+        assert_eq!(back.as_group().map(|g| g.errors().len()), Some(1));
     }
 
     #[test]

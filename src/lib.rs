@@ -70,6 +70,14 @@
 //! and plain threads (`mpsc`, `broadcast`, `watch`, `SharedMutex`, `SharedSemaphore`,
 //! `SharedEvent`).
 //!
+//! ## Task groups
+//!
+//! [`TaskGroup`] is asyncio's `TaskGroup` (structured concurrency): children spawned
+//! with `tg.spawn(coro)?` are awaited by `tg.join().await`; the first child that fails
+//! cancels the others and interrupts the parent, and `join` returns every failure in
+//! an [`ExceptionGroup`] (`Error::Group`). `tg.join_next().await` hands the results
+//! out as they come, as tokio's `JoinSet` does; dropping a group cancels its children.
+//!
 //! ## More than one core
 //!
 //! [`LoopGroup`] runs n loops on n threads (thread-per-core); listeners bound with
@@ -98,6 +106,7 @@ mod contextvar;
 mod core;
 mod error;
 mod exception;
+mod exception_group;
 mod executor;
 mod flat_drop;
 mod future;
@@ -136,6 +145,7 @@ pub use contextvar::{ContextVar, Token};
 pub use error::{CancelledError, Error, Exception, InvalidStateError, PanicError, TimeoutError};
 pub use evloop_macros::{main, run_on_executor, test};
 pub use exception::{ExceptionContext, ExceptionSource};
+pub use exception_group::ExceptionGroup;
 #[doc(hidden)]
 pub use executor::__private as __executor_private;
 pub use executor::{Executor, JobHandle, spawn_blocking};
@@ -147,5 +157,5 @@ pub use group::LoopGroup;
 pub use handle::LoopHandle;
 pub use runtime::{Builder, Runtime, run};
 pub use stats::LoopStats;
-pub use task::{Task, TaskRef, YieldNow, create_task, current_task, shield, yield_now};
+pub use task::{Task, TaskGroup, TaskRef, YieldNow, create_task, current_task, shield, yield_now};
 pub use wait::{AsCompleted, AsCompletedNext, ReturnWhen, Wait, as_completed, wait};

@@ -241,6 +241,18 @@ impl<T> FutureCore<T> {
         self.unretrieved_exception_locked()
     }
 
+    /// The exception of a future that finished with one, without observing it: F10
+    /// stays with whoever hands it on (a task group, when it reports it).
+    pub(crate) fn peek_exception(&self) -> Option<Error> {
+        if self.phase() != EXCEPTION {
+            return None;
+        }
+        match &self.lock().outcome {
+            Some(Outcome::Exception(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     fn unretrieved_exception_locked(&self) -> Option<Error> {
         let inner = self.lock();
         match &inner.outcome {

@@ -77,7 +77,7 @@
 
 mod barrier;
 mod bound;
-mod catch;
+pub(crate) mod catch;
 mod condition;
 mod event;
 mod mutex;

@@ -1,18 +1,20 @@
 //! Tasks (SPEC §4): [`create_task`], [`LoopHandle::spawn`], [`Task<T>`],
 //! [`yield_now`], [`current_task`], [`shield`] — also at the crate root — and
 //! [`cancellable`] (SPEC §14 K4), which makes a foreign future cancellable by the
-//! task's cancellation, and [`unconstrained`] (K7), which exempts a future from the
-//! cooperative budget.
+//! task's cancellation, [`unconstrained`] (K7), which exempts a future from the
+//! cooperative budget, and [`TaskGroup`] (K1), whose children finish together.
 //!
 //! Owns: the public task API. Must not touch: the loop's slab (that is `core`) or
 //! the state machine of futures (that is `future::core`). The task record and its
-//! polling live in `cell`; cooperative-cancellation hooks in `coop`.
+//! polling live in `cell`; cooperative-cancellation hooks in `coop`; task groups in
+//! `group`.
 
 pub(crate) mod budget;
 mod cancellable;
 pub(crate) mod cell;
 pub(crate) mod coop;
 mod dump;
+mod group;
 mod header;
 
 pub use budget::{Unconstrained, unconstrained};
@@ -51,6 +53,7 @@ pub(crate) fn waiting_on_sleep(deadline: std::time::Instant) {
 pub(crate) fn waiting_on_socket(fd: i32, write: bool) {
     dump::waiting_on(dump::Waiting::Socket { fd, write });
 }
+pub use group::{Join, JoinNext, TaskGroup};
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};
 pub(crate) use header::TaskHeader;
