@@ -235,6 +235,68 @@ fn main() -> std::io::Result<()> {
         println!("  gather!(u64, String) = ({n}, {s:?})");
     });
 
+    println!("== structured concurrency: a TaskGroup under a timeout scope, wait, as_completed");
+    rt.block_on(async {
+        // asyncio: `async with asyncio.timeout(0.02): async with TaskGroup() as tg: ...`
+        // A task runs the scope: the deadline cancels the task, the group cancels its
+        // children (they clean up), and the scope turns its own cancel into a timeout.
+        let outcome = evloop::create_task(async {
+            evloop::time::timeout_scope(Duration::from_millis(20), async {
+                let tg = evloop::TaskGroup::new();
+                for (id, ms) in [(1u64, 2u64), (2, 5), (3, 10_000)] {
+                    tg.spawn(async move {
+                        match evloop::time::sleep(Duration::from_millis(ms)).await {
+                            Ok(()) => println!("  child {id} finished after {ms} ms"),
+                            Err(e) => {
+                                println!("  child {id} cancelled ({e}), cleaning up");
+                                return Err(e);
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+                tg.join().await
+            })
+            .await
+        })
+        .await;
+        println!("  the scope ended with: {outcome:?}");
+        // A first failure cancels the siblings; every failure is in the group's error.
+        let tg = evloop::TaskGroup::new();
+        for id in 1..=3u64 {
+            tg.spawn(async move {
+                evloop::time::sleep(Duration::from_millis(id)).await?;
+                if id == 1 {
+                    return Err(evloop::Error::msg("child 1 failed"));
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        let err = evloop::create_task(async move { tg.join().await }).await.unwrap_err();
+        println!("  TaskGroup::join: {err}");
+        // wait(FIRST_COMPLETED) and as_completed over plain futures.
+        let futs: Vec<evloop::Future<u64>> = (0..3).map(|_| evloop::Future::new()).collect();
+        let loop_ = evloop::LoopHandle::current();
+        for (i, f) in futs.iter().enumerate() {
+            let f = f.clone();
+            loop_.call_later(Duration::from_millis(3 - i as u64), move || {
+                let _ = f.set_result(i as u64);
+            });
+        }
+        let (done, pending) =
+            evloop::wait(futs.clone(), None, evloop::ReturnWhen::FirstCompleted)
+                .await
+                .unwrap();
+        println!("  wait(FirstCompleted): {} done, {} pending", done.len(), pending.len());
+        let mut order = Vec::new();
+        let mut it = evloop::as_completed(futs, Some(Duration::from_secs(1)));
+        while let Some(r) = it.next().await {
+            order.push(r.unwrap());
+        }
+        println!("  as_completed order: {order:?}");
+    });
+
     println!("== sync: a Semaphore bounds concurrent work, a Queue collects the results");
     rt.block_on(async {
         // Ten fetches, at most three in flight (asyncio's `async with sem:`).

@@ -152,7 +152,15 @@ impl<T: Send + 'static> StdFuture for JoinNext<'_, T> {
     type Output = Option<Result<T, Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Each result handed out spends the task's cooperative budget (K7).
         let this = self.get_mut();
+        crate::task::budget::budgeted(cx, |cx| this.poll_now(cx))
+    }
+}
+
+impl<T: Send + 'static> JoinNext<'_, T> {
+    fn poll_now(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        let this = self;
         let cell = this.group.cell.get().expect("bound by join_next()").clone();
         let state = cell.state();
         let withdraw = {
