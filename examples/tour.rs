@@ -273,7 +273,9 @@ fn main() -> std::io::Result<()> {
             })
             .unwrap();
         }
-        let err = evloop::create_task(async move { tg.join().await }).await.unwrap_err();
+        let err = evloop::create_task(async move { tg.join().await })
+            .await
+            .unwrap_err();
         println!("  TaskGroup::join: {err}");
         // wait(FIRST_COMPLETED) and as_completed over plain futures.
         let futs: Vec<evloop::Future<u64>> = (0..3).map(|_| evloop::Future::new()).collect();
@@ -284,11 +286,14 @@ fn main() -> std::io::Result<()> {
                 let _ = f.set_result(i as u64);
             });
         }
-        let (done, pending) =
-            evloop::wait(futs.clone(), None, evloop::ReturnWhen::FirstCompleted)
-                .await
-                .unwrap();
-        println!("  wait(FirstCompleted): {} done, {} pending", done.len(), pending.len());
+        let (done, pending) = evloop::wait(futs.clone(), None, evloop::ReturnWhen::FirstCompleted)
+            .await
+            .unwrap();
+        println!(
+            "  wait(FirstCompleted): {} done, {} pending",
+            done.len(),
+            pending.len()
+        );
         let mut order = Vec::new();
         let mut it = evloop::as_completed(futs, Some(Duration::from_secs(1)));
         while let Some(r) = it.next().await {

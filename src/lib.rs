@@ -77,6 +77,16 @@
 //! cancels the others and interrupts the parent, and `join` returns every failure in
 //! an [`ExceptionGroup`] (`Error::Group`). `tg.join_next().await` hands the results
 //! out as they come, as tokio's `JoinSet` does; dropping a group cancels its children.
+//! [`time::timeout_scope`] is asyncio's `timeout()` (the deadline cancels the task, so
+//! the body can clean up); [`wait`] and [`as_completed`] wait on many futures.
+//!
+//! ## Context, introspection and fairness
+//!
+//! [`ContextVar`] is asyncio's `contextvars` (a task starts with a copy of its
+//! creator's context; callbacks run in the context they were scheduled in).
+//! [`LoopHandle::dump_tasks`] / [`TaskRef::info`] say what every task waits on. A task
+//! whose awaits keep completing without suspending is made to yield after a budget of
+//! 128 (tokio's), so it cannot starve timers and I/O; [`task::unconstrained`] opts out.
 //!
 //! ## More than one core
 //!
