@@ -99,7 +99,7 @@ fn yield_spent<R>(cx: &mut Context<'_>) -> Poll<R> {
 ///     // after 128 of them so that the rest of the loop can run.
 ///     let sum = evloop::task::unconstrained(async {
 ///         let mut sum = 0;
-///         while !queue.is_empty() {
+///         while !queue.empty() {
 ///             sum += queue.get().await?;
 ///         }
 ///         Ok::<_, evloop::Error>(sum)
