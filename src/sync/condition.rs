@@ -225,85 +225,84 @@ impl<'a, T> Future for CondWait<'a, T> {
     type Output = Result<MutexGuard<'a, T>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::task::budget::budgeted(cx, move |cx| {
-            let this = self.get_mut();
-            let cond = this.cond;
-            loop {
-                match &mut this.state {
-                    State::Start(guard) => {
-                        if let Some(cancelled) = coop::take_cancel() {
-                            // Never released: the guard goes with the error.
-                            this.state = State::Done;
-                            return Poll::Ready(Err(cancelled));
-                        }
-                        cond.inner
-                            .bound
-                            .check("Condition", "evloop::sync::SharedMutex with a SharedEvent");
-                        let id = cond.inner.waiters.borrow_mut().push_back(false, cx.waker());
-                        let guard = guard.take();
-                        this.state = State::Waiting(id);
-                        drop(guard); // releases the lock (wakes the next holder)
-                        return Poll::Pending;
-                    }
-                    State::Waiting(id) => {
-                        let id = *id;
-                        if let Some(cancelled) = coop::take_cancel() {
-                            cond.leave(id);
-                            this.cancelled = Some(cancelled);
-                        } else {
-                            let mut waiters = cond.inner.waiters.borrow_mut();
-                            if waiters.is_skipped(id) {
-                                // Passed over by a notify while a cancel was pending, then
-                                // the cancel was withdrawn: queue again, at the back.
-                                let (_, stale) = waiters.remove(id);
-                                let id = waiters.push_back(false, cx.waker());
-                                drop(waiters);
-                                drop(stale);
-                                this.state = State::Waiting(id);
-                                return Poll::Pending;
-                            }
-                            if !*waiters.data(id) {
-                                let old = waiters.replace_waker(id, cx.waker());
-                                drop(waiters);
-                                drop(old); // a foreign waker's drop: after the borrow
-                                return Poll::Pending;
-                            }
-                            let removed = waiters.remove(id);
-                            drop(waiters);
-                            drop(removed);
-                            this.notified = true;
-                        }
-                        this.state = State::Reacquire(cond.inner.lock.lock_uncancellable());
-                    }
-                    State::Reacquire(lock) => {
-                        // Cancelled while re-taking the lock: keep waiting for it (asyncio
-                        // re-acquires whatever happens), then report the cancel. The
-                        // notification this waiter consumed passes to the next one.
-                        if let Some(cancelled) = coop::take_cancel() {
-                            if this.cancelled.is_none() {
-                                this.cancelled = Some(cancelled);
-                                if std::mem::take(&mut this.notified) {
-                                    cond.notify_unchecked(1);
-                                }
-                            }
-                        }
-                        let guard = match Pin::new(lock).poll(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(guard) => guard,
-                        };
+        // Budgeted (K7) by the lock re-acquire it awaits: the start always suspends.
+        let this = self.get_mut();
+        let cond = this.cond;
+        loop {
+            match &mut this.state {
+                State::Start(guard) => {
+                    if let Some(cancelled) = coop::take_cancel() {
+                        // Never released: the guard goes with the error.
                         this.state = State::Done;
-                        return Poll::Ready(match this.cancelled.take() {
-                            Some(cancelled) => {
-                                drop(guard);
-                                Err(cancelled)
-                            }
-                            None => guard,
-                        });
+                        return Poll::Ready(Err(cancelled));
                     }
-                    State::Done => panic!("evloop::sync::CondWait polled after it completed"),
+                    cond.inner
+                        .bound
+                        .check("Condition", "evloop::sync::SharedMutex with a SharedEvent");
+                    let id = cond.inner.waiters.borrow_mut().push_back(false, cx.waker());
+                    let guard = guard.take();
+                    this.state = State::Waiting(id);
+                    drop(guard); // releases the lock (wakes the next holder)
+                    return Poll::Pending;
                 }
+                State::Waiting(id) => {
+                    let id = *id;
+                    if let Some(cancelled) = coop::take_cancel() {
+                        cond.leave(id);
+                        this.cancelled = Some(cancelled);
+                    } else {
+                        let mut waiters = cond.inner.waiters.borrow_mut();
+                        if waiters.is_skipped(id) {
+                            // Passed over by a notify while a cancel was pending, then
+                            // the cancel was withdrawn: queue again, at the back.
+                            let (_, stale) = waiters.remove(id);
+                            let id = waiters.push_back(false, cx.waker());
+                            drop(waiters);
+                            drop(stale);
+                            this.state = State::Waiting(id);
+                            return Poll::Pending;
+                        }
+                        if !*waiters.data(id) {
+                            let old = waiters.replace_waker(id, cx.waker());
+                            drop(waiters);
+                            drop(old); // a foreign waker's drop: after the borrow
+                            return Poll::Pending;
+                        }
+                        let removed = waiters.remove(id);
+                        drop(waiters);
+                        drop(removed);
+                        this.notified = true;
+                    }
+                    this.state = State::Reacquire(cond.inner.lock.lock_uncancellable());
+                }
+                State::Reacquire(lock) => {
+                    // Cancelled while re-taking the lock: keep waiting for it (asyncio
+                    // re-acquires whatever happens), then report the cancel. The
+                    // notification this waiter consumed passes to the next one.
+                    if let Some(cancelled) = coop::take_cancel() {
+                        if this.cancelled.is_none() {
+                            this.cancelled = Some(cancelled);
+                            if std::mem::take(&mut this.notified) {
+                                cond.notify_unchecked(1);
+                            }
+                        }
+                    }
+                    let guard = match Pin::new(lock).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(guard) => guard,
+                    };
+                    this.state = State::Done;
+                    return Poll::Ready(match this.cancelled.take() {
+                        Some(cancelled) => {
+                            drop(guard);
+                            Err(cancelled)
+                        }
+                        None => guard,
+                    });
+                }
+                State::Done => panic!("evloop::sync::CondWait polled after it completed"),
             }
-        })
+        }
     }
 }
 
