@@ -199,9 +199,14 @@ impl CondModel {
             CSt::LockWaiting => self.lock_waiters.retain(|&j| j != i),
             CSt::Granted | CSt::Holding => self.hand_over(),
             CSt::CondWaiting => self.cond_waiters.retain(|&j| j != i),
-            // A notification it had got passes on.
-            CSt::Notified if w.notified => self.notify(1),
             _ => {}
+        }
+        // A notification it had got passes on: dropped before it ran, or while it
+        // re-takes the lock (asyncio 3.13 notifies another waiter on any exit by
+        // error from `wait`; since 277273f). Once it holds the lock, `wait` is over.
+        let retaking = matches!(w.st, CSt::LockWaiting | CSt::Granted) && w.reacquire;
+        if w.notified && (w.st == CSt::Notified || retaking) {
+            self.notify(1);
         }
         self.w[i] = CW_IDLE;
     }

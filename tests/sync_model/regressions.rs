@@ -282,6 +282,40 @@ fn a_cancel_during_the_reacquire_keeps_the_fifo_turn() {
     });
 }
 
+/// A `Condition::wait` whose task is aborted while it re-takes the lock after a
+/// notification passes that notification to the next waiter (asyncio 3.13 notifies
+/// another waiter on any exit by error from `wait`; the code since 277273f). The
+/// property `condition_matches_model` found this in CI: its model still dropped the
+/// notification in that state, so the code's (correct) answer was reported as a bug.
+#[test]
+fn a_wait_aborted_while_it_retakes_the_lock_passes_its_notification_on() {
+    on_a_loop(async {
+        let c = Condition::new();
+        let woke: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+        let waiter = |name: &'static str| {
+            let (c, woke) = (c.clone(), woke.clone());
+            create_task(async move {
+                let guard = c.acquire().await?;
+                let guard = c.wait(guard).await?;
+                woke.borrow_mut().push(name);
+                drop(guard);
+                Ok(())
+            })
+        };
+        let first = waiter("first");
+        let second = waiter("second");
+        quiesce().await;
+        let held = c.lock().try_lock().expect("both wait: the lock is free");
+        c.notify(1).unwrap();
+        quiesce().await; // first is notified and queues for the lock held here
+        first.abort();
+        drop(held);
+        quiesce().await;
+        assert_eq!(*woke.borrow(), ["second"], "the notification passed on");
+        assert!(second.result().is_ok());
+    });
+}
+
 /// The claim of a get whose task is cancelled before it ran passes to the next
 /// waiting get, so items reach the live gets in order (Y6; asyncio: the item stays in
 /// the buffer, and the next get takes it). Failed before claims: the item was handed to
