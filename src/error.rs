@@ -341,14 +341,16 @@ impl StdError for CancelledError {}
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidStateError {
-    message: Cow<'static, str>,
+    /// Shared (two words, where a `Cow` takes three), so an [`Error`] stays three words.
+    message: Arc<str>,
 }
 
 impl InvalidStateError {
     /// An invalid-state error with its explanation.
     pub fn new(message: impl Into<Cow<'static, str>>) -> InvalidStateError {
+        let message: Cow<'static, str> = message.into();
         InvalidStateError {
-            message: message.into(),
+            message: Arc::from(message),
         }
     }
 

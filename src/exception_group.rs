@@ -39,10 +39,15 @@ pub(crate) const TASK_GROUP_MESSAGE: &str = "unhandled errors in a TaskGroup";
 /// ```
 #[derive(Clone)]
 pub struct ExceptionGroup {
-    message: Arc<str>,
     /// Always `Some`, except inside `drop` (which takes it to free nested groups
-    /// without recursion).
-    errors: Option<Arc<[Error]>>,
+    /// without recursion). One pointer, so an [`Error`] stays three words (every
+    /// future's outcome holds one).
+    shared: Option<Arc<Shared>>,
+}
+
+struct Shared {
+    message: Box<str>,
+    errors: Box<[Error]>,
 }
 
 impl ExceptionGroup {
@@ -50,8 +55,10 @@ impl ExceptionGroup {
     /// Unlike Python, an empty list is allowed.
     pub fn new(message: impl Into<String>, errors: Vec<Error>) -> ExceptionGroup {
         ExceptionGroup {
-            message: Arc::from(message.into()),
-            errors: Some(Arc::from(errors)),
+            shared: Some(Arc::new(Shared {
+                message: message.into().into_boxed_str(),
+                errors: errors.into_boxed_slice(),
+            })),
         }
     }
 
@@ -62,19 +69,19 @@ impl ExceptionGroup {
 
     /// The errors, in the order they happened.
     pub fn errors(&self) -> &[Error] {
-        self.errors.as_deref().unwrap_or(&[])
+        self.shared.as_ref().map_or(&[], |shared| &shared.errors)
     }
 
     /// The message, without the list ("unhandled errors in a TaskGroup").
     pub fn message(&self) -> &str {
-        &self.message
+        self.shared.as_ref().map_or("", |shared| &shared.message)
     }
 
     /// `message (n sub-exceptions)`, as Python prints a group's first line.
     fn header(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors().len();
         let plural = if n == 1 { "" } else { "s" };
-        write!(f, "{} ({n} sub-exception{plural})", self.message)
+        write!(f, "{} ({n} sub-exception{plural})", self.message())
     }
 
     /// Writes the group and its nested groups with an explicit stack: a group is its
@@ -122,7 +129,7 @@ impl fmt::Debug for ExceptionGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.walk(
             f,
-            |group, f| write!(f, "ExceptionGroup({:?})", group.message),
+            |group, f| write!(f, "ExceptionGroup({:?})", group.message()),
             fmt::Debug::fmt,
         )
     }
@@ -135,17 +142,17 @@ impl Drop for ExceptionGroup {
     /// whose list this group held last are moved to a worklist before the list is
     /// freed, so no drop recurses into the next level.
     fn drop(&mut self) {
-        let mut next = self.errors.take();
-        let mut stack: Vec<Arc<[Error]>> = Vec::new();
-        while let Some(mut errors) = next {
-            if let Some(owned) = Arc::get_mut(&mut errors) {
-                for error in owned.iter_mut() {
+        let mut next = self.shared.take();
+        let mut stack: Vec<Arc<Shared>> = Vec::new();
+        while let Some(mut shared) = next {
+            if let Some(owned) = Arc::get_mut(&mut shared) {
+                for error in owned.errors.iter_mut() {
                     if let Error::Group(group) = error {
-                        stack.extend(group.errors.take());
+                        stack.extend(group.shared.take());
                     }
                 }
             }
-            drop(errors);
+            drop(shared);
             next = stack.pop();
         }
     }

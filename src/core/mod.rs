@@ -95,7 +95,10 @@ pub(crate) struct Local {
     next_generation: Cell<u32>,
     config: CoreConfig,
     /// When this iteration started running its ready snapshot (K6).
-    iteration_time: Cell<Instant>,
+    /// When the current iteration began running its ready snapshot (K6), on the
+    /// coarse clock (`sys::coarse_monotonic_ns`): a precise clock read per iteration
+    /// cost 12 % of a chained spawn (P5).
+    iteration_time: Cell<u64>,
 }
 
 impl Local {
@@ -126,7 +129,7 @@ impl Local {
             watches: RefCell::new(crate::watch::Watches::default()),
             next_generation: Cell::new(0),
             config,
-            iteration_time: Cell::new(now),
+            iteration_time: Cell::new(crate::sys::coarse_monotonic_ns()),
         }))
     }
 
@@ -253,7 +256,7 @@ impl Local {
         let n = self.ready.borrow().len();
         if n > 0 {
             // K6: the time a task dump reports its last poll against.
-            self.iteration_time.set(Instant::now());
+            self.iteration_time.set(crate::sys::coarse_monotonic_ns());
         }
         let poll_io = self.reactor.borrow().has_sources();
         for i in 0..n {
@@ -403,9 +406,10 @@ impl Local {
         self.config.coop_budget
     }
 
-    /// When the current iteration began running its ready snapshot (K6).
+    /// When the current iteration began running its ready snapshot (K6), in
+    /// `sys::coarse_monotonic_ns`.
     #[inline]
-    pub(crate) fn iteration_time(&self) -> Instant {
+    pub(crate) fn iteration_time(&self) -> u64 {
         self.iteration_time.get()
     }
 

@@ -184,13 +184,13 @@ impl Local {
 /// core is taken with `context::current`, not borrowed: aborting drops the coroutine,
 /// user code that may even drop another runtime.)
 pub(crate) fn abort_task(task: &Arc<dyn Runnable>) {
-    let id = task.header().loop_id;
+    let id = task.header().loop_id();
     match context::current_for(id) {
         Some(local) => local.abort(task),
         None => {
             let task = task.clone();
             task.owner().clone().call_soon(move || {
-                if let Some(local) = context::current_for(task.header().loop_id) {
+                if let Some(local) = context::current_for(task.header().loop_id()) {
                     local.abort(&task);
                 }
             });

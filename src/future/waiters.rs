@@ -88,17 +88,21 @@ impl<T> Entry<T> {
 }
 
 /// Registrations in order; the first one inline, so the common single awaiter
-/// allocates nothing.
+/// allocates nothing, the rest behind one pointer (every future and task carries this
+/// list: P14 keeps it small).
 pub(super) struct WaiterList<T> {
     first: Option<Entry<T>>,
-    rest: Vec<Entry<T>>,
+    // One pointer where a `Vec` takes three words, in every task (P14); the extra
+    // allocation is paid only by the rare second entry.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Entry<T>>>>,
 }
 
 impl<T> WaiterList<T> {
     pub(super) const fn new() -> Self {
         WaiterList {
             first: None,
-            rest: Vec::new(),
+            rest: None,
         }
     }
 
@@ -110,13 +114,13 @@ impl<T> WaiterList<T> {
         if self.first.is_none() {
             self.first = Some(entry);
         } else {
-            self.rest.push(entry);
+            self.rest.get_or_insert_default().push(entry);
         }
     }
 
     pub(super) fn take(&mut self) -> impl Iterator<Item = Entry<T>> + use<T> {
         let first = self.first.take();
-        let rest = std::mem::take(&mut self.rest);
+        let rest = self.rest.take().map(|rest| *rest).unwrap_or_default();
         first.into_iter().chain(rest)
     }
 
@@ -124,17 +128,21 @@ impl<T> WaiterList<T> {
     /// future's lock is released: its drop is user code).
     pub(super) fn remove(&mut self, key: Key) -> Option<Entry<T>> {
         if self.first.as_ref().is_some_and(|e| e.matches(key)) {
-            let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+            let next = match self.rest.as_mut() {
+                Some(rest) if !rest.is_empty() => Some(rest.remove(0)),
+                _ => None,
+            };
             return std::mem::replace(&mut self.first, next);
         }
-        let i = self.rest.iter().position(|e| e.matches(key))?;
-        Some(self.rest.remove(i))
+        let rest = self.rest.as_mut()?;
+        let i = rest.iter().position(|e| e.matches(key))?;
+        Some(rest.remove(i))
     }
 
     pub(super) fn waker_mut(&mut self, id: EntryId) -> Option<&mut Waker> {
         self.first
             .iter_mut()
-            .chain(self.rest.iter_mut())
+            .chain(self.rest.iter_mut().flat_map(|rest| rest.iter_mut()))
             .find_map(|e| match e {
                 Entry::Waker(i, w) if *i == id => Some(w),
                 _ => None,

@@ -213,6 +213,12 @@ impl<T> LoopLocal<T> {
         LoopLocal { loop_id, value }
     }
 
+    /// The loop this value belongs to.
+    #[inline]
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.loop_id
+    }
+
     /// # Panics
     ///
     /// If the calling thread is not running loop `loop_id`.
@@ -246,8 +252,9 @@ pub(crate) struct TaskLocal {
     pub(crate) context: crate::contextvar::Snapshot,
     /// K6: polls so far, the loop iteration time of the last one, and what the await
     /// that suspended the task recorded (see `dump`).
-    pub(crate) polls: u64,
-    pub(crate) last_poll: Option<std::time::Instant>,
+    pub(crate) polls: u32,
+    /// On `sys::coarse_monotonic_ns`'s clock; 0: never polled.
+    pub(crate) last_poll: u64,
     pub(crate) waiting: super::dump::Waiting,
 }
 
@@ -256,7 +263,12 @@ pub(crate) struct TaskLocal {
 #[derive(Default)]
 pub(crate) struct Hooks {
     first: Option<Arc<dyn CancelHook>>,
-    rest: Vec<Arc<dyn CancelHook>>,
+    /// Boxed: a task suspended on more than one future is rare, and a task's state is
+    /// kept small (P14).
+    // One pointer where a `Vec` takes three words, in every task (P14); the extra
+    // allocation is paid only by the rare second entry.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Arc<dyn CancelHook>>>>,
 }
 
 fn addr(hook: &Arc<dyn CancelHook>) -> *const () {
@@ -269,19 +281,24 @@ impl Hooks {
         match &self.first {
             None => self.first = Some(hook.clone()),
             Some(first) if addr(first) == ptr => {}
-            Some(_) if self.rest.iter().any(|h| addr(h) == ptr) => {}
-            Some(_) => self.rest.push(hook.clone()),
+            Some(_) if self.rest().iter().any(|h| addr(h) == ptr) => {}
+            Some(_) => self.rest.get_or_insert_default().push(hook.clone()),
         }
     }
 
     /// Takes the hook of `cell` out (for the caller to drop after the borrow).
     fn remove(&mut self, cell: *const ()) -> Option<Arc<dyn CancelHook>> {
         if self.first.as_ref().is_some_and(|h| addr(h) == cell) {
-            let next = self.rest.pop();
+            let next = self.rest.as_mut().and_then(|rest| rest.pop());
             return std::mem::replace(&mut self.first, next);
         }
-        let i = self.rest.iter().position(|h| addr(h) == cell)?;
-        Some(self.rest.swap_remove(i))
+        let rest = self.rest.as_mut()?;
+        let i = rest.iter().position(|h| addr(h) == cell)?;
+        Some(rest.swap_remove(i))
+    }
+
+    fn rest(&self) -> &[Arc<dyn CancelHook>] {
+        self.rest.as_deref().map_or(&[], |rest| rest.as_slice())
     }
 
     /// Empties the set, handing its members out (for the caller to drop after its
@@ -290,10 +307,10 @@ impl Hooks {
         // `rest` is only used once `first` is taken (see `insert` and `remove`); an
         // empty `rest` keeps its capacity here.
         let first = self.first.take()?;
-        let rest = if self.rest.is_empty() {
-            Vec::new()
+        let rest = if self.rest().is_empty() {
+            None
         } else {
-            std::mem::take(&mut self.rest)
+            self.rest.take()
         };
         Some(Hooks {
             first: Some(first),
@@ -303,13 +320,13 @@ impl Hooks {
 
     /// The members (K6: a dump describes them).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<dyn CancelHook>> {
-        self.first.iter().chain(&self.rest)
+        self.first.iter().chain(self.rest())
     }
 
     /// Empties the set, returning its members.
     pub(crate) fn take(&mut self) -> impl Iterator<Item = Arc<dyn CancelHook>> + use<> {
         let first = self.first.take();
-        let rest = std::mem::take(&mut self.rest);
+        let rest = self.rest.take().map(|rest| *rest).unwrap_or_default();
         first.into_iter().chain(rest)
     }
 }

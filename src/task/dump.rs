@@ -82,8 +82,9 @@ pub struct TaskInfo {
     pub cancelling: usize,
     /// How many times it was polled; `None` off the task's loop thread.
     pub polls: Option<u64>,
-    /// Time since the loop iteration of its last poll; `None` if never polled, or off
-    /// the loop thread.
+    /// Time since the loop iteration of its last poll, to the kernel's coarse clock
+    /// tick (1–4 ms: reading a precise clock every iteration costs the hot path); `None`
+    /// if never polled, or off the loop thread.
     pub since_last_poll: Option<Duration>,
     /// What it waits on, when that is an evloop awaitable (another task, a future and
     /// its creation site, a sleep and its deadline, a socket, a lock or queue); `None`
@@ -127,11 +128,14 @@ pub(crate) fn info(task: &dyn Runnable) -> TaskInfo {
         TaskState::Waiting
     };
     let (mut polls, mut since_last_poll, mut waiting_on) = (None, None, None);
-    let on_loop = crate::context::current_id() == header.loop_id;
+    let on_loop = crate::context::current_id() == header.loop_id();
     if on_loop {
         if let Ok(local) = header.local.get().try_borrow() {
-            polls = Some(local.polls);
-            since_last_poll = local.last_poll.map(|at| at.elapsed());
+            polls = Some(u64::from(local.polls));
+            since_last_poll = (local.last_poll != 0).then(|| {
+                let now = crate::sys::coarse_monotonic_ns();
+                Duration::from_nanos(now.saturating_sub(local.last_poll))
+            });
             if !local.started && matches!(state, TaskState::Waiting | TaskState::Scheduled) {
                 state = TaskState::Created;
             } else if local.polling {
@@ -224,7 +228,7 @@ impl LoopHandle {
         let found = crate::context::with_local(self.shared.id, |local| {
             let mut tasks = local.all_tasks();
             if let Some(me) = coop::with_current(|t| t.to_runnable()) {
-                if me.header().loop_id == self.shared.id
+                if me.header().loop_id() == self.shared.id
                     && !tasks.iter().any(|t| t.header().id == me.header().id)
                 {
                     tasks.push(me);
