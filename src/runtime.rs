@@ -42,6 +42,7 @@ pub struct Builder {
     slow_callback_duration: Duration,
     shutdown_timeout: Duration,
     coop_budget: u32,
+    eager_tasks: bool,
 }
 
 impl Default for Builder {
@@ -54,6 +55,7 @@ impl Default for Builder {
             slow_callback_duration: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(1),
             coop_budget: crate::task::budget::DEFAULT,
+            eager_tasks: false,
         }
     }
 }
@@ -124,6 +126,35 @@ impl Builder {
         self
     }
 
+    /// Eager task start (default off; asyncio 3.12's `eager_task_factory`): a task created
+    /// with [`create_task`](crate::create_task) on the loop's thread runs its coroutine
+    /// at once, inside `create_task`, until the coroutine first suspends. A task that
+    /// finishes without suspending is returned done, and never goes through the ready
+    /// queue: for tasks that usually complete at once (a cache hit, a ready reply) that
+    /// saves a loop iteration, a queue entry and a later poll each.
+    ///
+    /// It changes T1 ("a task never starts synchronously") for this loop, which is why
+    /// it is opt-in: code that spawns and then sets up what the child needs (a callback,
+    /// a shared value) must do that before `create_task`. Spawns from other threads
+    /// ([`LoopHandle::spawn`](crate::LoopHandle::spawn)) and `LoopHandle::create_task`
+    /// called off the loop's thread start lazily as always. Nesting is bounded: a task
+    /// created eagerly inside 16 eager first polls starts lazily, so a chain of tasks
+    /// each spawning the next never deepens the stack with the chain.
+    ///
+    /// ```
+    /// let rt = evloop::Runtime::builder().eager_tasks(true).build()?;
+    /// rt.block_on(async {
+    ///     let task = evloop::create_task(async { Ok::<_, evloop::Error>(7) });
+    ///     assert!(task.done(), "ran to completion inside create_task");
+    ///     assert_eq!(task.await.unwrap(), 7);
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn eager_tasks(mut self, eager: bool) -> Builder {
+        self.eager_tasks = eager;
+        self
+    }
+
     /// Creates the runtime: its reactor (epoll), wake-up eventfd and precision timer.
     ///
     /// # Errors
@@ -143,6 +174,7 @@ impl Builder {
             debug,
             slow_callback_duration: self.slow_callback_duration,
             coop_budget: self.coop_budget,
+            eager_tasks: self.eager_tasks,
         })?;
         Ok(Runtime {
             handle: local.handle.clone(),

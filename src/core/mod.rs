@@ -73,6 +73,9 @@ pub(crate) struct CoreConfig {
     pub(crate) slow_callback_duration: Duration,
     /// Awaits a task may complete per poll (K7); `budget::UNCONSTRAINED`: no limit.
     pub(crate) coop_budget: u32,
+    /// `create_task` on the loop thread runs the coroutine at once, up to its first
+    /// suspension (`Builder::eager_tasks`, asyncio 3.12's `eager_task_factory`).
+    pub(crate) eager_tasks: bool,
 }
 
 pub(crate) struct Local {
@@ -93,6 +96,8 @@ pub(crate) struct Local {
     /// fds watched by `add_reader` / `add_writer`.
     pub(crate) watches: RefCell<crate::watch::Watches>,
     next_generation: Cell<u32>,
+    /// Eager first polls running right now, nested in one another (`tasks::EAGER_DEPTH`).
+    eager_depth: Cell<u32>,
     config: CoreConfig,
     /// When this iteration started running its ready snapshot (K6).
     /// When the current iteration began running its ready snapshot (K6), on the
@@ -128,6 +133,7 @@ impl Local {
             tasks: RefCell::new(Slab::new()),
             watches: RefCell::new(crate::watch::Watches::default()),
             next_generation: Cell::new(0),
+            eager_depth: Cell::new(0),
             config,
             iteration_time: Cell::new(crate::sys::coarse_monotonic_ns()),
         }))
@@ -522,6 +528,7 @@ mod tests {
             debug: false,
             slow_callback_duration: Duration::from_secs(1),
             coop_budget: crate::task::budget::DEFAULT,
+            eager_tasks: false,
         })
         .unwrap()
     }

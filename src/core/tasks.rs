@@ -11,6 +11,7 @@
 //! finished task, a reused key) finds a different generation or an empty slot and is
 //! skipped.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,20 +28,56 @@ pub(crate) struct TaskSlot {
     task: Option<Arc<dyn Runnable>>,
 }
 
+/// How many eager first polls may nest (a task created eagerly inside another's first
+/// poll): past it, tasks start lazily, so the stack never grows with a chain of tasks
+/// that each create the next (rule 3).
+const EAGER_DEPTH: u32 = 16;
+
 impl Local {
-    /// Adds a task to this loop and queues its first poll (T1: never synchronously).
-    pub(crate) fn spawn_task(&self, task: Arc<dyn Runnable>) {
+    /// Whether a task created now on this thread starts eagerly (`Builder::eager_tasks`,
+    /// within the nesting bound).
+    #[inline]
+    pub(crate) fn starts_eagerly(&self) -> bool {
+        self.config.eager_tasks && self.eager_depth.get() < EAGER_DEPTH
+    }
+
+    /// Adds a task to this loop and polls it at once (eager start, see
+    /// `Builder::eager_tasks`): its slot reads "running" during that poll, as for any
+    /// poll, and it stays in the slab only if it suspended. Not inside a `with_current`
+    /// borrow: the poll is user code.
+    pub(crate) fn spawn_task_eagerly(&self, task: Arc<dyn Runnable>) {
+        let key = self.insert_task(None, task.header());
+        struct Depth<'a>(&'a Cell<u32>);
+        impl Drop for Depth<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() - 1);
+            }
+        }
+        self.eager_depth.set(self.eager_depth.get() + 1);
+        let depth = Depth(&self.eager_depth);
+        bump(&self.shared().stats.task_polls, 1);
+        let result = task.run(self);
+        drop(depth);
+        self.after_run(key, task, result);
+    }
+
+    /// A new slab slot for a task (holding `task`, or "running" for `None`), recorded
+    /// in its header.
+    fn insert_task(&self, task: Option<Arc<dyn Runnable>>, header: &TaskHeader) -> u32 {
         let generation = self.next_generation.get();
         self.next_generation.set(generation.wrapping_add(1));
         let key = {
             let mut tasks = self.tasks.borrow_mut();
-            let key = tasks.insert(TaskSlot {
-                generation,
-                task: Some(task.clone()),
-            });
+            let key = tasks.insert(TaskSlot { generation, task });
             u32::try_from(key).expect("evloop: more than 4 billion live tasks")
         };
-        task.header().set_slot(key, generation);
+        header.set_slot(key, generation);
+        key
+    }
+
+    /// Adds a task to this loop and queues its first poll (T1: never synchronously).
+    pub(crate) fn spawn_task(&self, task: Arc<dyn Runnable>) {
+        self.insert_task(Some(task.clone()), task.header());
         self.schedule_task(task.header());
     }
 
@@ -86,7 +123,13 @@ impl Local {
             return;
         };
         bump(&self.shared().stats.task_polls, 1);
-        match task.run(self) {
+        let result = task.run(self);
+        self.after_run(key, task, result);
+    }
+
+    /// Puts a polled task back in its slot, or frees the slot of a finished one.
+    fn after_run(&self, key: u32, task: Arc<dyn Runnable>, result: RunResult) {
+        match result {
             RunResult::Pending => {
                 if let Some(slot) = self.tasks.borrow_mut().get_mut(key as usize) {
                     slot.task = Some(task);

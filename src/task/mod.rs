@@ -99,7 +99,9 @@ pub struct Task<T> {
 
 /// Schedules `coro` as a task on the loop running on this thread (T1). No `Send`
 /// bound: the coroutine stays on this thread. Its first poll happens in a later
-/// iteration, never synchronously.
+/// iteration, never synchronously — unless the loop was built with
+/// [`Builder::eager_tasks`](crate::Builder::eager_tasks), which runs it here until it
+/// first suspends.
 ///
 /// # Panics
 ///
@@ -120,7 +122,19 @@ where
     } else {
         context::with_current(move |local| {
             let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
-            local.spawn_task(cell.clone());
+            let eager = local.starts_eagerly();
+            if !eager {
+                local.spawn_task(cell.clone());
+            }
+            (cell, eager)
+        })
+        .map(|(cell, eager)| {
+            if eager {
+                // The first poll is user code: outside `with_current`'s borrow.
+                if let Some(local) = context::current() {
+                    local.spawn_task_eagerly(cell.clone());
+                }
+            }
             Task::from_cell(cell)
         })
     };
