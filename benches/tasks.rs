@@ -4,7 +4,8 @@
 //! `rt_multi_threaded.rs`, `sync_mpsc_oneshot.rs`), adapted so a single-threaded runtime
 //! awaits completion inside `block_on`. Where tokio uses a `oneshot` or `mpsc`
 //! channel, evloop uses its `Future` (the asyncio way to hand over a value) and smol
-//! uses `async-channel`.
+//! uses `async-channel`. P1, P4 and P5 also run evloop with eager task start
+//! (`evloop_eager`, `Builder::eager_tasks(true)`, opt-in), for information.
 //!
 //! Run: `cargo bench --bench tasks` (or `cargo xtask bench` for the whole report).
 
@@ -21,22 +22,34 @@ const PINGS: usize = 1_000;
 const CHAIN: usize = 1_000;
 const REQUESTS: usize = 1_000;
 
+/// The evloop body on the default runtime (the row's `evloop` column) and, as
+/// `evloop_eager`, on one built with `Builder::eager_tasks(true)` (opt-in: it changes
+/// T1), shown under "also measured".
+fn bench_evloop_both<F: std::future::Future<Output = ()>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    body: fn() -> F,
+) {
+    let rt = evloop_rt();
+    g.bench_function(EVLOOP, |b| b.iter(|| rt.block_on(body())));
+    let eager = evloop::Runtime::builder()
+        .eager_tasks(true)
+        .build()
+        .expect("evloop runtime");
+    g.bench_function("evloop_eager", |b| b.iter(|| eager.block_on(body())));
+}
+
 /// P1: spawn 10 000 tasks that finish at once, await them all.
 fn spawn_many_local(c: &mut Criterion) {
     let mut g = c.benchmark_group("P1_spawn_many_local");
-    let rt = evloop_rt();
-    g.bench_function(EVLOOP, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let tasks: Vec<_> = (0..SPAWN)
-                    .map(|i| evloop::create_task(async move { Ok(black_box(i)) }))
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            })
-        })
-    });
+    async fn evloop_body() {
+        let tasks: Vec<_> = (0..SPAWN)
+            .map(|i| evloop::create_task(async move { Ok(black_box(i)) }))
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    bench_evloop_both(&mut g, evloop_body);
     async fn tokio_body() {
         let tasks: Vec<_> = (0..SPAWN)
             .map(|i| tokio::spawn(async move { black_box(i) }))
@@ -167,32 +180,28 @@ fn yield_many(c: &mut Criterion) {
 /// evloop: two `Future`s; smol: two bounded(1) channels).
 fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("P4_ping_pong");
-    let rt = evloop_rt();
-    g.bench_function(EVLOOP, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let pairs: Vec<_> = (0..PINGS)
-                    .map(|_| {
-                        evloop::create_task(async {
-                            let ping = evloop::Future::<()>::new();
-                            let pong = evloop::Future::<()>::new();
-                            let (ping2, pong2) = (ping.clone(), pong.clone());
-                            evloop::create_task(async move {
-                                ping2.await?;
-                                pong2.set_result(()).unwrap();
-                                Ok(())
-                            });
-                            ping.set_result(()).unwrap();
-                            pong.await
-                        })
-                    })
-                    .collect();
-                for p in pairs {
-                    p.await.unwrap();
-                }
+    async fn evloop_body() {
+        let pairs: Vec<_> = (0..PINGS)
+            .map(|_| {
+                evloop::create_task(async {
+                    let ping = evloop::Future::<()>::new();
+                    let pong = evloop::Future::<()>::new();
+                    let (ping2, pong2) = (ping.clone(), pong.clone());
+                    evloop::create_task(async move {
+                        ping2.await?;
+                        pong2.set_result(()).unwrap();
+                        Ok(())
+                    });
+                    ping.set_result(()).unwrap();
+                    pong.await
+                })
             })
-        })
-    });
+            .collect();
+        for p in pairs {
+            p.await.unwrap();
+        }
+    }
+    bench_evloop_both(&mut g, evloop_body);
     async fn tokio_body() {
         let pairs: Vec<_> = (0..PINGS)
             .map(|_| {
@@ -254,16 +263,12 @@ fn chained_spawn(c: &mut Criterion) {
             });
         }
     }
-    let rt = evloop_rt();
-    g.bench_function(EVLOOP, |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let done = evloop::Future::new();
-                evloop_link(done.clone(), CHAIN);
-                done.await.unwrap();
-            })
-        })
-    });
+    async fn evloop_body() {
+        let done = evloop::Future::new();
+        evloop_link(done.clone(), CHAIN);
+        done.await.unwrap();
+    }
+    bench_evloop_both(&mut g, evloop_body);
     fn tokio_link(done: tokio::sync::oneshot::Sender<()>, n: usize) {
         if n == 0 {
             done.send(()).unwrap();
