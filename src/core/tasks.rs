@@ -46,7 +46,8 @@ impl Local {
     /// poll, and it stays in the slab only if it suspended. Not inside a `with_current`
     /// borrow: the poll is user code.
     pub(crate) fn spawn_task_eagerly(&self, task: Arc<dyn Runnable>) {
-        let key = self.insert_task(None, task.header());
+        let (key, generation) = self.insert_slot(None);
+        task.header().set_slot(key, generation);
         struct Depth<'a>(&'a Cell<u32>);
         impl Drop for Depth<'_> {
             fn drop(&mut self) {
@@ -61,24 +62,32 @@ impl Local {
         self.after_run(key, task, result);
     }
 
-    /// A new slab slot for a task (holding `task`, or "running" for `None`), recorded
-    /// in its header.
-    fn insert_task(&self, task: Option<Arc<dyn Runnable>>, header: &TaskHeader) -> u32 {
+    /// A new slab slot holding `task` (or reading "running" for `None`): its key and
+    /// generation, for the caller to record in the task's header.
+    fn insert_slot(&self, task: Option<Arc<dyn Runnable>>) -> (u32, u32) {
         let generation = self.next_generation.get();
         self.next_generation.set(generation.wrapping_add(1));
-        let key = {
-            let mut tasks = self.tasks.borrow_mut();
-            let key = tasks.insert(TaskSlot { generation, task });
-            u32::try_from(key).expect("evloop: more than 4 billion live tasks")
-        };
-        header.set_slot(key, generation);
-        key
+        let key = self
+            .tasks
+            .borrow_mut()
+            .insert(TaskSlot { generation, task });
+        let key = u32::try_from(key).expect("evloop: more than 4 billion live tasks");
+        (key, generation)
     }
 
     /// Adds a task to this loop and queues its first poll (T1: never synchronously).
     pub(crate) fn spawn_task(&self, task: Arc<dyn Runnable>) {
-        self.insert_task(Some(task.clone()), task.header());
-        self.schedule_task(task.header());
+        // The slab keeps this reference: no clone (each is a locked increment and,
+        // dropped, a locked decrement); the header is reached through the entry.
+        let (key, generation) = self.insert_slot(Some(task));
+        let tasks = self.tasks.borrow();
+        let header = tasks[key as usize]
+            .task
+            .as_ref()
+            .expect("inserted just above")
+            .header();
+        header.set_slot(key, generation);
+        self.schedule_task(header);
     }
 
     /// Queues a poll of a live task unless one is queued already. Loop thread only;

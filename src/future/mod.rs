@@ -426,8 +426,10 @@ impl<T: Send + 'static> Future<T> {
             match obj.core().poll_with(cx, &mut self.waiter, &handle, read) {
                 Poll::Ready(r) => Poll::Ready(r),
                 Poll::Pending => {
-                    let hook: Arc<dyn CancelHook> = (*self.obj).clone();
-                    coop::suspended_on(&hook);
+                    coop::suspended_on(self.cell_ptr(), || {
+                        let hook: Arc<dyn CancelHook> = obj.clone();
+                        hook
+                    });
                     Poll::Pending
                 }
             }

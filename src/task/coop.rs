@@ -276,13 +276,15 @@ fn addr(hook: &Arc<dyn CancelHook>) -> *const () {
 }
 
 impl Hooks {
-    fn insert(&mut self, hook: &Arc<dyn CancelHook>) {
-        let ptr = addr(hook);
+    /// Adds the hook at `ptr` unless it is there already; `make` gives the reference
+    /// to keep (called only when it is new: each clone of an `Arc` is a locked
+    /// increment, and its drop a locked decrement).
+    fn insert(&mut self, ptr: *const (), make: impl FnOnce() -> Arc<dyn CancelHook>) {
         match &self.first {
-            None => self.first = Some(hook.clone()),
+            None => self.first = Some(make()),
             Some(first) if addr(first) == ptr => {}
             Some(_) if self.rest().iter().any(|h| addr(h) == ptr) => {}
-            Some(_) => self.rest.get_or_insert_default().push(hook.clone()),
+            Some(_) => self.rest.get_or_insert_default().push(make()),
         }
     }
 
@@ -405,9 +407,12 @@ fn take_cancel_slow() -> Option<Error> {
     .flatten()
 }
 
-/// Records that the current task is suspended on a cancellable future.
-pub(crate) fn suspended_on(hook: &Arc<dyn CancelHook>) {
-    with_current(|task| local_of(task.header()).waiters.insert(hook));
+/// Records that the current task is suspended on the cancellable future whose cell is
+/// at `cell`; `make` gives the reference the task keeps, called only if it is not
+/// recorded yet (and never for a poll outside a task). Cloning an `Arc` cannot run
+/// user code, so it may happen under the task-state borrow.
+pub(crate) fn suspended_on(cell: *const (), make: impl FnOnce() -> Arc<dyn CancelHook>) {
+    with_current(|task| local_of(task.header()).waiters.insert(cell, make));
 }
 
 /// A future handle that registered with [`suspended_on`] is going away: the current
