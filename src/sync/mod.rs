@@ -57,12 +57,13 @@
 //! (`select`, a drop-based `time::timeout`). A dropped wait leaves the wait list at once;
 //! a loop-local lock, semaphore, condition or queue passes over a cancelled task's wait
 //! at once too (what is released goes to the next live waiter), and the task removes it
-//! when it runs.
+//! when it runs. A lock or permit handed to a waiter before its task was cancelled stays
+//! that waiter's until the task runs, which passes it on (as in asyncio).
 //!
 //! | method | cancelled or dropped while waiting |
 //! |---|---|
-//! | `Mutex::lock`, `Condition::acquire` | safe: no lock taken; a lock already handed to it passes to the next waiter |
-//! | `Semaphore::acquire`, `BoundedSemaphore::acquire` | safe: no permit taken; a permit handed to it passes to the next waiter |
+//! | `Mutex::lock`, `Condition::acquire` | safe: no lock taken; a lock already handed to it passes to the next waiter when its task runs (dropped: at once), as in asyncio |
+//! | `Semaphore::acquire`, `BoundedSemaphore::acquire` | safe: no permit taken; a permit handed to it passes to the next waiter when its task runs (dropped: at once), as in asyncio |
 //! | `Event::wait` | safe: nothing to lose |
 //! | `Condition::wait`, `wait_for` | cancelled: re-acquires the lock (in FIFO turn), then returns `Err(Cancelled)` and releases it; a notification it had got passes to the next waiter. Dropped: the lock stays released (the guard was given up), a notification passes on |
 //! | `Barrier::wait` | safe: the party leaves the round when its task runs (dropped: at once), as in asyncio; if the round tripped first, the wait still returns `Err(Cancelled)` |

@@ -54,8 +54,9 @@ enum CSt {
     CondWaiting,
     /// Notified, or cancelled while in the condition's FIFO; not run yet.
     Notified,
-    /// Cancelled in its first acquire (out of the lock's FIFO, a lock handed to it
-    /// passed on): resumes with `Err(Cancelled)`.
+    /// Cancelled while waiting in its first acquire (out of the lock's FIFO): resumes
+    /// with `Err(Cancelled)`. (One cancelled after the lock was handed to it stays
+    /// `Granted`, and passes the lock on when it runs.)
     Cancelling,
 }
 
@@ -180,10 +181,9 @@ impl CondModel {
                 self.lock_waiters.retain(|&j| j != i);
                 self.w[i].st = CSt::Cancelling;
             }
-            CSt::Granted if !self.w[i].reacquire => {
-                self.hand_over();
-                self.w[i].st = CSt::Cancelling;
-            }
+            // Handed the lock, not run: it stays the holder until its task runs, which
+            // passes the lock on (asyncio; ARCHITECTURE "A permit", step 3).
+            CSt::Granted if !self.w[i].reacquire => {}
             CSt::CondWaiting => {
                 self.cond_waiters.retain(|&j| j != i);
                 self.w[i].st = CSt::Notified;
@@ -265,6 +265,11 @@ impl Model for CondModel {
                 m.w[i] = CW_IDLE;
             }
             CSt::LockWaiting => m.see_cancel(i),
+            CSt::Granted if !w.reacquire && w.cancel => {
+                m.log.push((i, Out::Cancelled));
+                m.w[i] = CW_IDLE;
+                m.hand_over();
+            }
             CSt::Granted => {
                 if w.reacquire && w.cancel && !w.wait_cancelled {
                     m.see_cancel(i);

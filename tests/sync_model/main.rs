@@ -25,12 +25,13 @@
 //! permit is handed over directly (a release with waiters keeps `locked()`); a task
 //! cancelled while waiting resumes with `Err(Cancelled)` and is no longer a candidate
 //! for a hand-over; a waiter handed the lock / a permit and then cancelled or dropped
-//! before it ran passes it to the next waiter; a waiting put that is cancelled puts
-//! nothing; a cancelled barrier wait leaves the round; a notified condition waiter
-//! cancelled before it ran passes the notification on, and re-acquires the lock in its
-//! FIFO turn before it returns `Err(Cancelled)`; the first poll of a free lock (of an
-//! available permit, of a queue with an unclaimed item) does not suspend; new tasks
-//! start in the order they were created.
+//! before it ran passes it to the next waiter (dropped: at once; cancelled: when its
+//! task runs — until then it is that waiter's, as in asyncio); a waiting put that is
+//! cancelled puts nothing; a cancelled barrier wait leaves the round; a notified
+//! condition waiter cancelled before it ran passes the notification on, and
+//! re-acquires the lock in its FIFO turn before it returns `Err(Cancelled)`; the first
+//! poll of a free lock (of an available permit, of a queue with an unclaimed item) does
+//! not suspend; new tasks start in the order they were created.
 //!
 //! **Queues use claims, as asyncio does.** A put always stores its item in the buffer
 //! (in the queue's order); if gets wait, the first live one is woken with a *claim*: one

@@ -49,6 +49,10 @@ enum LSt {
     Holding,
     /// Cancelled while waiting: resumes with `Err(Cancelled)`.
     Cancelling,
+    /// Handed the lock / a permit, then cancelled before it ran: the grant stays its
+    /// own until its task runs, which passes it on and returns `Err(Cancelled)`
+    /// (asyncio; ARCHITECTURE "A permit", step 3).
+    CancellingGranted,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,11 +125,9 @@ impl PermitModel {
                 self.waiters.retain(|&j| j != i);
                 self.w[i].st = LSt::Cancelling;
             }
-            // Handed the permit but not run: it goes to the next waiter.
-            LSt::Granted => {
-                self.hand_over();
-                self.w[i].st = LSt::Cancelling;
-            }
+            // Handed the permit but not run: it passes to the next waiter when the
+            // task runs, not now.
+            LSt::Granted => self.w[i].st = LSt::CancellingGranted,
             _ => {}
         }
     }
@@ -135,7 +137,7 @@ impl PermitModel {
             LSt::Waiting => self.waiters.retain(|&j| j != i),
             // The coroutine is dropped with its guard / permit (even one it was told
             // to forget but did not yet): released.
-            LSt::Granted | LSt::Holding => self.hand_over(),
+            LSt::Granted | LSt::CancellingGranted | LSt::Holding => self.hand_over(),
             _ => {}
         }
         self.w[i] = LW_IDLE;
@@ -166,7 +168,7 @@ impl Model for PermitModel {
             .filter(|&i| {
                 let w = &self.w[i];
                 match w.st {
-                    LSt::Granted | LSt::Cancelling => true,
+                    LSt::Granted | LSt::Cancelling | LSt::CancellingGranted => true,
                     LSt::Holding => w.release.is_some() || w.cancel,
                     _ => false,
                 }
@@ -202,6 +204,11 @@ impl Model for PermitModel {
                 m.w[i].st = LSt::Holding;
             }
             LSt::Cancelling => {
+                m.log.push((i, Out::Cancelled));
+                m.w[i] = LW_IDLE;
+            }
+            LSt::CancellingGranted => {
+                m.hand_over();
                 m.log.push((i, Out::Cancelled));
                 m.w[i] = LW_IDLE;
             }
@@ -334,7 +341,7 @@ async fn run_lock(n: usize, ops: Vec<LockOp>) -> Result<(), String> {
 // Y4 Semaphore and BoundedSemaphore.
 
 #[derive(Clone, Debug)]
-enum SemOp {
+pub(crate) enum SemOp {
     Acquire(usize),
     /// Worker drops its permit (as soon as it holds one).
     Release(usize),
@@ -364,7 +371,7 @@ fn sem_op(n: usize) -> BoxedStrategy<SemOp> {
 type Permit<'a> = Box<dyn FnOnce(u8) + 'a>;
 
 /// `Semaphore` and `BoundedSemaphore` behind one interface.
-trait AnySem: Clone + 'static {
+pub(crate) trait AnySem: Clone + 'static {
     fn new(permits: usize) -> Self;
     fn acquire(&self) -> impl StdFuture<Output = Result<Permit<'_>, Error>> + '_;
     fn try_acquire(&self) -> bool;
@@ -467,7 +474,11 @@ async fn sem_worker<S: AnySem>(
     Ok(())
 }
 
-async fn run_sem<S: AnySem>(n: usize, permits: usize, ops: Vec<SemOp>) -> Result<(), String> {
+pub(crate) async fn run_sem<S: AnySem>(
+    n: usize,
+    permits: usize,
+    ops: Vec<SemOp>,
+) -> Result<(), String> {
     let s = S::new(permits);
     let mut ws = Workers::new(n);
     let mut cands = vec![PermitModel::new(n, permits)];

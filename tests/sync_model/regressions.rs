@@ -398,3 +398,78 @@ fn a_claim_keeps_an_item_not_a_particular_one() {
         assert_eq!(getter.result().ok(), Some(1));
     });
 }
+
+// Found by a soak of the properties (`PROPTEST_CASES=20000`); the model was wrong, the
+// code right:
+
+/// A permit handed to a waiter whose task is then cancelled before it ran stays that
+/// waiter's until its task runs; the task then passes it to the next waiter and returns
+/// `Err(Cancelled)` (ARCHITECTURE "A permit", step 3; asyncio 3.13 alike: `_value`
+/// stays 0 and `locked()` true until the cancelled task's `acquire` gives the permit
+/// back). `semaphore_matches_model` failed on the sequence below (two permits released
+/// to two waiters, the first cancelled, a task created before the cancel that had not
+/// run yet): its model passed the permit on at `cancel()`, so it demanded that this
+/// task take it at its first poll, ahead of the cancelled task's run — the code's
+/// (right) answer was reported as a bug. Here `b` queues, and is handed `a`'s permit
+/// only when `a` runs; `d` keeps its own, so nothing else could reach `b`.
+#[test]
+fn a_permit_handed_before_the_cancel_passes_on_when_the_task_runs() {
+    on_a_loop(async {
+        let s = Semaphore::new(0);
+        let log: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+        let worker = |name: &'static str| {
+            let (s, log) = (s.clone(), log.clone());
+            create_task(async move {
+                let out = s.acquire().await;
+                log.borrow_mut()
+                    .push(if out.is_ok() { name } else { "a cancelled" });
+                out?.forget();
+                Ok(())
+            })
+        };
+        let a = worker("a");
+        let d = worker("d");
+        quiesce().await; // a, then d, wait
+        let b = worker("b"); // created, not run yet
+        s.release(); // to a
+        s.release(); // to d
+        a.cancel();
+        assert_eq!(
+            s.available(),
+            0,
+            "the permit handed to a is a's until it runs"
+        );
+        assert!(s.locked());
+        assert!(s.try_acquire().is_none());
+        quiesce().await;
+        assert!(a.cancelled());
+        assert!(b.result().is_ok() && d.result().is_ok());
+        let log = log.borrow();
+        let at = |name| log.iter().position(|n| *n == name).unwrap();
+        assert!(
+            at("a cancelled") < at("b"),
+            "b is handed a's permit when a runs, not at its first poll: {log:?}"
+        );
+        assert_eq!(s.available(), 0, "b and d hold the two permits");
+    });
+}
+
+/// The shrunk input of that failure, through the property's own driver: the model
+/// now allows what the code does.
+#[test]
+fn the_shrunk_semaphore_case_agrees_with_the_model() {
+    use crate::permits::SemOp::*;
+    let ops = vec![
+        Acquire(0),
+        Acquire(3),
+        Settle,
+        Acquire(1),
+        Add,
+        Add,
+        Release(3),
+        Cancel(0),
+        Acquire(2),
+    ];
+    let out = crate::harness::run_driver(crate::permits::run_sem::<Semaphore>(4, 0, ops));
+    assert!(out.is_ok(), "{}", out.unwrap_err());
+}
