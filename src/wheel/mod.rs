@@ -87,6 +87,9 @@ pub(crate) struct Wheel<P> {
     due_min: u64,
     /// `(deadline, seq, index)` of the entries firing in one `advance`.
     firing: Vec<(u64, u64, u32)>,
+    /// Compactions so far: (sequential passes, list walks).
+    #[cfg(test)]
+    compactions: (usize, usize),
 }
 
 impl<P> Wheel<P> {
@@ -108,6 +111,8 @@ impl<P> Wheel<P> {
             overflow_min: u64::MAX,
             due_min: u64::MAX,
             firing: Vec::new(),
+            #[cfg(test)]
+            compactions: (0, 0),
         }
     }
 
@@ -299,24 +304,53 @@ impl<P> Wheel<P> {
         self.due_min = u64::MAX;
     }
 
-    /// Frees every tombstone: each non-empty list is walked once and rebuilt with its
-    /// live entries (their order in a list does not matter).
+    /// Frees every tombstone. While the storage is mostly in use, one sequential pass
+    /// over it relinks every live entry into the list it is in (their order in a list
+    /// does not matter); a storage left large by an earlier peak is not scanned, each
+    /// list is walked instead (random accesses, but only the entries in use).
     fn compact(&mut self) {
-        for list in 0..LISTS {
-            let mut cur = std::mem::replace(&mut self.heads[list], NIL);
-            while cur != NIL {
-                let entry = &mut self.storage[cur];
-                let next = entry.next;
-                if entry.payload.is_none() {
-                    self.storage.free(cur);
-                } else {
-                    entry.next = self.heads[list];
-                    self.heads[list] = cur;
-                }
-                cur = next;
+        if self.storage.slots() <= 4 * self.storage.in_use() {
+            let Wheel {
+                storage,
+                heads,
+                occupied,
+                ..
+            } = self;
+            **heads = [NIL; LISTS];
+            *occupied = [0; LEVELS];
+            #[cfg(test)]
+            {
+                self.compactions.0 += 1;
             }
-            if list < DUE && self.heads[list] == NIL {
-                self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
+            storage.retain_live(|index, entry| {
+                let list = entry.list as usize;
+                entry.next = heads[list];
+                heads[list] = index;
+                if list < DUE {
+                    occupied[list / SLOTS] |= 1 << (list % SLOTS);
+                }
+            });
+        } else {
+            #[cfg(test)]
+            {
+                self.compactions.1 += 1;
+            }
+            for list in 0..LISTS {
+                let mut cur = std::mem::replace(&mut self.heads[list], NIL);
+                while cur != NIL {
+                    let entry = &mut self.storage[cur];
+                    let next = entry.next;
+                    if entry.payload.is_none() {
+                        self.storage.free(cur);
+                    } else {
+                        entry.next = self.heads[list];
+                        self.heads[list] = cur;
+                    }
+                    cur = next;
+                }
+                if list < DUE && self.heads[list] == NIL {
+                    self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
+                }
             }
         }
         self.tombstones = 0;

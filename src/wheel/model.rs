@@ -261,3 +261,47 @@ proptest! {
         }
     }
 }
+
+/// Both ways of compacting keep every live timer, in order, and free every tombstone:
+/// the sequential pass (storage mostly in use) and the list walk (storage left large
+/// by an earlier peak).
+#[test]
+fn both_compactions_keep_every_live_timer() {
+    const MS: u64 = 1_000_000;
+    // Sequential pass: 100 timers, the first 60 cancelled (not list heads: tombstones).
+    let mut w = Wheel::new();
+    let keys: Vec<_> = (0..100u64).map(|i| w.insert((1 + i % 7) * MS, i)).collect();
+    for key in &keys[..60] {
+        assert!(w.remove(*key).is_some());
+        w.assert_bounded();
+    }
+    assert_eq!(w.compactions, (1, 0));
+    let mut got = vec![];
+    w.advance(10 * MS, |p| got.push(p));
+    let mut want: Vec<u64> = (60..100).collect();
+    want.sort_by_key(|i| ((1 + i % 7) * MS, *i));
+    assert_eq!(got, want);
+
+    // List walk: 1 000 timers, 900 fire (their entries stay allocated: the wheel is
+    // not empty), then 60 of the 100 far ones are cancelled.
+    let mut w = Wheel::new();
+    let mut far = vec![];
+    for i in 0..1_000u64 {
+        if i % 10 == 0 {
+            far.push(w.insert(100 * MS + i, i));
+        } else {
+            w.insert(MS + i, i);
+        }
+    }
+    let mut fired = 0;
+    w.advance(2 * MS, |_| fired += 1);
+    assert_eq!((fired, w.len(), w.slots()), (900, 100, 1_000));
+    for key in far.drain(..60) {
+        assert!(w.remove(key).is_some());
+        w.assert_bounded();
+    }
+    assert_eq!(w.compactions, (0, 1));
+    let mut got = vec![];
+    w.advance(200 * MS, |p| got.push(p));
+    assert_eq!(got, (600..1_000).step_by(10).collect::<Vec<u64>>());
+}

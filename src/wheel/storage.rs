@@ -13,6 +13,8 @@ use std::ops::{Index, IndexMut};
 
 /// "No entry" in a link.
 pub(super) const NIL: u32 = u32::MAX;
+/// The `list` of a vacant entry.
+const VACANT: u16 = u16::MAX;
 
 /// One timer: 48 bytes for the loop's payloads (a `Waker` or an `Arc<dyn _>` plus the
 /// enum's tag), so a cancel reads one or two adjacent cache lines and writes no other
@@ -24,7 +26,8 @@ pub(super) struct Entry<P> {
     pub(super) seq: u64,
     /// Next entry of the same slot list.
     pub(super) next: u32,
-    /// The list (index into the wheel's heads) the entry is linked in.
+    /// The list (index into the wheel's heads) the entry is linked in; `VACANT` once
+    /// freed.
     pub(super) list: u16,
     /// `None`: a tombstone (cancelled, not yet reaped) or a vacant entry.
     pub(super) payload: Option<P>,
@@ -62,8 +65,29 @@ impl<P> Storage<P> {
     /// Makes `index` reusable. Its payload must already be gone (a vacant entry must
     /// not accept keys).
     pub(super) fn free(&mut self, index: u32) {
-        debug_assert!(self.entries[index as usize].payload.is_none());
+        let entry = &mut self.entries[index as usize];
+        debug_assert!(entry.payload.is_none() && entry.list != VACANT);
+        entry.list = VACANT;
         self.free.push(index);
+    }
+
+    /// Frees every entry without a payload (tombstones; vacant ones stay free) in one
+    /// sequential pass, handing each live entry to `link` (in descending index order).
+    /// Trailing free entries are dropped from the vector, and the free stack is rebuilt
+    /// so that the lowest index is reused first: new entries fill the holes in order.
+    pub(super) fn retain_live(&mut self, mut link: impl FnMut(u32, &mut Entry<P>)) {
+        while self.entries.last().is_some_and(|e| e.payload.is_none()) {
+            self.entries.pop();
+        }
+        self.free.clear();
+        for (index, entry) in self.entries.iter_mut().enumerate().rev() {
+            if entry.payload.is_some() {
+                link(index as u32, entry);
+            } else {
+                entry.list = VACANT;
+                self.free.push(index as u32);
+            }
+        }
     }
 
     /// The entry at `index`, if `index` was ever allocated since the last `clear`.
@@ -95,14 +119,12 @@ impl<P> Storage<P> {
     }
 
     /// Entries allocated and not freed: live ones and tombstones.
-    #[cfg(test)]
     pub(super) fn in_use(&self) -> usize {
         self.entries.len() - self.free.len()
     }
 
     /// Entries the vector holds (in use or vacant): the storage's high-water mark
     /// since it was last cleared.
-    #[cfg(test)]
     pub(super) fn slots(&self) -> usize {
         self.entries.len()
     }
@@ -152,6 +174,29 @@ mod tests {
         assert_eq!(s.alloc(entry(4, Some("e"))), a);
         assert_eq!(s.alloc(entry(5, Some("f"))), 3, "then the vector grows");
         assert_eq!(s.in_use(), 4);
+    }
+
+    #[test]
+    fn retain_live_frees_the_rest_and_reuses_low_indices_first() {
+        let mut s = Storage::new();
+        for (i, p) in [Some("a"), None, Some("c"), None, None]
+            .into_iter()
+            .enumerate()
+        {
+            s.alloc(entry(i as u64, p));
+        }
+        let vacant = s.alloc(entry(9, None));
+        s.free(vacant);
+        let mut linked = vec![];
+        s.retain_live(|i, e| linked.push((i, e.payload.unwrap())));
+        assert_eq!(linked, [(2, "c"), (0, "a")]);
+        assert_eq!(
+            (s.in_use(), s.slots()),
+            (2, 3),
+            "the trailing free entries are gone"
+        );
+        assert_eq!(s.alloc(entry(10, Some("x"))), 1);
+        assert_eq!(s.alloc(entry(11, Some("y"))), 3);
     }
 
     #[test]
