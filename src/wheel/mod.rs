@@ -26,13 +26,15 @@
 //! So a cancel touches the entry alone: no neighbour, no second cache line of another
 //! entry. Tombstones are freed when the wheel reaches their slot, and memory stays
 //! bounded by two rules: when tombstones outnumber the live timers (and exceed
-//! `MIN_TOMBSTONES`) a compaction walks every list and frees them all, so at any time
+//! `MIN_TOMBSTONES`) a compaction (`compact`) frees them all, so after every operation
 //! `tombstones <= max(live, MIN_TOMBSTONES)` and the entries in use are at most
 //! `2 * live + MIN_TOMBSTONES`; and when the last live timer goes, the storage is
 //! cleared (its memory kept), so the next timers are laid out in order again. A
-//! compaction costs O(entries in use) and follows at least `live` cancels: O(1) per
-//! cancel, amortised.
+//! compaction costs O(entries in use) — a sequential pass over the storage while it is
+//! mostly in use, a walk of the lists otherwise — and follows at least `live` cancels:
+//! O(1) per cancel, amortised.
 
+mod compact;
 mod maths;
 #[cfg(test)]
 mod model;
@@ -302,58 +304,6 @@ impl<P> Wheel<P> {
         self.tombstones = 0;
         self.overflow_min = u64::MAX;
         self.due_min = u64::MAX;
-    }
-
-    /// Frees every tombstone. While the storage is mostly in use, one sequential pass
-    /// over it relinks every live entry into the list it is in (their order in a list
-    /// does not matter); a storage left large by an earlier peak is not scanned, each
-    /// list is walked instead (random accesses, but only the entries in use).
-    fn compact(&mut self) {
-        if self.storage.slots() <= 4 * self.storage.in_use() {
-            let Wheel {
-                storage,
-                heads,
-                occupied,
-                ..
-            } = self;
-            **heads = [NIL; LISTS];
-            *occupied = [0; LEVELS];
-            #[cfg(test)]
-            {
-                self.compactions.0 += 1;
-            }
-            storage.retain_live(|index, entry| {
-                let list = entry.list as usize;
-                entry.next = heads[list];
-                heads[list] = index;
-                if list < DUE {
-                    occupied[list / SLOTS] |= 1 << (list % SLOTS);
-                }
-            });
-        } else {
-            #[cfg(test)]
-            {
-                self.compactions.1 += 1;
-            }
-            for list in 0..LISTS {
-                let mut cur = std::mem::replace(&mut self.heads[list], NIL);
-                while cur != NIL {
-                    let entry = &mut self.storage[cur];
-                    let next = entry.next;
-                    if entry.payload.is_none() {
-                        self.storage.free(cur);
-                    } else {
-                        entry.next = self.heads[list];
-                        self.heads[list] = cur;
-                    }
-                    cur = next;
-                }
-                if list < DUE && self.heads[list] == NIL {
-                    self.occupied[list / SLOTS] &= !(1 << (list % SLOTS));
-                }
-            }
-        }
-        self.tombstones = 0;
     }
 
     /// (level, slot, start tick) of the earliest non-empty slot; `level == LEVELS` means
