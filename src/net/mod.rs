@@ -22,6 +22,7 @@
 //! `io::Error` instead of waiting forever.
 
 mod addr;
+pub(crate) mod scratch;
 mod source;
 pub(crate) mod stream;
 mod tcp;
