@@ -44,8 +44,9 @@ pub(crate) const SCRATCH_LEN: usize = 64 * 1024;
 /// Reads of at least this many bytes go straight into the caller's buffer. Chosen by
 /// measurement (256 MiB over loopback TCP, one reader, CPU time): through the scratch
 /// buffer a 512-byte reader needs 0.3× the CPU, 2–8 KiB readers 0.55–0.75×, 16–40 KiB
-/// readers 0.8–0.95× (one `recv` serves several reads); at 48 KiB it is even and at
-/// 60 KiB the extra copies cost more (1.2×) than the `recv`s they save.
+/// readers 0.8–0.95× (one `recv` serves several reads); at 48 KiB the results are
+/// mixed (less CPU, more wall time) and at 60 KiB the extra copies cost more (1.2×)
+/// than the `recv`s they save.
 pub(crate) const DIRECT_FROM: usize = 32 * 1024;
 
 thread_local! {

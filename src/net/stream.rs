@@ -84,6 +84,11 @@ macro_rules! stream_api {
             /// Reads into `buf`, waiting until data or end-of-stream arrives; `Ok(0)` is the
             /// end of the stream. Dropping the future before it completes loses no data.
             ///
+            /// A read into less than 32 KiB may take more from the kernel than `buf`
+            /// holds; the rest stays with the stream and comes first in its next reads
+            /// (any read method, either split half). So do not mix these reads with
+            /// reads of the raw fd.
+            ///
             /// # Errors
             ///
             /// The socket's error (e.g. `ConnectionReset`); an `io::Error` wrapping
@@ -138,7 +143,8 @@ macro_rules! stream_api {
                 Ok(())
             }
 
-            /// Waits until the socket is readable (data, end-of-stream or an error).
+            /// Waits until the stream is readable: data (in the socket, or left over from
+            /// an earlier read), end-of-stream or an error.
             ///
             /// # Errors
             ///
@@ -162,7 +168,8 @@ macro_rules! stream_api {
                 .await
             }
 
-            /// Reads without waiting: `WouldBlock` if nothing is available now.
+            /// Reads without waiting (bytes left over from an earlier read first):
+            /// `WouldBlock` if nothing is available now.
             ///
             /// # Errors
             ///
