@@ -190,17 +190,17 @@ impl<E: Copy> Leftover<E> {
         } else {
             None
         };
+        // The lock is held across the direct `recv` too: a concurrent reader (another
+        // thread) must not store leftover bytes that are older than what this one reads.
+        let result = scratched.unwrap_or_else(|| {
+            let n = buf.recv_direct(socket)?;
+            Ok(Outcome {
+                n,
+                drained: event.filter(|_| n > 0 && n < len),
+            })
+        });
         drop(pending);
-        match scratched {
-            Some(result) => result,
-            None => {
-                let n = buf.recv_direct(socket)?;
-                Ok(Outcome {
-                    n,
-                    drained: event.filter(|_| n > 0 && n < len),
-                })
-            }
-        }
+        result
     }
 
     /// How many leftover bytes wait to be read.
