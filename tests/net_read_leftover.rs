@@ -260,6 +260,34 @@ fn readable_and_try_read_see_leftover_bytes_as_data() {
     .unwrap();
 }
 
+// Regression: a `try_read` made before the loop had seen any readiness for the stream
+// went through the scratch buffer, left bytes over and had no readiness to keep set;
+// epoll then reported nothing (the socket's queue was empty), so the next `read()`
+// waited forever with the bytes in hand. A read with no readiness seen now reads
+// straight into the caller's buffer, so nothing is left over unseen.
+#[test]
+fn a_try_read_before_any_readiness_leaves_nothing_a_later_read_cannot_see() {
+    evloop::run(async {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let ours = UnixStream::from_std(ours)?;
+        let data = pattern(11, 100);
+        (&theirs).write_all(&data)?;
+        // No await since the registration: the loop has polled no event for `ours`.
+        let mut buf = [0u8; 10];
+        assert_eq!(ours.try_read(&mut buf)?, 10);
+        let mut got = buf.to_vec();
+        let mut big = [0u8; 200];
+        while got.len() < data.len() {
+            let n = within_10s("read after an early try_read", ours.read(&mut big)).await?;
+            assert!(n > 0, "end of stream before all bytes came");
+            got.extend_from_slice(&big[..n]);
+        }
+        assert_eq!(got, data);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
 // Two tasks read the same stream with small buffers and the peer sends one burst: the
 // first read leaves bytes over, and the other task — woken by the same event — must be
 // served from them rather than wait for data that never comes. Together they see the

@@ -27,7 +27,9 @@
 //! second waiter and the cooperative budget see a stream with leftover bytes exactly
 //! as a socket with data in its queue, and every read — leftover or not — first
 //! passes the usual readiness check (which delivers a cancellation and spends one
-//! unit of budget).
+//! unit of budget). A read made with no readiness event in hand (a `try_read` before
+//! the loop saw any) reads straight into the caller's buffer: there would be no
+//! readiness to keep set, and epoll does not report a queue the read emptied.
 
 use std::cell::RefCell;
 use std::io::{self, Read};
@@ -133,8 +135,8 @@ impl<E: Copy> Leftover<E> {
     }
 
     /// Reads into `buf`: leftover bytes first (the socket untouched); otherwise one
-    /// `recv` — into the scratch buffer when `buf` is small, straight into `buf`
-    /// when it is large or empty. `event` is the readiness the caller saw, if any (it
+    /// `recv` — into the scratch buffer when `buf` is small and `event` is known,
+    /// straight into `buf` when it is large or empty or no readiness was seen. `event` is the readiness the caller saw, if any (it
     /// comes back in [`Outcome::drained`] when this read proved it gone). Errors, including
     /// `WouldBlock`, are the `recv`'s, and only happen when no bytes were left over.
     pub(crate) fn read(
@@ -158,7 +160,10 @@ impl<E: Copy> Leftover<E> {
             });
         }
         let len = buf.len();
-        let through_scratch = len > 0 && len < DIRECT_FROM;
+        // Only with a readiness event in hand: leftover bytes rely on the read readiness
+        // staying set until they are read, and without an event there is none to keep
+        // (epoll would not report a queue this read emptied, so a later wait would hang).
+        let through_scratch = event.is_some() && len > 0 && len < DIRECT_FROM;
         let scratched = if through_scratch {
             // `try_with` / `try_borrow_mut`: a thread tearing down its locals, or a
             // (never expected) nested read, simply reads directly.
@@ -358,6 +363,23 @@ mod tests {
                 drained: None
             }
         );
+    }
+
+    #[test]
+    fn a_read_without_a_readiness_event_leaves_nothing_over() {
+        let (mut a, b) = pair();
+        let left = Leftover::<u32>::new();
+        a.write_all(&[3; 100]).unwrap();
+        let mut buf = [0; 10];
+        let out = left.read(&b, &mut ReadBuf::Init(&mut buf), None).unwrap();
+        assert_eq!(
+            out,
+            Outcome {
+                n: 10,
+                drained: None
+            }
+        );
+        assert_eq!(left.len(), 0, "the other 90 bytes stay in the socket");
     }
 
     #[test]
