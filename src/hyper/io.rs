@@ -3,9 +3,10 @@
 //! Owns: the translation between hyper's I/O traits and the sealed stream methods of
 //! `net::stream`. Must not touch: readiness or syscalls (those stay in `net`).
 //!
-//! Reads fill hyper's uninitialised buffer directly (`recv` into `MaybeUninit`), so no
-//! byte is zeroed or copied twice. Flushing is a no-op (nothing is buffered here);
-//! `poll_shutdown` shuts the write direction down.
+//! Reads fill hyper's uninitialised buffer without zeroing it: from the stream's
+//! leftover bytes or the scratch buffer (`net::scratch`, for buffers under 32 KiB) by a
+//! copy, else by a `recv` straight into the `MaybeUninit` memory. Flushing is a no-op
+//! (nothing is buffered here); `poll_shutdown` shuts the write direction down.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -23,12 +24,12 @@ fn read_into<S: Sealed + ?Sized>(
     cx: &mut Context<'_>,
     mut buf: ReadBufCursor<'_>,
 ) -> Poll<io::Result<()>> {
-    // SAFETY: `recv` only writes into the slice; no initialised byte is ever
-    // de-initialised through it.
+    // SAFETY: the read (a `recv` or a copy, `net::scratch::ReadBuf::Uninit`) only
+    // writes bytes into the slice; no initialised byte is ever de-initialised through it.
     let unfilled = unsafe { buf.as_mut() };
     let n = ready!(stream.poll_read_uninit_priv(cx, unfilled))?;
-    // SAFETY: `recv` returned `n`: the kernel initialised the first `n` bytes of the
-    // unfilled part.
+    // SAFETY: the read returned `n`: the kernel or the copy initialised the first `n`
+    // bytes of the unfilled part.
     unsafe { buf.advance(n) };
     Poll::Ready(Ok(()))
 }

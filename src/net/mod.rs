@@ -2,8 +2,9 @@
 //!
 //! Owns: the socket types and their options. Must not touch: mio — sockets are std /
 //! socket2 sockets registered by fd with the reactor of the loop they are created on
-//! (`source`), which caches their readiness (edge-triggered) and clears it only when a
-//! syscall reports `WouldBlock`.
+//! (`source`), which caches their readiness (edge-triggered) and clears it when a
+//! syscall reports `WouldBlock` or a stream transfer proves the queue drained (small
+//! stream reads learn that through a scratch buffer, `scratch`).
 //!
 //! * Every wait (`accept`, `read`, `write`, `readable`, …) is a loop-native await: a
 //!   cancelled task blocked in one resumes with an `io::Error` wrapping
@@ -22,6 +23,7 @@
 //! `io::Error` instead of waiting forever.
 
 mod addr;
+pub(crate) mod scratch;
 mod source;
 pub(crate) mod stream;
 mod tcp;

@@ -3,8 +3,10 @@
 //!
 //! Owns: the lifetime of one registration (register on creation, deregister before
 //! the fd closes — from any thread) and the rule "try the syscall; on `WouldBlock`
-//! forget the cached readiness and wait for the next event". Must not touch: mio (the
-//! reactor does) or the socket's own syscalls (the socket types pass them in).
+//! forget the cached readiness and wait for the next event" — or, for a stream, forget
+//! it as soon as a transfer proves the kernel's queue drained or its buffer full (stream
+//! reads learn that through `scratch`). Must not touch: mio (the reactor does) or the
+//! socket's own syscalls (the socket types and `scratch` make them).
 //!
 //! Every wait is a loop-native await (T3): a pending cancellation of the current task
 //! is delivered as an `io::Error` wrapping `CancelledError`, which `?` turns into
@@ -13,15 +15,19 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
+use super::scratch::{Leftover, Outcome, ReadBuf};
 use crate::context;
 use crate::handle::LoopHandle;
 use crate::reactor::{Direction, Interest, ReadyEvent, ScheduledIo, WakerKind};
 use crate::shared::Remote;
 use crate::task::coop;
+
+/// The leftover bytes of a stream (see `net::scratch`), naming readiness events.
+pub(crate) type StreamLeftover = Leftover<ReadyEvent>;
 
 /// A registration of one fd with the reactor of the loop it was created on.
 pub(crate) struct Registration {
@@ -100,11 +106,12 @@ impl Registration {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// [`poll_io`](Self::poll_io) for a stream read or write of `len` bytes. A short
-    /// transfer (`0 < n < len`) means the kernel's receive queue was drained or its send
-    /// buffer filled, so that readiness is forgotten at once: the next call waits for
-    /// the next event instead of spending a syscall to learn `WouldBlock` (tokio does
-    /// the same). If data arrived meanwhile, its event is newer and wins.
+    /// [`poll_io`](Self::poll_io) for a stream write of `len` bytes (reads go through
+    /// [`poll_stream_read`](Self::poll_stream_read)). A short transfer (`0 < n < len`)
+    /// means the kernel's send buffer filled, so that readiness is forgotten at once: the
+    /// next call waits for the next event instead of spending a syscall to learn
+    /// `WouldBlock` (tokio does the same). If room came free meanwhile, its event is
+    /// newer and wins.
     pub(crate) fn poll_stream_io(
         &self,
         cx: &mut Context<'_>,
@@ -133,6 +140,55 @@ impl Registration {
                     return Poll::Ready(Ok(r));
                 }
                 result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// A stream read: `read(event)` is one [`Leftover::read`] given the readiness seen.
+    /// Every read — one served from leftover bytes too — first passes
+    /// [`poll_ready`](Self::poll_ready) (cancellation, budget; while bytes are left over
+    /// the read readiness stays set, see `net::scratch`). `WouldBlock` clears the
+    /// readiness and waits again; a read that proved the receive queue empty (a short
+    /// read, or a scratch read with nothing left over) forgets the readable bit of the
+    /// event it names, unless a newer event arrived meanwhile.
+    pub(crate) fn poll_stream_read(
+        &self,
+        cx: &mut Context<'_>,
+        mut read: impl FnMut(ReadyEvent) -> io::Result<Outcome<ReadyEvent>>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let event = ready!(self.poll_ready(cx, Direction::Read))?;
+            match read(event) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.io.clear_readiness(event),
+                Ok(out) => {
+                    if let Some(drained) = out.drained {
+                        self.io.clear_drained(drained, Direction::Read);
+                    }
+                    return Poll::Ready(Ok(out.n));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// [`poll_stream_read`](Self::poll_stream_read) without waiting (`try_read`).
+    pub(crate) fn try_stream_read(
+        &self,
+        read: impl FnOnce(Option<ReadyEvent>) -> io::Result<Outcome<ReadyEvent>>,
+    ) -> io::Result<usize> {
+        let event = self.io.ready_now(Direction::Read);
+        match read(event) {
+            Err(e) => {
+                if let (io::ErrorKind::WouldBlock, Some(event)) = (e.kind(), event) {
+                    self.io.clear_readiness(event);
+                }
+                Err(e)
+            }
+            Ok(out) => {
+                if let Some(drained) = out.drained {
+                    self.io.clear_drained(drained, Direction::Read);
+                }
+                Ok(out.n)
             }
         }
     }
@@ -225,7 +281,7 @@ impl<S: AsRawFd> Source<S> {
             .poll_io(cx, Direction::Write, || op(&self.io))
     }
 
-    /// A stream read or write of `len` bytes (see [`Registration::poll_stream_io`]).
+    /// A stream write of `len` bytes (see [`Registration::poll_stream_io`]).
     pub(crate) fn poll_stream_with(
         &self,
         cx: &mut Context<'_>,
@@ -236,6 +292,33 @@ impl<S: AsRawFd> Source<S> {
         let mut op = op;
         self.registration
             .poll_stream_io(cx, dir, len, || op(&self.io))
+    }
+
+    /// A stream read into `buf` through `leftover` (see `net::scratch`).
+    pub(crate) fn poll_stream_read(
+        &self,
+        cx: &mut Context<'_>,
+        leftover: &StreamLeftover,
+        mut buf: ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>>
+    where
+        S: AsFd,
+    {
+        self.registration
+            .poll_stream_read(cx, |event| leftover.read(&self.io, &mut buf, Some(event)))
+    }
+
+    /// A stream read without waiting (`try_read`): leftover bytes first.
+    pub(crate) fn try_stream_read(
+        &self,
+        leftover: &StreamLeftover,
+        mut buf: ReadBuf<'_>,
+    ) -> io::Result<usize>
+    where
+        S: AsFd,
+    {
+        self.registration
+            .try_stream_read(|event| leftover.read(&self.io, &mut buf, event))
     }
 
     pub(crate) fn try_read_with<R>(&self, op: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {

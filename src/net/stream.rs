@@ -4,6 +4,10 @@
 //! Owns: the stream API surface, generated once by [`stream_api!`] for each type. Must
 //! not touch: readiness (that is `source`) or socket creation (the type's module).
 //!
+//! Reads go through `scratch`: a small read asks the kernel for more than its buffer
+//! holds, so it can tell a drained socket from a full buffer; the bytes that do not fit
+//! stay with the stream (its `leftover`) and are read first.
+//!
 //! Writes go through `send(…, MSG_NOSIGNAL)`: a closed peer gives `EPIPE` as an error,
 //! never a SIGPIPE that kills the process (N5).
 
@@ -72,12 +76,18 @@ pub(crate) mod sealed {
 }
 
 /// Generates the stream API of `$ty`, whose `source: Source<$std>` holds a std socket
-/// that implements `Read` / `Write` for `&$std`.
+/// and whose `leftover: StreamLeftover` holds the bytes a read took beyond its buffer
+/// (`net::scratch`): every read method serves them first.
 macro_rules! stream_api {
     ($ty:ident) => {
         impl $ty {
             /// Reads into `buf`, waiting until data or end-of-stream arrives; `Ok(0)` is the
             /// end of the stream. Dropping the future before it completes loses no data.
+            ///
+            /// A read into less than 32 KiB may take more from the kernel than `buf`
+            /// holds; the rest stays with the stream and comes first in its next reads
+            /// (any read method, either split half). So do not mix these reads with
+            /// reads of the raw fd.
             ///
             /// # Errors
             ///
@@ -133,7 +143,8 @@ macro_rules! stream_api {
                 Ok(())
             }
 
-            /// Waits until the socket is readable (data, end-of-stream or an error).
+            /// Waits until the stream is readable: data (in the socket, or left over from
+            /// an earlier read), end-of-stream or an error.
             ///
             /// # Errors
             ///
@@ -157,14 +168,15 @@ macro_rules! stream_api {
                 .await
             }
 
-            /// Reads without waiting: `WouldBlock` if nothing is available now.
+            /// Reads without waiting (bytes left over from an earlier read first):
+            /// `WouldBlock` if nothing is available now.
             ///
             /// # Errors
             ///
             /// `WouldBlock`, or the socket's error.
             pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-                self.source
-                    .try_read_with(|s| std::io::Read::read(&mut &*s, buf))
+                let buf = $crate::net::scratch::ReadBuf::Init(buf);
+                self.source.try_stream_read(&self.leftover, buf)
             }
 
             /// Writes without waiting: `WouldBlock` if the socket's buffer is full.
@@ -216,9 +228,8 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<io::Result<usize>> {
-                let (len, dir) = (buf.len(), $crate::reactor::Direction::Read);
-                self.source
-                    .poll_stream_with(cx, dir, len, |s| std::io::Read::read(&mut &*s, buf))
+                let buf = $crate::net::scratch::ReadBuf::Init(buf);
+                self.source.poll_stream_read(cx, &self.leftover, buf)
             }
 
             fn poll_write_priv(
@@ -253,10 +264,8 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [std::mem::MaybeUninit<u8>],
             ) -> std::task::Poll<io::Result<usize>> {
-                let (len, dir) = (buf.len(), $crate::reactor::Direction::Read);
-                self.source.poll_stream_with(cx, dir, len, |s| {
-                    $crate::net::stream::recv_uninit(s, &mut *buf)
-                })
+                let buf = $crate::net::scratch::ReadBuf::Uninit(buf);
+                self.source.poll_stream_read(cx, &self.leftover, buf)
             }
         }
 
@@ -332,16 +341,6 @@ pub(crate) use {async_io, stream_api};
 /// `send` with `MSG_NOSIGNAL` (no SIGPIPE).
 pub(crate) fn send<S: std::os::fd::AsFd>(socket: &S, buf: &[u8]) -> io::Result<usize> {
     socket2::SockRef::from(socket).send_with_flags(buf, crate::sys::SEND_FLAGS)
-}
-
-/// `recv` into memory that may be uninitialised; the first `n` bytes of `buf` are
-/// initialised when it returns `Ok(n)`.
-#[cfg(feature = "hyper")]
-pub(crate) fn recv_uninit<S: std::os::fd::AsFd>(
-    socket: &S,
-    buf: &mut [std::mem::MaybeUninit<u8>],
-) -> io::Result<usize> {
-    socket2::SockRef::from(socket).recv(buf)
 }
 
 /// `sendmsg` of several buffers with `MSG_NOSIGNAL`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, resolve};
-use super::source::Source;
+use super::source::{Source, StreamLeftover};
 use super::stream::stream_api;
 use super::{AcceptBackoff, ListenOptions};
 use crate::reactor::{Direction, Interest};
@@ -157,6 +157,7 @@ impl fmt::Debug for TcpListener {
 /// `&self`; [`into_split`](Self::into_split) gives owned halves for separate tasks.
 pub struct TcpStream {
     source: Source<std::net::TcpStream>,
+    leftover: StreamLeftover,
 }
 
 stream_api!(TcpStream);
@@ -206,6 +207,7 @@ impl TcpStream {
     fn from_nonblocking(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
             source: Source::new(stream, Interest::Both)?,
+            leftover: StreamLeftover::new(),
         })
     }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::AcceptBackoff;
-use super::source::Source;
+use super::source::{Source, StreamLeftover};
 use super::stream::stream_api;
 use crate::reactor::{Direction, Interest};
 
@@ -101,6 +101,7 @@ impl fmt::Debug for UnixListener {
 /// ```
 pub struct UnixStream {
     source: Source<std::os::unix::net::UnixStream>,
+    leftover: StreamLeftover,
 }
 
 stream_api!(UnixStream);
@@ -127,6 +128,7 @@ impl UnixStream {
                 std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket)),
                 Interest::Both,
             )?,
+            leftover: StreamLeftover::new(),
         };
         poll_fn(|cx| stream.source.poll_ready(cx, Direction::Write)).await?;
         match stream.source.io.take_error()? {
@@ -154,6 +156,7 @@ impl UnixStream {
         stream.set_nonblocking(true)?;
         Ok(UnixStream {
             source: Source::new(stream, Interest::Both)?,
+            leftover: StreamLeftover::new(),
         })
     }
 
