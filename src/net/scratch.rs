@@ -209,7 +209,7 @@ impl<E: Copy> Leftover<E> {
     }
 
     /// How many leftover bytes wait to be read.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     fn len(&self) -> usize {
         let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.as_ref().map_or(0, |p| p.bytes.len() - p.start)

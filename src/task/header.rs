@@ -159,7 +159,9 @@ impl TaskHeader {
 
 impl Drop for TaskHeader {
     fn drop(&mut self) {
-        if *self.named.get_mut() {
+        // A load, not `get_mut`: the loom shim's atomics have no `get_mut`, and a drop
+        // is not a hot path.
+        if self.named.load(Ordering::Acquire) {
             let old = names().remove(&self.id);
             drop(old);
         }

@@ -36,7 +36,8 @@
 
 mod compact;
 mod maths;
-#[cfg(test)]
+// proptest is not a dependency of loom builds.
+#[cfg(all(test, not(loom)))]
 mod model;
 mod storage;
 
@@ -380,6 +381,7 @@ impl<P> Wheel<P> {
     }
 
     /// The bound of the module doc, checked by every test that cancels.
+    #[cfg(not(loom))]
     fn assert_bounded(&self) {
         assert_eq!(self.in_use(), self.live + self.tombstones);
         assert!(
