@@ -120,6 +120,11 @@ fn bench(args: &[String]) -> Result<(), String> {
         .filter(|r| r.met == Some(false))
         .map(|r| r.id)
         .collect();
+    let raised_missed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.raised_met == Some(false))
+        .map(|r| r.id)
+        .collect();
     let carried_ids = carried.ids();
     if !carried_ids.is_empty() {
         eprintln!(
@@ -128,13 +133,18 @@ fn bench(args: &[String]) -> Result<(), String> {
             carried_ids.join(", ")
         );
     }
-    eprintln!(
-        "xtask: wrote BENCHMARKS.md and benchmarks.svg; targets missed: {}",
-        if missed.is_empty() {
+    let list = |ids: &[&str]| {
+        if ids.is_empty() {
             "none".to_string()
         } else {
-            missed.join(", ")
+            ids.join(", ")
         }
+    };
+    eprintln!(
+        "xtask: wrote BENCHMARKS.md and benchmarks.svg; targets missed: {}; raised targets \
+         missed: {}",
+        list(&missed),
+        list(&raised_missed)
     );
     Ok(())
 }

@@ -191,3 +191,75 @@ fn budget_rows_and_starvation_probe() {
     assert_eq!(old[1..], new[1..]);
     assert_eq!(carried.ids(), ["P16"]);
 }
+
+/// The second round's raised targets sit next to the first ones: a ratio can meet the
+/// first and miss the raised one, P7's raised target also bounds the time per timer,
+/// and P14 is checked against SPEC's byte limits, not against tokio.
+#[test]
+fn raised_targets_are_checked_beside_the_first_ones() {
+    let r = results(&[
+        ("P1_spawn_many_local", EVLOOP, 1e6),
+        ("P1_spawn_many_local", TOKIO_CT, 1.4e6),
+        ("P5_chained_spawn", EVLOOP, 1e6),
+        ("P5_chained_spawn", TOKIO_CT, 1.6e6),
+        // 3× tokio, but 120 ns per timer.
+        ("P7_timers_insert_cancel", EVLOOP, 120e6),
+        ("P7_timers_insert_cancel", TOKIO_CT, 360e6),
+        ("P12_tcp_echo", EVLOOP, 80e6),
+        ("P12_tcp_echo", TOKIO_CT, 90e6),
+        ("P12_tcp_echo", MIO_FLOOR, 82e6),
+    ]);
+    let rows = rows(&r);
+    let row = |id: &str, short: &str| {
+        rows.iter()
+            .find(|x| x.id == id && x.short.contains(short))
+            .unwrap_or_else(|| panic!("no row {id} {short}"))
+    };
+    let p1 = row("P1", "");
+    assert_eq!((p1.met, p1.raised_met), (Some(true), Some(false)));
+    let p5 = row("P5", "");
+    assert_eq!((p5.met, p5.raised_met), (Some(true), Some(true)));
+    let p7 = row("P7", "insert_cancel");
+    assert_eq!((p7.met, p7.raised_met), (Some(true), Some(false)));
+    let p12 = row("P12", "");
+    // 1.125× tokio and 1.025× the floor: both rounds met.
+    assert_eq!((p12.met, p12.raised_met), (Some(true), Some(true)));
+    let p3 = row("P3", "");
+    assert_eq!(
+        (p3.raised, p3.raised_met),
+        ("–", None),
+        "P3 has no raised target"
+    );
+    let md = markdown("M", &rows, &r, &Carried::default(), None);
+    let line = md.lines().find(|l| l.starts_with("| P1 |")).unwrap();
+    assert!(
+        line.ends_with("| ≥ 1.25× | yes | ≥ 1.5× | **no** |"),
+        "{line}"
+    );
+}
+
+/// P14's verdict is SPEC's limit (≤ 200 B heap per task, ≤ 450 B RSS per
+/// connection), whatever tokio's bytes are.
+#[test]
+fn p14_is_checked_against_the_spec_limits() {
+    let mut r = results(&[]);
+    r.metrics = serde_json::json!({
+        "idle_task": {
+            "evloop": {"heap_bytes": 250.0, "rss_bytes": 300.0},
+            "tokio_current_thread": {"heap_bytes": 266.0, "rss_bytes": 457.0}
+        },
+        "idle_conn": {
+            "evloop": {"heap_bytes": 500.0, "rss_bytes": 440.0},
+            "tokio_current_thread": {"heap_bytes": 512.0, "rss_bytes": 920.0}
+        }
+    });
+    let rows = rows(&r);
+    let p14: Vec<&Row> = rows.iter().filter(|x| x.id == "P14").collect();
+    assert_eq!(p14.len(), 2);
+    assert_eq!(
+        p14[0].met,
+        Some(false),
+        "250 B per task is over 200 B although below tokio"
+    );
+    assert_eq!(p14[1].met, Some(true), "440 B RSS per connection");
+}
