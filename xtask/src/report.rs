@@ -36,9 +36,9 @@ pub struct Row {
     pub target_ratio: Option<f64>,
     /// `None`: not measured.
     pub met: Option<bool>,
-    /// The raised target of SPEC §11's second round (issue 17), "–" where the row has
-    /// none; set by `raised::apply`.
-    pub raised: &'static str,
+    /// The raised target of SPEC §11's second round (issue 17), if the row has one; set
+    /// by `raised::apply`.
+    pub raised: Option<&'static str>,
     /// Whether the raised target is met (`None`: no raised target, or not measured).
     pub raised_met: Option<bool>,
 }
@@ -262,7 +262,7 @@ fn group_row(results: &Results) -> Row {
         target: "≥ 1.6× scaling 1 → 2 loops; ≥ 1.0× tokio multi_thread (2 workers)",
         target_ratio: Some(1.0),
         met: scaling.zip(ratio).map(|(s, r)| s >= 1.6 && r >= 1.0),
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }
@@ -288,10 +288,7 @@ fn time_row(results: &Results, w: &TimeWorkload) -> Row {
         .map(|(e, t)| t / e);
     let mut met = ratio.map(|r| r >= w.target_ratio);
     if w.id == "P12" {
-        let floor = evloop
-            .zip(results.time(w.group, MIO_FLOOR))
-            .map(|(e, f)| f / e);
-        met = met.zip(floor).map(|(m, f)| m && f >= 0.95);
+        met = met.zip(floor_ratio(results)).map(|(m, f)| m && f >= 0.95);
     }
     Row {
         id: w.id,
@@ -303,7 +300,7 @@ fn time_row(results: &Results, w: &TimeWorkload) -> Row {
         target: w.target,
         target_ratio: Some(w.target_ratio),
         met,
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }
@@ -333,7 +330,7 @@ fn precision_row(results: &Results) -> Row {
         target: "p50 ≤ 0.1 ms, p99 ≤ 0.5 ms",
         target_ratio: None,
         met: p50(EVLOOP).zip(p99).map(|(a, b)| a <= 0.1 && b <= 0.5),
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }
@@ -358,7 +355,7 @@ fn wakeup_row(results: &Results) -> Row {
         target: "≤ 10 per 1 000",
         target_ratio: None,
         met: per.map(|p| p <= 10.0),
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }
@@ -415,8 +412,34 @@ fn memory_row(
         // The plot's tick: the limit as a ratio to tokio's bytes.
         target_ratio: t.map(|t| t / limit).or(Some(1.0)),
         met: e.map(|e| e <= limit),
-        raised: "–",
+        raised: None,
         raised_met: None,
+    }
+}
+
+/// P12: the mio floor's time over evloop's (> 1: evloop is faster than the floor).
+fn floor_ratio(results: &Results) -> Option<f64> {
+    results
+        .time("P12_tcp_echo", EVLOOP)
+        .zip(results.time("P12_tcp_echo", MIO_FLOOR))
+        .map(|(e, f)| f / e)
+}
+
+/// A verdict as the table writes it.
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    }
+}
+
+/// A verdict read back from the table (`None` for anything but "yes" and "**no**").
+fn parse_verdict(cell: &str) -> Option<bool> {
+    match cell {
+        "yes" => Some(true),
+        "**no**" => Some(false),
+        _ => None,
     }
 }
 
@@ -532,11 +555,7 @@ pub fn carry_over(rows: &mut [Row], results: &Results, previous: &str) -> Carrie
         };
         let cells: Vec<String> = fields[2..6].iter().map(|c| c.to_string()).collect();
         let ratio = fields[7].strip_suffix('×').and_then(|r| r.parse().ok());
-        let met = match fields[9] {
-            "yes" => Some(true),
-            "**no**" => Some(false),
-            _ => None,
-        };
+        let met = parse_verdict(fields[9]);
         if ratio.is_none() && met.is_none() && cells.iter().all(|c| c == "–") {
             // Not measured there either: nothing to carry.
             continue;
@@ -549,11 +568,7 @@ pub fn carry_over(rows: &mut [Row], results: &Results, previous: &str) -> Carrie
         };
         row.ratio = ratio;
         row.met = met;
-        row.raised_met = match fields.get(11) {
-            Some(&"yes") => Some(true),
-            Some(&"**no**") => Some(false),
-            _ => None,
-        };
+        row.raised_met = fields.get(11).and_then(|c| parse_verdict(c));
         let run = older
             .iter()
             .find(|(_, ids)| ids.contains(&row.id))
@@ -600,17 +615,7 @@ pub fn markdown(
          |---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "not measured",
-        };
-        let raised_met = match (r.raised, r.raised_met) {
-            ("–", _) => "–",
-            (_, Some(true)) => "yes",
-            (_, Some(false)) => "**no**",
-            (_, None) => "not measured",
-        };
+        let raised_met = r.raised.map_or("–", |_| verdict(r.raised_met));
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -623,19 +628,16 @@ pub fn markdown(
             r.other.join("; "),
             r.ratio.map_or("–".into(), |x| format!("{x:.2}×")),
             r.target,
-            met,
-            r.raised,
+            verdict(r.met),
+            r.raised.unwrap_or("–"),
             raised_met
         );
     }
-    if let (Some(e), Some(f)) = (
-        results.time("P12_tcp_echo", EVLOOP),
-        results.time("P12_tcp_echo", MIO_FLOOR),
-    ) {
+    if let Some(floor) = floor_ratio(results) {
         let _ = writeln!(
             md,
-            "\n{FLOOR_LINE} (the same echo with no runtime): {:.2}× (target ≥ 0.95×; raised ≥ 1.0×).",
-            f / e
+            "\n{FLOOR_LINE} (the same echo with no runtime): {floor:.2}× (target ≥ 0.95×; raised \
+             ≥ 1.0×)."
         );
     } else if let Some(line) = &carried.floor_line {
         let _ = writeln!(md, "\n{line}");

@@ -62,7 +62,7 @@ pub(super) fn budget_row(
         target: "≤ 2 % slower",
         target_ratio: Some(BUDGET_TARGET_RATIO),
         met: ratio.map(|r| r > BUDGET_TARGET_RATIO),
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }
@@ -104,7 +104,7 @@ pub(super) fn starvation_row(results: &Results) -> Row {
         target: "sibling no later than on tokio",
         target_ratio: Some(1.0),
         met: ratio.map(|r| r >= 1.0),
-        raised: "–",
+        raised: None,
         raised_met: None,
     }
 }

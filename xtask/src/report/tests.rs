@@ -227,7 +227,7 @@ fn raised_targets_are_checked_beside_the_first_ones() {
     let p3 = row("P3", "");
     assert_eq!(
         (p3.raised, p3.raised_met),
-        ("–", None),
+        (None, None),
         "P3 has no raised target"
     );
     let md = markdown("M", &rows, &r, &Carried::default(), None);
