@@ -62,6 +62,14 @@ pub(crate) enum Ready {
 pub(crate) enum TimerPayload {
     Callback(Arc<dyn Callback>),
     Waker(Waker),
+    /// A sleep awaited by one of this loop's own tasks with that task's own waker: the
+    /// task's slab slot, scheduled directly when the timer fires — no waker clone (a
+    /// locked increment and decrement), no vtable call. Not a reference: a slot whose
+    /// generation no longer matches (the task ended) is skipped.
+    Task {
+        key: u32,
+        generation: u32,
+    },
 }
 
 /// Loop configuration the core needs at run time.
@@ -182,25 +190,40 @@ impl Local {
         }
     }
 
-    /// Registers a waker to be woken at `when` (a `Sleep`).
-    pub(crate) fn insert_timer_waker(&self, when: Instant, waker: Waker) -> TimerKey {
-        self.wheel
-            .borrow_mut()
-            .insert(self.ns(when), TimerPayload::Waker(waker))
+    /// Registers `waker` to be woken at `when` (a `Sleep`): as the task's slot when it
+    /// is the own waker of the task being polled on this loop, otherwise a clone.
+    pub(crate) fn insert_timer_waker(&self, when: Instant, waker: &Waker) -> TimerKey {
+        let payload = match crate::task::own_slot_if_waker(waker) {
+            Some((key, generation)) => TimerPayload::Task { key, generation },
+            None => TimerPayload::Waker(waker.clone()),
+        };
+        self.wheel.borrow_mut().insert(self.ns(when), payload)
     }
 
     /// Replaces the waker of a pending timer. `false` if the timer already fired. The
     /// new waker is cloned, and the old one dropped, outside the wheel's borrow (both
     /// may be a foreign executor's code, rule 1).
     pub(crate) fn update_timer_waker(&self, key: TimerKey, waker: &Waker) -> bool {
-        match self.wheel.borrow_mut().get_mut(key) {
+        let own = match self.wheel.borrow_mut().get_mut(key) {
             Some(TimerPayload::Waker(w)) if w.will_wake(waker) => return true,
-            Some(TimerPayload::Waker(_)) => {}
+            Some(TimerPayload::Task { key, generation }) => {
+                let own = crate::task::own_slot_if_waker(waker);
+                if own == Some((*key, *generation)) {
+                    return true;
+                }
+                own
+            }
+            Some(TimerPayload::Waker(_)) => crate::task::own_slot_if_waker(waker),
             Some(TimerPayload::Callback(_)) | None => return false,
-        }
-        let fresh = waker.clone();
+        };
+        let fresh = match own {
+            Some((key, generation)) => TimerPayload::Task { key, generation },
+            None => TimerPayload::Waker(waker.clone()),
+        };
         let old = match self.wheel.borrow_mut().get_mut(key) {
-            Some(TimerPayload::Waker(w)) => Ok(std::mem::replace(w, fresh)),
+            Some(p @ (TimerPayload::Waker(_) | TimerPayload::Task { .. })) => {
+                Ok(std::mem::replace(p, fresh))
+            }
             _ => Err(fresh),
         };
         let pending = old.is_ok();
@@ -400,6 +423,7 @@ impl Local {
             |payload| match payload {
                 TimerPayload::Callback(cell) => self.push_callback(cell),
                 TimerPayload::Waker(waker) => waker.wake(),
+                TimerPayload::Task { key, generation } => self.schedule_slot(key, generation),
             },
         );
         self.fired.replace(fired);

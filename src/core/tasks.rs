@@ -103,6 +103,30 @@ impl Local {
         }
     }
 
+    /// Queues a poll of the task in slot `key` if it is still the one of `generation`
+    /// (a timer of `TimerPayload::Task`). A task being polled right now (its slot reads
+    /// "running") is queued by slot, as its own waker would queue it; a slot that
+    /// changed hands is left alone. Loop thread only.
+    pub(crate) fn schedule_slot(&self, key: u32, generation: u32) {
+        let tasks = self.tasks.borrow();
+        match tasks.get(key as usize) {
+            Some(TaskSlot {
+                generation: g,
+                task: Some(task),
+            }) if *g == generation => self.schedule_task(task.header()),
+            Some(TaskSlot {
+                generation: g,
+                task: None,
+            }) if *g == generation => {
+                drop(tasks);
+                self.ready
+                    .borrow_mut()
+                    .push_back(Ready::Task { key, generation });
+            }
+            _ => {}
+        }
+    }
+
     /// Whether the live task in slot `key` (of `generation`) has an undelivered cancel
     /// request (`coop::WaiterTask`). A task being polled right now (its slot is empty)
     /// or gone answers `false`.

@@ -355,6 +355,19 @@ pub(crate) fn current_task_if_waker(waker: &Waker) -> Option<Weak<dyn TaskWake>>
     .flatten()
 }
 
+/// The slab slot of the task being polled on this thread, if `waker` is its own
+/// waker (the identity check of [`current_task_if_waker`], without a reference): what a
+/// timer of this loop may hold instead of a waker clone (`TimerPayload::Task`).
+#[inline]
+pub(crate) fn own_slot_if_waker(waker: &Waker) -> Option<(u32, u32)> {
+    with_current(|task| {
+        let own = waker.data() == task as *const dyn Runnable as *const ()
+            && std::ptr::eq(waker.vtable(), task.waker_vtable());
+        if own { task.header().slot() } else { None }
+    })
+    .flatten()
+}
+
 pub(crate) struct CurrentGuard {
     prev: Option<NonNull<dyn Runnable>>,
 }

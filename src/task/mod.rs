@@ -42,6 +42,8 @@ pub(crate) fn sync_await<R>(
     out
 }
 
+pub(crate) use coop::own_slot_if_waker;
+
 /// K6: a sleep until `deadline` is about to suspend the task.
 #[inline]
 pub(crate) fn waiting_on_sleep(deadline: std::time::Instant) {

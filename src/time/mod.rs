@@ -178,7 +178,7 @@ impl Sleep {
             self.deregister();
         }
         crate::task::waiting_on_sleep(self.deadline);
-        let key = local.insert_timer_waker(self.deadline, cx.waker().clone());
+        let key = local.insert_timer_waker(self.deadline, cx.waker());
         self.state = State::Registered {
             owner: local.handle.clone(),
             key,
