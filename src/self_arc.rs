@@ -6,45 +6,93 @@
 //! Why a stored pointer: a pointer made from `&self` only carries provenance for the
 //! value, not for the `Arc`'s reference counts next to it, so `Arc::from_raw(self)`
 //! followed by a count update is undefined behaviour under Stacked Borrows (Miri flags
-//! it). The pointer kept here comes from `Weak::as_ptr` during `Arc::new_cyclic`,
-//! which carries provenance for the whole allocation.
+//! it). The pointer kept here is `Arc::as_ptr` of the owning `Arc` — the pointer
+//! `Arc::into_raw` would return, which carries provenance for the whole allocation —
+//! taken from the `Arc::new_uninit` allocation the value is then written into
+//! (`TaskCell::new`), before anything else can see it. (`Arc::new_cyclic` would give
+//! the same pointer, but it increments the strong count with a locked
+//! read-modify-write once the value is built: one per task created, issue 17.)
 
-use std::sync::{Arc, Weak};
+use std::cell::UnsafeCell;
+use std::sync::Arc;
 
 /// The address of the `Arc` allocation that holds the value containing this field.
-pub(crate) struct SelfArc<T>(*const T);
+pub(crate) struct SelfArc<T>(UnsafeCell<*const T>);
 
-// SAFETY: `SelfArc` is an address; it only gives out `Arc<T>`s, which are `Send`/`Sync`
+// SAFETY: `SelfArc` is an address, set when it is made and never written again (the
+// `UnsafeCell` is only read); it only gives out `Arc<T>`s, which are `Send`/`Sync`
 // exactly when `T: Send + Sync`.
 unsafe impl<T: Send + Sync> Send for SelfArc<T> {}
-// SAFETY: as for `Send`.
+// SAFETY: as for `Send`: every access is a read.
 unsafe impl<T: Send + Sync> Sync for SelfArc<T> {}
 
 impl<T> SelfArc<T> {
-    /// For use inside `Arc::new_cyclic(|weak| …)`.
-    pub(crate) fn new(weak: &Weak<T>) -> SelfArc<T> {
-        SelfArc(weak.as_ptr())
+    /// The `SelfArc` of the value `Arc::as_ptr` will return `ptr` for.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the `Arc::as_ptr` of the (possibly not yet initialised) `Arc` whose
+    /// value this `SelfArc` becomes part of.
+    pub(crate) unsafe fn pointing_at(ptr: *const T) -> SelfArc<T> {
+        SelfArc(UnsafeCell::new(ptr))
     }
 
     /// The pointer `Arc::as_ptr` would return for the owning `Arc`.
     pub(crate) fn as_ptr(&self) -> *const T {
-        self.0
+        // SAFETY: never written after `pointing_at` (see the `Sync` impl).
+        unsafe { *self.0.get() }
     }
 
     /// A new owned reference to the owning `Arc`.
     ///
     /// # Safety
     ///
-    /// The value holding this `SelfArc` must be alive and not being dropped (its strong
-    /// count is at least 1) — true whenever it is reached through an `Arc` or a
+    /// The value holding this `SelfArc` must live in the `Arc` it was made for
+    /// ([`pointing_at`](Self::pointing_at)) and be alive and not being dropped (its
+    /// strong count is at least 1) — true whenever it is reached through an `Arc` or a
     /// reference derived from one, outside its `Drop`.
     pub(crate) unsafe fn arc(&self) -> Arc<T> {
-        // SAFETY: `self.0` is the `Arc::as_ptr` of a live `Arc<T>` (caller's contract),
-        // with provenance for the whole allocation (from `Weak::as_ptr`); the increment
-        // is the reference the returned `Arc` owns.
+        let ptr = self.as_ptr();
+        // SAFETY: `ptr` is the `Arc::as_ptr` of a live `Arc<T>` (caller's contract),
+        // with provenance for the whole allocation; the increment is the reference the
+        // returned `Arc` owns.
         unsafe {
-            Arc::increment_strong_count(self.0);
-            Arc::from_raw(self.0)
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SelfArc;
+    use std::sync::Arc;
+
+    struct Cell {
+        me: SelfArc<Cell>,
+        value: u32,
+    }
+
+    #[test]
+    fn the_recorded_arc_is_the_owning_one_and_counts() {
+        let uninit = Arc::<Cell>::new_uninit();
+        let ptr = Arc::as_ptr(&uninit) as *mut Cell;
+        // SAFETY: the fresh allocation's only reference is `uninit`; `ptr` is its
+        // `as_ptr`, written once before `assume_init`.
+        let cell = unsafe {
+            ptr.write(Cell {
+                me: SelfArc::pointing_at(ptr),
+                value: 7,
+            });
+            uninit.assume_init()
+        };
+        assert_eq!(cell.me.as_ptr(), Arc::as_ptr(&cell));
+        // SAFETY: `cell.me` points at `cell`'s own allocation, alive through `cell`.
+        let again = unsafe { cell.me.arc() };
+        assert!(Arc::ptr_eq(&cell, &again));
+        assert_eq!(Arc::strong_count(&cell), 2);
+        drop(again);
+        assert_eq!(Arc::strong_count(&cell), 1);
+        assert_eq!(cell.value, 7);
     }
 }

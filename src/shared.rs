@@ -187,7 +187,14 @@ impl Shared {
         }
     }
 
+    /// The next cross-thread item. An empty queue answers from two plain loads: the
+    /// queue's own `pop` issues a `SeqCst` fence (a locked instruction on x86) even when
+    /// empty, and the loop asks once per iteration. Missing an item pushed concurrently
+    /// is fine: its pusher notifies the loop (`notify`), which then comes round again.
     pub(crate) fn pop_remote(&self) -> Option<Remote> {
+        if self.remote.is_empty() {
+            return None;
+        }
         self.remote.pop()
     }
 
@@ -210,8 +217,10 @@ impl Shared {
     }
 
     /// Consumes a pending stop request.
+    /// Consumes a pending stop request. Checked once per iteration, so the usual
+    /// answer (no stop) is a plain load, not a swap (a locked instruction).
     pub(crate) fn take_stop(&self) -> bool {
-        self.stop.swap(false, Ordering::AcqRel)
+        self.stop.load(Ordering::Acquire) && self.stop.swap(false, Ordering::AcqRel)
     }
 
     pub(crate) fn clear_stop(&self) {

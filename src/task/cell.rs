@@ -99,6 +99,7 @@ where
     T: Send + 'static,
     F: StdFuture<Output = Result<T, Error>> + 'static,
 {
+    #[inline]
     pub(crate) fn new(
         owner: LoopHandle,
         coro: F,
@@ -106,18 +107,29 @@ where
         created_at: &'static Location<'static>,
     ) -> Arc<Self> {
         let loop_id = owner.shared.id;
-        Arc::new_cyclic(|me| TaskCell {
-            me: SelfArc::new(me),
-            core: FutureCore::new(owner, created_at),
-            header: TaskHeader::new(loop_id, crate::contextvar::capture()),
-            stage: UnsafeCell::new(Stage::Running(coro)),
-            is_send,
-        })
+        // (`Arc::new` of an uninit value: its layout is a constant, where `new_uninit`
+        // computes it at run time.)
+        let uninit = Arc::new(std::mem::MaybeUninit::<Self>::uninit());
+        let ptr = Arc::as_ptr(&uninit) as *mut Self;
+        // SAFETY: `uninit` is the only reference to its fresh allocation and no `&` to
+        // its contents exists, so writing each field through the pointer `Arc::as_ptr`
+        // derives from the allocation (not from a reference) is allowed; every field is
+        // written before `assume_init`. Field by field, so the cell is built in place
+        // instead of on the stack and copied; `me` gets the allocation's own pointer
+        // (`Arc::new_cyclic` would cost a locked increment, see `self_arc`).
+        unsafe {
+            (&raw mut (*ptr).me).write(SelfArc::pointing_at(ptr));
+            (&raw mut (*ptr).core).write(FutureCore::new(owner, created_at));
+            (&raw mut (*ptr).header).write(TaskHeader::new(loop_id, crate::contextvar::capture()));
+            (&raw mut (*ptr).stage).write(UnsafeCell::new(Stage::Running(coro)));
+            (&raw mut (*ptr).is_send).write(is_send);
+            uninit.assume_init()
+        }
     }
 
     /// An owned `Arc` to this cell.
     fn arc(&self) -> Arc<Self> {
-        // SAFETY: every `TaskCell` is created by `TaskCell::new` inside an `Arc` and is
+        // SAFETY: every `TaskCell` is created by `TaskCell::new` with `SelfArc::new_arc` and is
         // only reached through one, and no `arc()` call happens from its `Drop`, so
         // the strong count is at least 1 while `&self` exists.
         unsafe { self.me.arc() }
