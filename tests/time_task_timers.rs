@@ -121,7 +121,7 @@ async fn a_stale_task_timer_never_polls_the_next_task_in_its_slot() {
     // Likely reuses the finished task's slot.
     let never = evloop::Future::<()>::new();
     let wait = never.clone();
-    let next = evloop::create_task(async move { wait.await });
+    let next = evloop::create_task(wait);
     let next_ref = next.to_ref();
     evloop::time::sleep_until(deadline + Duration::from_millis(10))
         .await
