@@ -8,22 +8,20 @@
 //! followed by a count update is undefined behaviour under Stacked Borrows (Miri flags
 //! it). The pointer kept here is `Arc::as_ptr` of the owning `Arc` — the pointer
 //! `Arc::into_raw` would return, which carries provenance for the whole allocation —
-//! taken from the `Arc::new_uninit` allocation the value is then written into
+//! taken from the `Arc::new(MaybeUninit)` allocation the value is then written into
 //! (`TaskCell::new`), before anything else can see it. (`Arc::new_cyclic` would give
 //! the same pointer, but it increments the strong count with a locked
 //! read-modify-write once the value is built: one per task created, issue 17.)
 
-use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 /// The address of the `Arc` allocation that holds the value containing this field.
-pub(crate) struct SelfArc<T>(UnsafeCell<*const T>);
+pub(crate) struct SelfArc<T>(*const T);
 
-// SAFETY: `SelfArc` is an address, set when it is made and never written again (the
-// `UnsafeCell` is only read); it only gives out `Arc<T>`s, which are `Send`/`Sync`
+// SAFETY: `SelfArc` is an address; it only gives out `Arc<T>`s, which are `Send`/`Sync`
 // exactly when `T: Send + Sync`.
 unsafe impl<T: Send + Sync> Send for SelfArc<T> {}
-// SAFETY: as for `Send`: every access is a read.
+// SAFETY: as for `Send`.
 unsafe impl<T: Send + Sync> Sync for SelfArc<T> {}
 
 impl<T> SelfArc<T> {
@@ -34,13 +32,12 @@ impl<T> SelfArc<T> {
     /// `ptr` must be the `Arc::as_ptr` of the (possibly not yet initialised) `Arc` whose
     /// value this `SelfArc` becomes part of.
     pub(crate) unsafe fn pointing_at(ptr: *const T) -> SelfArc<T> {
-        SelfArc(UnsafeCell::new(ptr))
+        SelfArc(ptr)
     }
 
     /// The pointer `Arc::as_ptr` would return for the owning `Arc`.
     pub(crate) fn as_ptr(&self) -> *const T {
-        // SAFETY: never written after `pointing_at` (see the `Sync` impl).
-        unsafe { *self.0.get() }
+        self.0
     }
 
     /// A new owned reference to the owning `Arc`.

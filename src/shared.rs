@@ -216,7 +216,6 @@ impl Shared {
         self.notify();
     }
 
-    /// Consumes a pending stop request.
     /// Consumes a pending stop request. Checked once per iteration, so the usual
     /// answer (no stop) is a plain load, not a swap (a locked instruction).
     pub(crate) fn take_stop(&self) -> bool {

@@ -129,7 +129,7 @@ where
 
     /// An owned `Arc` to this cell.
     fn arc(&self) -> Arc<Self> {
-        // SAFETY: every `TaskCell` is created by `TaskCell::new` with `SelfArc::new_arc` and is
+        // SAFETY: every `TaskCell` is created by `TaskCell::new` inside an `Arc` and is
         // only reached through one, and no `arc()` call happens from its `Drop`, so
         // the strong count is at least 1 while `&self` exists.
         unsafe { self.me.arc() }
