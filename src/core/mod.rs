@@ -107,11 +107,12 @@ pub(crate) struct Local {
     /// Eager first polls running right now, nested in one another (`tasks::EAGER_DEPTH`).
     eager_depth: Cell<u32>,
     config: CoreConfig,
-    /// When this iteration started running its ready snapshot (K6).
     /// When the current iteration began running its ready snapshot (K6), on the
     /// coarse clock (`sys::coarse_monotonic_ns`): a precise clock read per iteration
     /// cost 12 % of a chained spawn (P5).
     iteration_time: Cell<u64>,
+    /// Free task-cell allocations for the next tasks (`task::pool`).
+    pub(crate) cells: RefCell<crate::task::CellPool>,
 }
 
 impl Local {
@@ -144,6 +145,7 @@ impl Local {
             eager_depth: Cell::new(0),
             config,
             iteration_time: Cell::new(crate::sys::coarse_monotonic_ns()),
+            cells: RefCell::new(crate::task::CellPool::default()),
         }))
     }
 
@@ -335,6 +337,10 @@ impl Local {
         } else {
             timeout
         };
+        if timeout != Timeout::Zero {
+            // Going to sleep: give a burst's free task cells back (frees memory only).
+            self.cells.borrow_mut().trim(crate::task::pool::IDLE_BYTES);
+        }
         // A non-blocking poll can only report I/O readiness: cross-thread work is read
         // from its queue and timers from the wheel, never from their fds. With no I/O
         // source registered it would observe nothing, so skip the system call.

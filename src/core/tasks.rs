@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::{Local, Ready};
 use crate::context;
-use crate::exception::{ExceptionContext, ExceptionSource, drop_catching};
+use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::stats::{bump, set};
 use crate::task::{RunResult, Runnable, TaskHeader};
 
@@ -182,7 +182,16 @@ impl Local {
     /// (the task's result, when it was the last reference) is reported, not raised.
     pub(crate) fn release_task(&self, task: Arc<dyn Runnable>) {
         let id = task.header().id;
-        if let Err(error) = drop_catching(task) {
+        // The last reference (the usual case when the task's handle was dropped): its
+        // memory goes to the pool for the next task (`task::pool`).
+        let released = catch_unwind(AssertUnwindSafe(move || {
+            if Arc::strong_count(&task) == 1 {
+                task.release_last();
+            } else {
+                drop(task);
+            }
+        }));
+        if let Err(error) = released.map_err(crate::Error::from_panic) {
             self.report(
                 ExceptionContext::new("Exception while dropping a finished task's result")
                     .with_exception(error)

@@ -28,6 +28,7 @@ use crate::closing::Closable;
 use crate::error::{Error, InvalidStateError};
 use crate::exception::{ExceptionContext, ExceptionSource};
 use crate::handle::LoopHandle;
+use crate::task::pool::Pooled;
 use crate::task::{TaskOps, coop};
 
 /// Something a task can be suspended on and that its cancellation cancels.
@@ -50,6 +51,11 @@ pub(crate) trait FutureObj<T>: CancelHook + Closable {
     /// The cell as a gather, for the cancellation walk (G4 in bounded stack).
     fn as_gather(&self) -> Option<&dyn crate::gather::GatherNode> {
         None
+    }
+    /// Drops the last reference to this cell (a task cell gives its memory to its
+    /// loop's pool: `task::pool`).
+    fn release_last(self: Arc<Self>) {
+        drop(self);
     }
 }
 
@@ -80,6 +86,11 @@ impl<T: Send + 'static> FutureObj<T> for PlainCell<T> {
 
     fn cancel(&self, handle: &Future<T>, message: Option<Arc<str>>) -> bool {
         self.core.cancel(message, &|| handle.clone())
+    }
+
+    fn release_last(self: Arc<Self>) {
+        let loop_id = self.core.owner.shared.id;
+        crate::task::pool::recycle(self, loop_id);
     }
 }
 
@@ -178,7 +189,8 @@ impl<T: Send + 'static> Future<T> {
     pub fn new() -> Future<T> {
         let created_at = Location::caller();
         match crate::context::with_current(|local| {
-            Future::bound_to(local.handle.clone(), created_at)
+            let memory = local.cells.borrow_mut().take();
+            Future::bound_to(local.handle.clone(), created_at, memory)
         }) {
             Some(fut) => fut,
             None => panic!(
@@ -191,11 +203,20 @@ impl<T: Send + 'static> Future<T> {
     /// A pending future bound to `owner`, from any thread.
     #[track_caller]
     pub fn with_loop(owner: &LoopHandle) -> Future<T> {
-        Future::bound_to(owner.clone(), Location::caller())
+        // On the owner's thread, a free allocation from its pool (`task::pool`).
+        let memory =
+            crate::context::with_local(owner.shared.id, |local| local.cells.borrow_mut().take())
+                .flatten();
+        Future::bound_to(owner.clone(), Location::caller(), memory)
     }
 
-    fn bound_to(owner: LoopHandle, created_at: &'static Location<'static>) -> Future<T> {
-        Future::from_obj(Arc::new(PlainCell {
+    fn bound_to(
+        owner: LoopHandle,
+        created_at: &'static Location<'static>,
+        memory: Option<Pooled<PlainCell<T>>>,
+    ) -> Future<T> {
+        let memory = memory.unwrap_or_else(Pooled::fresh);
+        Future::from_obj(memory.init(PlainCell {
             core: FutureCore::new(owner, created_at),
         }))
     }
@@ -483,9 +504,13 @@ impl<T> Drop for Future<T> {
         let obj = unsafe { ManuallyDrop::take(&mut self.obj) };
         // The last handle, while a cell is dropping what it holds: free this cell
         // afterwards, not inside that drop (rule 3: bounded stack, see `flat_drop`).
-        if Arc::strong_count(&obj) == 1 && crate::flat_drop::draining() {
-            let cell: Arc<dyn CancelHook> = obj;
-            crate::flat_drop::defer(cell);
+        if Arc::strong_count(&obj) == 1 {
+            if crate::flat_drop::draining() {
+                let cell: Arc<dyn CancelHook> = obj;
+                crate::flat_drop::defer(cell);
+            } else {
+                obj.release_last();
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::coop;
 use super::header::TaskHeader;
+use super::pool::Pooled;
 use crate::closing::Closable;
 use crate::context;
 use crate::core::Local;
@@ -63,6 +64,8 @@ pub(crate) trait Runnable: TaskOps + TaskWake + 'static {
     fn owner(&self) -> &LoopHandle;
     /// The vtable of this task's wakers (to recognise them: `coop`).
     fn waker_vtable(&self) -> &'static std::task::RawWakerVTable;
+    /// Drops the last reference, giving the memory to the loop's pool (`task::pool`).
+    fn release_last(self: Arc<Self>);
 }
 
 enum Stage<F> {
@@ -105,16 +108,16 @@ where
         coro: F,
         is_send: bool,
         created_at: &'static Location<'static>,
+        memory: Option<Pooled<Self>>,
     ) -> Arc<Self> {
         let loop_id = owner.shared.id;
-        // (`Arc::new` of an uninit value: its layout is a constant, where `new_uninit`
-        // computes it at run time.)
-        let uninit = Arc::new(std::mem::MaybeUninit::<Self>::uninit());
-        let ptr = Arc::as_ptr(&uninit) as *mut Self;
-        // SAFETY: `uninit` is the only reference to its fresh allocation and no `&` to
-        // its contents exists, so writing each field through the pointer `Arc::as_ptr`
-        // derives from the allocation (not from a reference) is allowed; every field is
-        // written before `assume_init`. Field by field, so the cell is built in place
+        // A free allocation from the loop's pool (`task::pool`), or a fresh one.
+        let uninit = memory.unwrap_or_else(Pooled::fresh);
+        let ptr = uninit.as_mut_ptr();
+        // SAFETY: `uninit` is the only reference to its allocation (`Pooled`'s invariant)
+        // and no `&` to its contents exists, so writing each field through the
+        // allocation's own pointer is allowed; every field is written before
+        // `assume_init`. Field by field, so the cell is built in place
         // instead of on the stack and copied; `me` gets the allocation's own pointer
         // (`Arc::new_cyclic` would cost a locked increment, see `self_arc`).
         unsafe {
@@ -406,6 +409,11 @@ where
     fn waker_vtable(&self) -> &'static std::task::RawWakerVTable {
         waker_ref(self).vtable()
     }
+
+    fn release_last(self: Arc<Self>) {
+        let loop_id = self.core.owner.shared.id;
+        super::pool::recycle(self, loop_id);
+    }
 }
 
 impl<T, F> Wake for TaskCell<T, F>
@@ -516,6 +524,10 @@ where
 
     fn cancel(&self, _handle: &Future<T>, message: Option<Arc<str>>) -> bool {
         self.request_cancel(message)
+    }
+
+    fn release_last(self: Arc<Self>) {
+        Runnable::release_last(self);
     }
 }
 

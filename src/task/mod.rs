@@ -16,6 +16,7 @@ pub(crate) mod coop;
 mod dump;
 mod group;
 mod header;
+pub(crate) mod pool;
 
 pub use budget::{Unconstrained, unconstrained};
 pub use cancellable::{Cancellable, cancellable};
@@ -59,6 +60,7 @@ pub use group::{Join, JoinNext, TaskGroup};
 
 pub(crate) use cell::{RunResult, Runnable, TaskOps};
 pub(crate) use header::TaskHeader;
+pub(crate) use pool::CellPool;
 
 use std::fmt;
 use std::future::Future as StdFuture;
@@ -123,7 +125,8 @@ where
         None
     } else {
         context::with_current(move |local| {
-            let cell = TaskCell::new(local.handle.clone(), coro, false, created_at);
+            let memory = local.cells.borrow_mut().take();
+            let cell = TaskCell::new(local.handle.clone(), coro, false, created_at, memory);
             let eager = local.starts_eagerly();
             if !eager {
                 local.spawn_task(cell.clone());
@@ -168,7 +171,9 @@ impl LoopHandle {
         T: Send + 'static,
         F: StdFuture<Output = Result<T, Error>> + Send + 'static,
     {
-        let cell = TaskCell::new(self.clone(), coro, true, Location::caller());
+        let memory =
+            context::with_local(self.shared.id, |local| local.cells.borrow_mut().take()).flatten();
+        let cell = TaskCell::new(self.clone(), coro, true, Location::caller(), memory);
         if self.is_closed() {
             log::debug!(target: "evloop", "spawn on closed loop #{}: task cancelled", self.id());
             cell.abort_unstarted();
