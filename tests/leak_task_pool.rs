@@ -7,7 +7,9 @@
 //! - after both bursts the heap is exactly where the first one left it;
 //! - a 1 ms sleep (a blocking poll) gives all but `IDLE_BYTES` (64 KiB) of the pooled
 //!   cells back;
-//! - dropping the runtime leaves the heap where it was before the runtime existed.
+//! - dropping the runtime leaves the heap where it was before the runtime existed (after
+//!   a first runtime has been created and dropped, so one-time initialisation is not
+//!   counted).
 //!
 //! Method: this binary installs the counting `#[global_allocator]` and holds a single
 //! test (parallel tests would disturb the counts).
@@ -23,6 +25,10 @@ use evloop::{Runtime, create_task, time::sleep};
 static GLOBAL: common::counting_alloc::CountingAlloc = common::counting_alloc::CountingAlloc;
 
 const BURST: usize = 1000;
+/// The counts are process-wide, and the test harness's main thread allocates and frees a
+/// few objects (under 1 KiB) while the test starts: comparisons allow this many
+/// allocations either way. Every property checked moves hundreds.
+const SLACK: isize = 16;
 
 /// Spawns `BURST` tasks, reads the heap while all of them are alive, awaits them.
 async fn burst() -> Live {
@@ -39,6 +45,15 @@ async fn burst() -> Live {
 #[test]
 fn task_cells_are_reused_while_busy_returned_when_idle_and_freed_with_the_loop() {
     let _watchdog = Watchdog::arm("leak_task_pool", Duration::from_secs(60));
+    // A first runtime with a burst and a sleep, dropped: what the process initialises
+    // once (thread-locals, id blocks, the harness's own lazies) exists before the
+    // baseline.
+    let warm = Runtime::new().unwrap();
+    warm.block_on(async {
+        burst().await;
+        sleep(Duration::from_millis(1)).await.unwrap();
+    });
+    drop(warm);
     let before_runtime = live();
     let rt = Runtime::new().unwrap();
     let (first_during, after_first, second_during, after_second, after_sleep) =
@@ -64,12 +79,12 @@ fn task_cells_are_reused_while_busy_returned_when_idle_and_freed_with_the_loop()
     // The second burst's 1 000 live cells come from the pool: only its handle vector
     // (one allocation) is new.
     assert!(
-        second_during.allocations <= after_first.allocations + 1,
+        second_during.allocations <= after_first.allocations + 1 + SLACK,
         "a burst after a burst allocates its cells anew: {after_first:?} -> {second_during:?}"
     );
-    assert_eq!(
-        after_second, after_first,
-        "two identical bursts leave the same heap"
+    assert!(
+        (after_second.allocations - after_first.allocations).abs() <= SLACK,
+        "two identical bursts leave the same heap: {after_first:?} -> {after_second:?}"
     );
     // Sleeping gives back all but 64 KiB of pooled cells (each is at least 200 bytes, so
     // at most ≈ 330 stay).
@@ -80,8 +95,10 @@ fn task_cells_are_reused_while_busy_returned_when_idle_and_freed_with_the_loop()
     drop(rt);
     let after_runtime = live();
     println!("before the runtime {before_runtime:?}, after dropping it {after_runtime:?}");
-    assert_eq!(
-        after_runtime, before_runtime,
-        "a dropped loop frees its pooled cells"
+    // After the sleep ≈ 240 cells were still pooled (64 KiB): a loop that kept them
+    // would be far outside the slack.
+    assert!(
+        (after_runtime.allocations - before_runtime.allocations).abs() <= SLACK,
+        "a dropped loop frees its pooled cells: {before_runtime:?} -> {after_runtime:?}"
     );
 }

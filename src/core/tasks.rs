@@ -186,7 +186,7 @@ impl Local {
         // memory goes to the pool for the next task (`task::pool`).
         let released = catch_unwind(AssertUnwindSafe(move || {
             if Arc::strong_count(&task) == 1 {
-                task.release_last();
+                task.release_last(Some(self));
             } else {
                 drop(task);
             }

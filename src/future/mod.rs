@@ -90,7 +90,7 @@ impl<T: Send + 'static> FutureObj<T> for PlainCell<T> {
 
     fn release_last(self: Arc<Self>) {
         let loop_id = self.core.owner.shared.id;
-        crate::task::pool::recycle(self, loop_id);
+        crate::task::pool::recycle(self, loop_id, None);
     }
 }
 

@@ -64,8 +64,9 @@ pub(crate) trait Runnable: TaskOps + TaskWake + 'static {
     fn owner(&self) -> &LoopHandle;
     /// The vtable of this task's wakers (to recognise them: `coop`).
     fn waker_vtable(&self) -> &'static std::task::RawWakerVTable;
-    /// Drops the last reference, giving the memory to the loop's pool (`task::pool`).
-    fn release_last(self: Arc<Self>);
+    /// Drops the last reference, giving the memory to the loop's pool (`task::pool`);
+    /// `local`: the loop's core, when the caller has it.
+    fn release_last(self: Arc<Self>, local: Option<&Local>);
 }
 
 enum Stage<F> {
@@ -410,9 +411,9 @@ where
         waker_ref(self).vtable()
     }
 
-    fn release_last(self: Arc<Self>) {
+    fn release_last(self: Arc<Self>, local: Option<&Local>) {
         let loop_id = self.core.owner.shared.id;
-        super::pool::recycle(self, loop_id);
+        super::pool::recycle(self, loop_id, local);
     }
 }
 
@@ -527,7 +528,7 @@ where
     }
 
     fn release_last(self: Arc<Self>) {
-        Runnable::release_last(self);
+        Runnable::release_last(self, None);
     }
 }
 

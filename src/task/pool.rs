@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::context;
+use crate::core::Local;
 
 /// The most bytes of free cells one loop keeps (≈ 15 000 cells of a small task).
 pub(crate) const MAX_BYTES: usize = 4 << 20;
@@ -202,13 +203,15 @@ impl Drop for CellPool {
 
 /// Frees `cell` — a cell of the loop `loop_id` — into that loop's pool when this is the
 /// last reference and this thread runs that loop; drops it the usual way otherwise.
-/// The value's destructors (user code) run here, outside every borrow.
-pub(crate) fn recycle<C: 'static>(cell: Arc<C>, loop_id: u64) {
-    if cfg!(loom)
-        || Arc::strong_count(&cell) != 1
-        || Arc::weak_count(&cell) != 0
-        || context::current_id() != loop_id
-    {
+/// The value's destructors (user code) run here, outside every borrow. `local` is the
+/// loop's core when the caller has it (the loop releasing a task), saving the
+/// thread-local lookups.
+pub(crate) fn recycle<C: 'static>(cell: Arc<C>, loop_id: u64, local: Option<&Local>) {
+    let on_its_loop = match local {
+        Some(local) => local.id() == loop_id,
+        None => context::current_id() == loop_id,
+    };
+    if cfg!(loom) || !on_its_loop || Arc::strong_count(&cell) != 1 || Arc::weak_count(&cell) != 0 {
         drop(cell);
         return;
     }
@@ -227,13 +230,19 @@ pub(crate) fn recycle<C: 'static>(cell: Arc<C>, loop_id: u64) {
     // drops its contents, so if a destructor unwinds, `memory` only frees the memory.
     unsafe { std::ptr::drop_in_place(Arc::as_ptr(&memory).cast_mut().cast::<C>()) };
     // The only reference, its value dropped: the `Pooled` invariant.
-    let mut memory = Some(Pooled(memory));
-    // (A destructor may have swapped or dropped this thread's loop: then it is freed.)
-    let refused = context::with_local(loop_id, |local| {
-        memory.take().and_then(|m| local.cells.borrow_mut().put(m))
-    });
+    let memory = Pooled(memory);
+    let refused = match local {
+        Some(local) => local.cells.borrow_mut().put(memory),
+        // (A destructor may have swapped or dropped this thread's loop: then it is freed.)
+        None => {
+            let mut memory = Some(memory);
+            let refused = context::with_local(loop_id, |local| {
+                memory.take().and_then(|m| local.cells.borrow_mut().put(m))
+            });
+            refused.flatten().or(memory)
+        }
+    };
     drop(refused);
-    drop(memory);
 }
 
 /// `TypeId`s are already hashes: use 64 of their bits as they are.
