@@ -310,8 +310,8 @@ mod tests {
         assert!(pool.take::<[u8; 1000]>().is_none());
     }
 
-    fn job(n: u8) -> impl std::future::Future<Output = Result<u8, crate::Error>> {
-        async move { Ok(n) }
+    async fn job(n: u8) -> Result<u8, crate::Error> {
+        Ok(n)
     }
 
     fn cell_of<T>(fut: &crate::Future<T>) -> *const () {
