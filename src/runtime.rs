@@ -229,6 +229,12 @@ pub struct Runtime {
 struct Stopped;
 
 impl Runtime {
+    /// The loop's core (unit tests of `context`).
+    #[cfg(test)]
+    pub(crate) fn local_for_tests(&self) -> Rc<Local> {
+        self.local.clone()
+    }
+
     /// A runtime with the default configuration.
     ///
     /// # Errors
