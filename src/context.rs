@@ -58,14 +58,18 @@ impl Drop for Current {
 /// ran user code inside one (the same bug the `RefCell` reported as "already borrowed").
 fn replace_current(new: Option<Rc<Local>>) -> Option<Rc<Local>> {
     assert_not_lent();
-    CURRENT_PTR.set(new.as_ref().map_or(ptr::null(), Rc::as_ptr));
+    let core = new.as_ref().map_or(ptr::null(), Rc::as_ptr);
+    // Null while `CURRENT` changes: at thread teardown `try_with` fails and drops `new`
+    // (a core's destructors must not find it current); otherwise the pointer is set
+    // right after the swap, which drops nothing (the old core is returned).
+    CURRENT_PTR.set(ptr::null());
     CURRENT
-        .try_with(|c| std::mem::replace(&mut c.borrow_mut().0, new))
-        .unwrap_or_else(|_| {
-            // Thread teardown: `CURRENT` is gone, so nothing may point at a core.
-            CURRENT_PTR.set(ptr::null());
-            None
+        .try_with(|c| {
+            let old = std::mem::replace(&mut c.borrow_mut().0, new);
+            CURRENT_PTR.set(core);
+            old
         })
+        .unwrap_or(None)
 }
 
 /// See [`replace_current`]'s `# Panics`.

@@ -17,8 +17,8 @@
 //!
 //! | rule | why |
 //! |---|---|
-//! | a cell enters only when its `Arc` is the last reference: strong count 1, weak count 0, on its owner loop's thread | nobody else can reach the memory, nor create a reference to it (a `Weak` could upgrade into the next task) |
-//! | an acquire fence follows the count check | the other threads' last accesses (their `Release` decrements) happen before the memory is reused, as in `Arc::drop` |
+//! | a cell enters only when its `Arc` is the last reference, tested by `Arc::get_mut` (strong count 1 and no `Weak`, read with the weak count locked), on its owner loop's thread | nobody else can reach the memory, nor create a reference to it (a `Weak` could upgrade into the next task); two plain loads of the counts would race with a `Weak` being upgraded and dropped between them |
+//! | `get_mut`'s acquire ordering | the other threads' last accesses (their `Release` decrements) happen before the memory is reused, as in `Arc::drop` |
 //! | the value is dropped *before* the pool is borrowed | a destructor is user code (rule 1) and may spawn, which takes from the pool |
 //! | a shelf holds `Arc<MaybeUninit<C>>` (as raw pointers) | freeing one never drops a value twice |
 //! | at most [`MAX_BYTES`] per loop; a blocking park trims to [`IDLE_BYTES`]; dropping the loop frees all | a burst's memory is reused while the loop is busy and returned when it sleeps |
@@ -32,7 +32,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 
 use crate::context;
 use crate::core::Local;
@@ -182,6 +181,10 @@ impl CellPool {
                 // type's `free_cell`.
                 unsafe { (shelf.free)(ptr) };
             }
+            // The shelf's own vector shrinks with it (it grew to the burst's size).
+            if shelf.cells.capacity() > 2 * shelf.cells.len() + 16 {
+                shelf.cells.shrink_to(shelf.cells.len());
+            }
             if self.bytes <= keep {
                 break;
             }
@@ -206,25 +209,26 @@ impl Drop for CellPool {
 /// The value's destructors (user code) run here, outside every borrow. `local` is the
 /// loop's core when the caller has it (the loop releasing a task), saving the
 /// thread-local lookups.
-pub(crate) fn recycle<C: 'static>(cell: Arc<C>, loop_id: u64, local: Option<&Local>) {
+pub(crate) fn recycle<C: 'static>(mut cell: Arc<C>, loop_id: u64, local: Option<&Local>) {
     let on_its_loop = match local {
         Some(local) => local.id() == loop_id,
         None => context::current_id() == loop_id,
     };
-    if cfg!(loom) || !on_its_loop || Arc::strong_count(&cell) != 1 || Arc::weak_count(&cell) != 0 {
+    // `get_mut` is the uniqueness test: it locks the weak count while it reads the
+    // strong one, and acquires what the other threads did before dropping their
+    // references. (Two plain loads of the counts are not enough: between them another
+    // thread can upgrade a `Weak` — the reactor's hold on a displaced task — and drop
+    // that `Weak`, so both loads pass while it holds a strong reference.)
+    if cfg!(loom) || !on_its_loop || Arc::get_mut(&mut cell).is_none() {
         drop(cell);
         return;
     }
-    // Pairs with the `Release` decrements of the references other threads dropped (as
-    // `Arc::drop` does before freeing).
-    fence(Ordering::Acquire);
     let raw = Arc::into_raw(cell).cast::<MaybeUninit<C>>();
     // SAFETY: `raw` is `Arc::into_raw` of an `Arc<C>`, and `MaybeUninit<C>` has `C`'s
     // size and alignment (`Arc::from_raw`'s requirement for a different `U`).
     let memory = unsafe { Arc::from_raw(raw) };
-    // SAFETY: `memory` is the only reference to the allocation: the strong count was 1
-    // (this reference) and the weak count 0, and no new reference can be made without
-    // one. The value is initialised and is dropped exactly once, here, through the
+    // SAFETY: `memory` is the only reference to the allocation: `get_mut` found no other
+    // strong or weak reference, and no new one can be made without one. The value is initialised and is dropped exactly once, here, through the
     // allocation's own pointer (`Arc::as_ptr` derives from the allocation, not from a
     // reference); from now on it is treated as uninitialised — a `MaybeUninit` never
     // drops its contents, so if a destructor unwinds, `memory` only frees the memory.
@@ -343,5 +347,47 @@ mod tests {
             next.set_result(4).unwrap();
             assert_eq!(next.await.unwrap(), 4);
         });
+    }
+
+    /// Only a sole reference is shelved: a live `Weak` (the reactor holds displaced
+    /// tasks weakly) or a second strong reference keeps the cell out of the pool, and the
+    /// value is dropped the usual way. (The review of this module found that reading the
+    /// two counts separately raced with a `Weak` upgraded and dropped between the reads;
+    /// `Arc::get_mut` reads them with the weak count locked.)
+    #[test]
+    fn a_cell_with_another_reference_is_not_shelved() {
+        let rt = crate::Runtime::new().unwrap();
+        let local = rt.local_for_tests();
+        let id = local.id();
+        let shelved = || local.cells.borrow().bytes();
+
+        let cell = Arc::new([1u64; 4]);
+        let weak = Arc::downgrade(&cell);
+        super::recycle(cell, id, Some(&local));
+        assert_eq!(shelved(), 0, "a cell with a Weak is not shelved");
+        assert!(weak.upgrade().is_none(), "and is freed as usual");
+
+        let cell = Arc::new([2u64; 4]);
+        let other = cell.clone();
+        super::recycle(cell, id, Some(&local));
+        assert_eq!(
+            shelved(),
+            0,
+            "a cell with another strong reference is not shelved"
+        );
+        assert_eq!(*other, [2; 4]);
+
+        super::recycle(other, id, Some(&local));
+        assert_eq!(
+            shelved(),
+            bytes_of::<[u64; 4]>(),
+            "the sole reference is shelved"
+        );
+        super::recycle(Arc::new([3u64; 4]), id + 1, Some(&local));
+        assert_eq!(
+            shelved(),
+            bytes_of::<[u64; 4]>(),
+            "a cell of another loop is not shelved here"
+        );
     }
 }
