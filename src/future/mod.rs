@@ -204,9 +204,7 @@ impl<T: Send + 'static> Future<T> {
     #[track_caller]
     pub fn with_loop(owner: &LoopHandle) -> Future<T> {
         // On the owner's thread, a free allocation from its pool (`task::pool`).
-        let memory =
-            crate::context::with_local(owner.shared.id, |local| local.cells.borrow_mut().take())
-                .flatten();
+        let memory = crate::task::pool::take_on(owner.shared.id);
         Future::bound_to(owner.clone(), Location::caller(), memory)
     }
 

@@ -171,8 +171,7 @@ impl LoopHandle {
         T: Send + 'static,
         F: StdFuture<Output = Result<T, Error>> + Send + 'static,
     {
-        let memory =
-            context::with_local(self.shared.id, |local| local.cells.borrow_mut().take()).flatten();
+        let memory = pool::take_on(self.shared.id);
         let cell = TaskCell::new(self.clone(), coro, true, Location::caller(), memory);
         if self.is_closed() {
             log::debug!(target: "evloop", "spawn on closed loop #{}: task cancelled", self.id());

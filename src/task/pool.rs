@@ -1,5 +1,6 @@
-//! The loop's pool of task-cell allocations: a finished task's memory is kept on its
-//! loop thread for the next task of the same type, instead of going back to `malloc`.
+//! The loop's pool of cell allocations: a finished task's (or plain future's) memory is
+//! kept on its loop thread for the next one of the same type, instead of going back to
+//! `malloc`.
 //!
 //! Owns: the shelves of free, *uninitialised* cell allocations (one shelf per cell type),
 //! how many bytes they may hold, and the one sound way a last reference becomes a free
@@ -202,6 +203,12 @@ impl Drop for CellPool {
     fn drop(&mut self) {
         self.trim(0);
     }
+}
+
+/// A free allocation for a `C` from the pool of loop `loop_id`, if that loop runs on this
+/// thread and has one (for callers that may be on any thread).
+pub(crate) fn take_on<C: 'static>(loop_id: u64) -> Option<Pooled<C>> {
+    context::with_local(loop_id, |local| local.cells.borrow_mut().take()).flatten()
 }
 
 /// Frees `cell` — a cell of the loop `loop_id` — into that loop's pool when this is the
