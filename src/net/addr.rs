@@ -7,6 +7,8 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use super::error::{about, is_cancellation, named};
+
 pub(crate) mod sealed {
     use std::net::SocketAddr;
 
@@ -97,12 +99,66 @@ impl<T: sealed::Sealed + ?Sized> sealed::Sealed for &T {
 }
 impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
 
-/// The addresses `addr` names; names are looked up on the default executor.
-pub(crate) async fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<Vec<SocketAddr>> {
+/// What `addr` resolved to: the addresses, and the name as given when one was looked
+/// up (for error messages).
+pub(crate) struct Resolved {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) name: Option<String>,
+}
+
+/// Looks up `host` (`"host:port"`, `("host", port)` or literal addresses) on the loop's
+/// default executor, so a slow DNS server never blocks the loop (N6). Literal addresses
+/// are returned at once, without a lookup.
+///
+/// The lookup is `getaddrinfo(3)` (through `std::net::ToSocketAddrs`), so `/etc/hosts`,
+/// `nsswitch.conf` and the resolver's address order apply. Cancelling the awaiting task
+/// ends the await with the cancellation; the lookup already running on the pool cannot
+/// be interrupted and its answer is dropped.
+///
+/// ```
+/// evloop::run(async {
+///     let addrs = evloop::net::lookup_host("localhost:8080").await?;
+///     assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8080));
+///     let literal = evloop::net::lookup_host("10.1.2.3:53").await?;
+///     assert_eq!(literal, ["10.1.2.3:53".parse().unwrap()]);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+///
+/// # Errors
+///
+/// An [`AddrError`](super::AddrError) naming `host` when the lookup fails or finds no
+/// address; an `io::Error` wrapping `CancelledError` when the awaiting task is
+/// cancelled.
+///
+/// # Panics
+///
+/// When no event loop runs on this thread.
+pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    resolve(&host, "lookup").await.map(|r| r.addrs)
+}
+
+/// The addresses `addr` names; names are looked up on the default executor. A failed
+/// lookup is an `AddrError` of `op` naming the name.
+pub(crate) async fn resolve<A: ToSocketAddrs + ?Sized>(
+    addr: &A,
+    op: &'static str,
+) -> io::Result<Resolved> {
     use std::net::ToSocketAddrs as _;
-    let lookup = match addr.to_resolve() {
-        Resolve::Ready(addrs) => return non_empty(addrs),
-        lookup => lookup,
+    let (lookup, name) = match addr.to_resolve() {
+        Resolve::Ready(addrs) if addrs.is_empty() => {
+            return Err(named(op, None, vec![(None, no_addresses())]));
+        }
+        Resolve::Ready(addrs) => return Ok(Resolved { addrs, name: None }),
+        Resolve::HostPort(s) => {
+            let name = s.clone();
+            (Resolve::HostPort(s), name)
+        }
+        Resolve::Host(host, port) => {
+            let name = format!("{host}:{port}");
+            (Resolve::Host(host, port), name)
+        }
     };
     let found = crate::spawn_blocking(move || -> io::Result<Vec<SocketAddr>> {
         match lookup {
@@ -112,39 +168,43 @@ pub(crate) async fn resolve<A: ToSocketAddrs + ?Sized>(addr: &A) -> io::Result<V
         }
     })
     .await
-    .map_err(io::Error::from)??;
-    non_empty(found)
-}
-
-fn non_empty(addrs: Vec<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
-    if addrs.is_empty() {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        ))
-    } else {
-        Ok(addrs)
+    .map_err(io::Error::from)
+    .and_then(|found| found);
+    match found {
+        Ok(addrs) if !addrs.is_empty() => Ok(Resolved {
+            addrs,
+            name: Some(name),
+        }),
+        Ok(_) => Err(about(op, name, no_addresses())),
+        Err(e) => Err(about(op, name, e)),
     }
 }
 
-/// Tries `op` on each address in turn; the last error if all fail.
-pub(crate) async fn each_addr<T, F, Fut>(addrs: Vec<SocketAddr>, mut op: F) -> io::Result<T>
+fn no_addresses() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any address",
+    )
+}
+
+/// Tries `op` on each address in turn: the first success, or an `AddrError` of `what`
+/// listing every address with its error. A cancellation ends the attempts at once.
+pub(crate) async fn each_addr<T, F, Fut>(
+    resolved: Resolved,
+    what: &'static str,
+    mut op: F,
+) -> io::Result<T>
 where
     F: FnMut(SocketAddr) -> Fut,
     Fut: std::future::Future<Output = io::Result<T>>,
 {
-    let mut last = None;
-    for addr in addrs {
+    let mut failed = Vec::new();
+    for addr in resolved.addrs {
         match op(addr).await {
             Ok(v) => return Ok(v),
-            Err(e)
-                if e.get_ref()
-                    .is_some_and(|inner| inner.is::<crate::CancelledError>()) =>
-            {
-                return Err(e);
-            }
-            Err(e) => last = Some(e),
+            Err(e) if is_cancellation(&e) => return Err(e),
+            Err(e) => failed.push((Some(addr), e)),
         }
     }
-    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses")))
+    Err(named(what, resolved.name, failed))
 }

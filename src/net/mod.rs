@@ -13,7 +13,11 @@
 //! * Dropping a pending read future loses no data; halves from `into_split` let one task
 //!   read while another writes (N4).
 //! * Errors are returned, never swallowed; `EMFILE` / `ENFILE` on accept back off instead
-//!   of spinning; writes never raise SIGPIPE (N5).
+//!   of spinning; writes never raise SIGPIPE (N5). A connect, bind, accept or lookup
+//!   error names its address, path or name ([`AddrError`]) and keeps its `ErrorKind`
+//!   (N6).
+//! * Names are looked up on the blocking pool ([`lookup_host`]); a TCP connect to a
+//!   name with several addresses races them with Happy Eyeballs (RFC 8305, `happy`).
 //! * Stream types implement `futures_io::AsyncRead` / `AsyncWrite` (I1), so the
 //!   `futures-util` extension traits and codecs work on them.
 //!
@@ -23,6 +27,8 @@
 //! `io::Error` instead of waiting forever.
 
 mod addr;
+mod error;
+mod happy;
 pub(crate) mod scratch;
 mod source;
 pub(crate) mod stream;
@@ -30,7 +36,8 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use addr::ToSocketAddrs;
+pub use addr::{ToSocketAddrs, lookup_host};
+pub use error::AddrError;
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReuniteError, SplitStream};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

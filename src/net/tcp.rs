@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::addr::{ToSocketAddrs, each_addr, resolve};
+use super::addr::{Resolved, ToSocketAddrs, each_addr, resolve};
+use super::error;
+use super::happy::{self, Lost};
 use super::source::{Source, StreamLeftover};
 use super::stream::stream_api;
 use super::{AcceptBackoff, ListenOptions};
@@ -49,7 +51,9 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// Resolution or bind errors (the last one if every address failed).
+    /// An [`AddrError`](super::AddrError) naming the address (`"bind 127.0.0.1:80:
+    /// Permission denied (os error 13)"`), or every address tried when a name resolved
+    /// to several, with the kind of the first error; or a lookup error naming the name.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         TcpListener::bind_with(addr, ListenOptions::default()).await
     }
@@ -64,8 +68,8 @@ impl TcpListener {
         addr: impl ToSocketAddrs,
         options: ListenOptions,
     ) -> io::Result<TcpListener> {
-        let addrs = resolve(&addr).await?;
-        each_addr(addrs, |addr| {
+        let resolved = resolve(&addr, "bind").await?;
+        each_addr(resolved, "bind", |addr| {
             std::future::ready(TcpListener::bind_addr(addr, &options))
         })
         .await
@@ -112,15 +116,21 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// The accept error; an `io::Error` wrapping `CancelledError` when the awaiting task
+    /// The accept error, as an [`AddrError`](super::AddrError) naming the listening
+    /// address (`"accept on 127.0.0.1:8080: Too many open files (os error 24)"`) with
+    /// the error's kind; an `io::Error` wrapping `CancelledError` when the awaiting task
     /// is cancelled.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.backoff.wait().await?;
         let accepted = poll_fn(|cx| self.source.poll_read_with(cx, |l| l.accept())).await;
-        let (stream, peer) = self.backoff.record(accepted)?;
+        let named = |e| match self.local_addr() {
+            Ok(local) => error::at("accept on", local, e),
+            Err(_) => e,
+        };
+        let (stream, peer) = self.backoff.record(accepted).map_err(named)?;
         self.source.registration.count_accept();
-        stream.set_nonblocking(true)?;
-        Ok((TcpStream::from_nonblocking(stream)?, peer))
+        stream.set_nonblocking(true).map_err(named)?;
+        Ok((TcpStream::from_nonblocking(stream).map_err(named)?, peer))
     }
 
     /// The local address (find the port after binding to port 0).
@@ -163,16 +173,54 @@ pub struct TcpStream {
 stream_api!(TcpStream);
 
 impl TcpStream {
-    /// Connects to `addr` (non-blocking connect; names resolved off the loop thread;
-    /// each address tried in turn).
+    /// Connects to `addr` (a non-blocking connect; names are resolved off the loop
+    /// thread, [`lookup_host`](super::lookup_host)).
+    ///
+    /// When `addr` names several addresses (a host with IPv6 and IPv4 addresses, or a
+    /// list), they are tried with Happy Eyeballs (RFC 8305): IPv6 and IPv4 interleaved
+    /// starting with the resolver's first choice, each attempt started 250 ms after the
+    /// one before it unless that one failed sooner, attempts in flight left running;
+    /// the first to connect wins and the others are closed. (tokio tries the addresses
+    /// one after another; asyncio does this with `happy_eyeballs_delay=0.25`.)
+    ///
+    /// ```
+    /// use evloop::net::{TcpListener, TcpStream};
+    ///
+    /// evloop::run(async {
+    ///     // Nobody listens on the first address: the second attempt starts at once.
+    ///     let closed = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let open = listener.local_addr()?;
+    ///     let stream = TcpStream::connect(&[closed, open][..]).await?;
+    ///     assert_eq!(stream.peer_addr()?, open);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
     ///
     /// # Errors
     ///
-    /// The connect error of the last address (e.g. `ConnectionRefused`); an `io::Error`
-    /// wrapping `CancelledError` when the awaiting task is cancelled.
+    /// An [`AddrError`](super::AddrError) naming the address (`"connect 127.0.0.1:1:
+    /// Connection refused (os error 111)"`), or, when several were tried, each with its
+    /// error, with the kind of the first address's error; a lookup error naming the
+    /// name; an `io::Error` wrapping `CancelledError` when the awaiting task is
+    /// cancelled (every attempt in flight is closed).
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addrs = resolve(&addr).await?;
-        each_addr(addrs, TcpStream::connect_addr).await
+        let Resolved { addrs, name } = resolve(&addr, "connect").await?;
+        if let [addr] = addrs[..] {
+            return TcpStream::connect_addr(addr)
+                .await
+                .map_err(|e| error::named("connect", name, vec![(Some(addr), e)]));
+        }
+        match happy::race(happy::interleave(addrs), TcpStream::connect_addr).await {
+            Ok(stream) => Ok(stream),
+            Err(Lost::Cancelled(e)) => Err(e),
+            Err(Lost::Failed(failed)) => Err(error::named(
+                "connect",
+                name,
+                failed.into_iter().map(|(a, e)| (Some(a), e)).collect(),
+            )),
+        }
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {

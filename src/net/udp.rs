@@ -35,10 +35,11 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// Resolution or bind errors.
+    /// An [`AddrError`](super::AddrError) naming the address (each address tried, for a
+    /// name), or a lookup error naming the name.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let addrs = resolve(&addr).await?;
-        each_addr(addrs, |addr| {
+        let resolved = resolve(&addr, "bind").await?;
+        each_addr(resolved, "bind", |addr| {
             std::future::ready(std::net::UdpSocket::bind(addr).and_then(UdpSocket::from_std))
         })
         .await
@@ -62,10 +63,11 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// Resolution or connect errors.
+    /// An [`AddrError`](super::AddrError) naming the address, or a lookup error naming
+    /// the name.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let addrs = resolve(&addr).await?;
-        each_addr(addrs, |addr| {
+        let resolved = resolve(&addr, "connect").await?;
+        each_addr(resolved, "connect", |addr| {
             std::future::ready(self.source.io.connect(addr))
         })
         .await
@@ -95,8 +97,7 @@ impl UdpSocket {
     ///
     /// Resolution or send errors.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
-        let addrs = resolve(&target).await?;
-        let target = addrs[0];
+        let target = resolve(&target, "send to").await?.addrs[0];
         poll_fn(|cx| self.source.poll_write_with(cx, |s| s.send_to(buf, target))).await
     }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::AcceptBackoff;
+use super::error;
 use super::source::{Source, StreamLeftover};
 use super::stream::stream_api;
 use crate::reactor::{Direction, Interest};
@@ -29,9 +30,13 @@ impl UnixListener {
     ///
     /// # Errors
     ///
-    /// Bind errors (e.g. `AddrInUse` if the path exists); when no loop runs here.
+    /// Bind errors (e.g. `AddrInUse` if the path exists) as an
+    /// [`AddrError`](super::AddrError) naming the path; when no loop runs here.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+        let path = path.as_ref();
+        std::os::unix::net::UnixListener::bind(path)
+            .and_then(UnixListener::from_std)
+            .map_err(|e| error::about("bind", path.display(), e))
     }
 
     /// Wraps a std listener (made non-blocking here).
@@ -57,9 +62,18 @@ impl UnixListener {
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         self.backoff.wait().await?;
         let accepted = poll_fn(|cx| self.source.poll_read_with(cx, |l| l.accept())).await;
-        let (stream, addr) = self.backoff.record(accepted)?;
+        let named = |e| match self
+            .local_addr()
+            .ok()
+            .as_ref()
+            .and_then(|a| a.as_pathname())
+        {
+            Some(path) => error::about("accept on", path.display(), e),
+            None => e,
+        };
+        let (stream, addr) = self.backoff.record(accepted).map_err(named)?;
         self.source.registration.count_accept();
-        Ok((UnixStream::from_std(stream)?, addr))
+        Ok((UnixStream::from_std(stream).map_err(named)?, addr))
     }
 
     /// The bound address.
@@ -111,9 +125,17 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// Connect errors (e.g. `NotFound`, `ConnectionRefused`); an `io::Error` wrapping
+    /// Connect errors (e.g. `NotFound`, `ConnectionRefused`) as an
+    /// [`AddrError`](super::AddrError) naming the path; an `io::Error` wrapping
     /// `CancelledError` when the awaiting task is cancelled.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        UnixStream::connect_path(path)
+            .await
+            .map_err(|e| error::about("connect", path.display(), e))
+    }
+
+    async fn connect_path(path: &Path) -> io::Result<UnixStream> {
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         match socket.connect(&SockAddr::unix(path)?) {
@@ -207,9 +229,13 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// Bind errors; when no loop runs here.
+    /// Bind errors as an [`AddrError`](super::AddrError) naming the path; when no loop
+    /// runs here.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+        let path = path.as_ref();
+        std::os::unix::net::UnixDatagram::bind(path)
+            .and_then(UnixDatagram::from_std)
+            .map_err(|e| error::about("bind", path.display(), e))
     }
 
     /// A socket bound to no address (it can send, and receive replies when connected).
@@ -247,9 +273,13 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// Connect errors.
+    /// Connect errors as an [`AddrError`](super::AddrError) naming the path.
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.source.io.connect(path)
+        let path = path.as_ref();
+        self.source
+            .io
+            .connect(path)
+            .map_err(|e| error::about("connect", path.display(), e))
     }
 
     /// Sends a datagram to the connected peer.
