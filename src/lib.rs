@@ -127,6 +127,7 @@ mod handle;
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod ids;
+pub mod io;
 mod loom;
 mod loop_ref;
 pub mod net;

@@ -30,6 +30,7 @@ mod addr;
 mod error;
 mod happy;
 pub(crate) mod scratch;
+mod server;
 mod source;
 pub(crate) mod stream;
 mod tcp;
@@ -38,6 +39,8 @@ mod unix;
 
 pub use addr::{ToSocketAddrs, lookup_host};
 pub use error::AddrError;
+pub(crate) use error::is_cancellation;
+pub use server::{Server, StreamReader, StreamWriter, open_connection, start_server};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReuniteError, SplitStream};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

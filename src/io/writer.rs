@@ -1,0 +1,466 @@
+//! [`BufWriter`]: asyncio's `StreamWriter` — `write`, `drain`, `close` and the write
+//! buffer's water marks — over any `futures_io::AsyncWrite` (N7).
+//!
+//! Owns: the write buffer, the water marks and the flusher task that empties the buffer
+//! in the background. Must not touch: the socket's readiness — every write goes through
+//! the inner writer's `poll_write`.
+//!
+//! asyncio's transport sends what `write()` is given at once when it can and keeps the
+//! rest, which the loop sends as the socket becomes writable; `drain()` waits only
+//! while the backlog is above the high-water mark. evloop does the same with no
+//! transport object:
+//!
+//! 1. `write(data)` with nothing buffered tries the inner writer at once (one
+//!    non-blocking `poll_write` with a no-op waker: on an evloop stream, a `send`).
+//!    What it does not take is buffered, and a *flusher* task is created on the loop.
+//! 2. The flusher owns the job of writing the buffer: it polls the inner writer with
+//!    its own waker, so it sleeps on the socket's writability, and ends when the buffer
+//!    is empty (a later backlog creates a new one). It wakes a `drain` once the backlog
+//!    is at the low-water mark, and a `flush` or `close` once it is empty.
+//! 3. `close()` (or dropping the writer) asks for the write side to be shut down once
+//!    everything buffered is written (`poll_close`); dropping does not wait for it.
+//!
+//! State rules: the inner writer is taken out of the shared cell while it is polled and
+//! put back after, so no borrow is held while the inner writer (which may be user code)
+//! runs; a `write` made meanwhile (from that code) only appends to the buffer. Wakers
+//! are taken out of the cell before they are woken. An error from the inner writer is
+//! kept: the buffered bytes are dropped (they cannot be sent) and every later `write`,
+//! `drain`, `flush` and `close` fails with it.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use futures_io::AsyncWrite;
+
+use crate::task::coop;
+
+/// asyncio's default high-water mark (64 KiB).
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+/// A buffer larger than this is freed once it has been written out.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+struct Shared<W> {
+    /// `None` while someone polls it (or after the shutdown).
+    io: Option<W>,
+    buf: Vec<u8>,
+    /// `buf[head..]` is still to be written.
+    head: usize,
+    high: usize,
+    low: usize,
+    /// A flusher task exists (it owns writing `buf`).
+    flushing: bool,
+    /// Shut the write side down once the buffer is empty.
+    closing: bool,
+    /// The shutdown is done (or failed).
+    closed: bool,
+    /// The first error, reported once; then its kind and text for later calls.
+    error: Option<io::Error>,
+    failed: Option<(io::ErrorKind, String)>,
+    /// The task waiting in `drain` (until the backlog is at most `.1`) or in `flush` /
+    /// `close` (`.1 == 0`: until the buffer is empty and the flusher is done).
+    waiter: Option<(Waker, usize)>,
+}
+
+impl<W> Shared<W> {
+    fn pending(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.failed = Some((e.kind(), e.to_string()));
+        self.error = Some(e);
+        self.buf = Vec::new();
+        self.head = 0;
+    }
+
+    fn take_error(&mut self) -> Option<io::Error> {
+        if let Some(e) = self.error.take() {
+            return Some(e);
+        }
+        let (kind, text) = self.failed.as_ref()?;
+        Some(io::Error::new(
+            *kind,
+            format!("{text} (an earlier write failed)"),
+        ))
+    }
+
+    /// The waiter to wake now that the backlog is `pending()` (and the flusher done
+    /// or not).
+    fn due_waiter(&mut self) -> Option<Waker> {
+        let done = !self.flushing && self.pending() == 0;
+        match &self.waiter {
+            Some((_, 0)) if !done && self.failed.is_none() => None,
+            Some((_, low)) if self.pending() > *low && self.failed.is_none() => None,
+            Some(_) => self.waiter.take().map(|(w, _)| w),
+            None => None,
+        }
+    }
+
+    fn append(&mut self, data: &[u8]) {
+        if self.head > 0 && self.head >= self.buf.len() / 2 {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+}
+
+/// A buffered writer with asyncio's `StreamWriter` methods: [`write`](Self::write)
+/// (sends at once when the socket takes it, buffers the rest, never waits),
+/// [`drain`](Self::drain) (waits while the backlog is above the high-water mark),
+/// [`flush`](Self::flush) (waits until everything is written) and
+/// [`close`](Self::close).
+///
+/// The buffer is written in the background by a task on the writer's loop, so bytes
+/// given to `write` go out even if the program never calls `drain` — as with asyncio's
+/// transports. Used on a loop thread only (it is `!Send`).
+///
+/// ```
+/// use evloop::io::{BufReader, BufWriter};
+///
+/// evloop::run(async {
+///     let (a, b) = evloop::net::UnixStream::pair()?;
+///     let mut writer = BufWriter::new(a);
+///     writer.write(b"hello\n")?;
+///     writer.write(b"world\n")?;
+///     writer.drain().await?; // below the high-water mark: returns at once
+///     let mut reader = BufReader::new(b);
+///     assert_eq!(reader.readline().await?, b"hello\n");
+///     assert_eq!(reader.readline().await?, b"world\n");
+///     writer.close().await?; // flushed, then the write side is shut down
+///     assert!(reader.readline().await?.is_empty());
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+pub struct BufWriter<W: AsyncWrite + Unpin + 'static> {
+    shared: Rc<RefCell<Shared<W>>>,
+}
+
+impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
+    /// A writer with asyncio's water marks (high 64 KiB, low 16 KiB).
+    pub fn new(inner: W) -> BufWriter<W> {
+        BufWriter {
+            shared: Rc::new(RefCell::new(Shared {
+                io: Some(inner),
+                buf: Vec::new(),
+                head: 0,
+                high: DEFAULT_HIGH_WATER,
+                low: DEFAULT_HIGH_WATER / 4,
+                flushing: false,
+                closing: false,
+                closed: false,
+                error: None,
+                failed: None,
+                waiter: None,
+            })),
+        }
+    }
+
+    /// Sets the water marks (asyncio's `transport.set_write_buffer_limits`): `drain`
+    /// waits while more than `high` bytes are buffered, until at most `low` are.
+    /// `low = None` means `high / 4`, as asyncio.
+    ///
+    /// # Panics
+    ///
+    /// If `low` is above `high` (asyncio raises `ValueError`).
+    pub fn set_write_buffer_limits(&mut self, high: usize, low: Option<usize>) {
+        let low = low.unwrap_or(high / 4);
+        assert!(
+            low <= high,
+            "BufWriter::set_write_buffer_limits: low ({low}) must not exceed high ({high})"
+        );
+        let mut s = self.shared.borrow_mut();
+        s.high = high;
+        s.low = low;
+    }
+
+    /// The bytes buffered and not yet written (asyncio's
+    /// `transport.get_write_buffer_size()`).
+    pub fn buffer_size(&self) -> usize {
+        self.shared.borrow().pending()
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closing(&self) -> bool {
+        self.shared.borrow().closing
+    }
+
+    /// Writes `data`: at once as far as the inner writer takes it without waiting, the
+    /// rest into the buffer, which a task on this loop writes in the background. Never
+    /// waits; call [`drain`](Self::drain) to apply backpressure.
+    ///
+    /// # Errors
+    ///
+    /// The error an earlier write or flush met (the connection is broken: nothing more
+    /// is sent), or `BrokenPipe` after [`close`](Self::close).
+    ///
+    /// # Panics
+    ///
+    /// When data must be buffered and no event loop runs on this thread (the flusher is
+    /// a task of the current loop).
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut s = self.shared.borrow_mut();
+        if let Some(e) = s.take_error() {
+            return Err(e);
+        }
+        if s.closing {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "BufWriter::write after close()",
+            ));
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let direct = if !s.flushing && s.pending() == 0 {
+            s.io.take()
+        } else {
+            None
+        };
+        let Some(mut io) = direct else {
+            // A backlog (or the inner writer busy): queue behind it.
+            s.append(data);
+            return self.ensure_flusher(s);
+        };
+        drop(s);
+        let mut written = 0;
+        let mut cx = Context::from_waker(Waker::noop());
+        let outcome = loop {
+            match Pin::new(&mut io).poll_write(&mut cx, &data[written..]) {
+                Poll::Ready(Ok(0)) => break Err(write_zero()),
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    if written == data.len() {
+                        break Ok(());
+                    }
+                }
+                // The calling task's cancellation (the inner writer's loop-native
+                // check) is not the connection's error: the flusher, a task of its
+                // own, sends the bytes.
+                Poll::Ready(Err(e)) if crate::net::is_cancellation(&e) => break Ok(()),
+                Poll::Ready(Err(e)) => break Err(e),
+                Poll::Pending => break Ok(()),
+            }
+        };
+        let mut s = self.shared.borrow_mut();
+        s.io = Some(io);
+        if let Err(e) = outcome {
+            s.fail(e);
+            return Err(s.take_error().expect("just failed"));
+        }
+        // Bytes written meanwhile (by the inner writer's own code) come after the
+        // rest of `data`.
+        let meanwhile = std::mem::take(&mut s.buf);
+        s.head = 0;
+        s.buf.extend_from_slice(&data[written..]);
+        s.buf.extend_from_slice(&meanwhile);
+        self.ensure_flusher(s)
+    }
+
+    /// Makes sure a flusher exists while bytes are buffered (or a shutdown is due).
+    /// The borrow is released before the task is created: with eager tasks its first
+    /// poll runs inside `create_task`.
+    fn ensure_flusher(&self, mut s: std::cell::RefMut<'_, Shared<W>>) -> io::Result<()> {
+        let due = s.pending() > 0 || (s.closing && !s.closed);
+        if s.flushing || !due {
+            return Ok(());
+        }
+        s.flushing = true;
+        drop(s);
+        let shared = Rc::clone(&self.shared);
+        drop(crate::create_task(async move {
+            poll_fn(|cx| poll_flusher(&shared, cx)).await;
+            Ok::<(), crate::Error>(())
+        }));
+        Ok(())
+    }
+
+    /// Waits while more than the high-water mark is buffered, until at most the
+    /// low-water mark is (asyncio's `drain()`); returns at once otherwise. A
+    /// loop-native await: a cancelled task resumes at once with the cancellation.
+    ///
+    /// # Errors
+    ///
+    /// The inner writer's error (kept for every later call); an `io::Error` wrapping
+    /// `CancelledError` when the awaiting task is cancelled.
+    pub async fn drain(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_wait(cx, false)).await
+    }
+
+    /// Waits until everything buffered has been written to the inner writer.
+    ///
+    /// # Errors
+    ///
+    /// As [`drain`](Self::drain).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_wait(cx, true)).await
+    }
+
+    /// Writes out everything buffered, then shuts the write side down (`poll_close`:
+    /// on a socket, the peer reads the end of the stream). Later writes fail.
+    ///
+    /// # Errors
+    ///
+    /// As [`drain`](Self::drain), and the shutdown's error.
+    pub async fn close(&mut self) -> io::Result<()> {
+        {
+            let mut s = self.shared.borrow_mut();
+            s.closing = true;
+            self.ensure_flusher(s)?;
+        }
+        poll_fn(|cx| self.poll_wait(cx, true)).await
+    }
+
+    fn poll_wait(&mut self, cx: &mut Context<'_>, empty: bool) -> Poll<io::Result<()>> {
+        crate::task::budget::budgeted(cx, |cx| {
+            if let Some(cancelled) = coop::take_cancel() {
+                let old = self.shared.borrow_mut().waiter.take();
+                drop(old);
+                return Poll::Ready(Err(io::Error::from(cancelled)));
+            }
+            let mut s = self.shared.borrow_mut();
+            if let Some(e) = s.take_error() {
+                return Poll::Ready(Err(e));
+            }
+            let done = !s.flushing && s.pending() == 0;
+            if done || (!empty && s.pending() <= s.high) {
+                let old = s.waiter.take();
+                drop(s);
+                drop(old);
+                return Poll::Ready(Ok(()));
+            }
+            let until = if empty { 0 } else { s.low };
+            let old = s.waiter.replace((cx.waker().clone(), until));
+            drop(s);
+            drop(old);
+            crate::task::waiting_on_sync("BufWriter");
+            Poll::Pending
+        })
+    }
+}
+
+/// The flusher's poll: writes the buffer until it is empty (then shuts down if asked),
+/// the inner writer blocks, or it fails.
+fn poll_flusher<W: AsyncWrite + Unpin>(
+    shared: &RefCell<Shared<W>>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    loop {
+        let mut s = shared.borrow_mut();
+        if s.failed.is_some() || (s.pending() == 0 && (!s.closing || s.closed)) {
+            s.flushing = false;
+            if s.pending() == 0 {
+                s.head = 0;
+                s.buf.clear();
+                if s.buf.capacity() > KEEP_CAPACITY {
+                    s.buf = Vec::new();
+                }
+            }
+            let waiter = s.due_waiter();
+            drop(s);
+            if let Some(w) = waiter {
+                w.wake();
+            }
+            return Poll::Ready(());
+        }
+        let Some(mut io) = s.io.take() else {
+            // Someone else polls it right now (a `write` from inside the inner
+            // writer's own code); come back.
+            drop(s);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        };
+        if s.pending() == 0 {
+            // Closing: everything is written; shut the write side down.
+            drop(s);
+            let r = Pin::new(&mut io).poll_close(cx);
+            let mut s = shared.borrow_mut();
+            match r {
+                Poll::Pending => {
+                    s.io = Some(io);
+                    return Poll::Pending;
+                }
+                Poll::Ready(r) => {
+                    s.closed = true;
+                    if let Err(e) = r {
+                        s.fail(e);
+                    }
+                    drop(s);
+                    // The inner writer is dropped outside the borrow.
+                    drop(io);
+                    continue;
+                }
+            }
+        }
+        let buf = std::mem::take(&mut s.buf);
+        let head = s.head;
+        drop(s);
+        let r = Pin::new(&mut io).poll_write(cx, &buf[head..]);
+        let mut s = shared.borrow_mut();
+        s.io = Some(io);
+        let meanwhile = std::mem::replace(&mut s.buf, buf);
+        s.buf.extend_from_slice(&meanwhile);
+        match r {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) => s.fail(write_zero()),
+            Poll::Ready(Ok(n)) => {
+                s.head += n;
+                let waiter = s.due_waiter();
+                drop(s);
+                if let Some(w) = waiter {
+                    w.wake();
+                }
+            }
+            Poll::Ready(Err(e)) => s.fail(e),
+        }
+    }
+}
+
+fn write_zero() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WriteZero,
+        "BufWriter: the writer accepted no bytes",
+    )
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Drop for BufWriter<W> {
+    /// Whatever is buffered is still written, and the write side then shut down, by the
+    /// flusher; nothing waits for it.
+    fn drop(&mut self) {
+        let Ok(mut s) = self.shared.try_borrow_mut() else {
+            return;
+        };
+        if s.closed || s.failed.is_some() {
+            return;
+        }
+        s.closing = true;
+        if s.flushing || s.pending() == 0 {
+            // The flusher shuts down after the backlog; with none, the inner writer
+            // is dropped with the cell.
+            return;
+        }
+        if crate::LoopHandle::try_current().is_some() {
+            let _ = self.ensure_flusher(s);
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> std::fmt::Debug for BufWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.shared.try_borrow() {
+            Ok(s) => f
+                .debug_struct("BufWriter")
+                .field("buffered", &s.pending())
+                .field("high", &s.high)
+                .field("low", &s.low)
+                .field("closing", &s.closing)
+                .finish(),
+            Err(_) => f.write_str("BufWriter { .. }"),
+        }
+    }
+}
