@@ -5,9 +5,9 @@
 //!   without losing data, and [`Lines`]; also tokio's / std's `read_line`,
 //!   `read_until`, `read_exact` into caller-owned buffers, and futures-io's
 //!   `AsyncRead` / `AsyncBufRead`.
-//! * [`BufWriter`] — `write` (sends at once what the socket takes, buffers the rest for
-//!   a background flusher), `drain` (backpressure at the high-water mark), `flush`,
-//!   `close`.
+//! * [`BufWriter`] — `write` (buffers; a background flusher sends what a task wrote
+//!   once it suspends, coalesced), `drain` (backpressure at the high-water mark),
+//!   `flush`, `close`.
 //! * [`IncompleteRead`] and [`LimitOverrun`], carried inside `io::Error`s.
 //!
 //! Both work over any futures-io reader or writer; over evloop's streams every wait is

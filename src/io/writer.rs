@@ -5,14 +5,17 @@
 //! in the background. Must not touch: the socket's readiness — every write goes through
 //! the inner writer's `poll_write`.
 //!
-//! asyncio's transport sends what `write()` is given at once when it can and keeps the
+//! asyncio's transport sends what `write()` is given as soon as it can and keeps the
 //! rest, which the loop sends as the socket becomes writable; `drain()` waits only
 //! while the backlog is above the high-water mark. evloop does the same with no
-//! transport object:
+//! transport object, and coalesces:
 //!
-//! 1. `write(data)` with nothing buffered tries the inner writer at once (one
-//!    non-blocking `poll_write` with a no-op waker: on an evloop stream, a `send`).
-//!    What it does not take is buffered, and a *flusher* task is created on the loop.
+//! 1. `write(data)` appends to the buffer and makes sure a *flusher* task exists on the
+//!    loop. Nothing is sent yet, so everything a task writes before it next suspends
+//!    (a batch of pipelined replies, a header and its body) leaves in one `send` — the
+//!    flusher runs in the same loop iteration, right after the writing task suspends.
+//!    (asyncio's transport sends each `write` at once; tokio's `write_all` too, unless
+//!    the program adds a `BufWriter` and flushes it by hand.)
 //! 2. The flusher owns the job of writing the buffer: it polls the inner writer with
 //!    its own waker, so it sleeps on the socket's writability, and ends when the buffer
 //!    is empty (a later backlog creates a new one). It wakes a `drain` once the backlog
@@ -110,7 +113,7 @@ impl<W> Shared<W> {
 }
 
 /// A buffered writer with asyncio's `StreamWriter` methods: [`write`](Self::write)
-/// (sends at once when the socket takes it, buffers the rest, never waits),
+/// (buffers, never waits; the buffer goes out once the task suspends),
 /// [`drain`](Self::drain) (waits while the backlog is above the high-water mark),
 /// [`flush`](Self::flush) (waits until everything is written) and
 /// [`close`](Self::close).
@@ -190,9 +193,9 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
         self.shared.borrow().closing
     }
 
-    /// Writes `data`: at once as far as the inner writer takes it without waiting, the
-    /// rest into the buffer, which a task on this loop writes in the background. Never
-    /// waits; call [`drain`](Self::drain) to apply backpressure.
+    /// Writes `data` into the buffer, which a task on this loop writes to the inner
+    /// writer once the calling task suspends (what it writes until then goes out
+    /// together). Never waits; call [`drain`](Self::drain) to apply backpressure.
     ///
     /// # Errors
     ///
@@ -201,8 +204,8 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
     ///
     /// # Panics
     ///
-    /// When data must be buffered and no event loop runs on this thread (the flusher is
-    /// a task of the current loop).
+    /// When no event loop runs on this thread (the flusher is a task of the current
+    /// loop).
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         let mut s = self.shared.borrow_mut();
         if let Some(e) = s.take_error() {
@@ -217,48 +220,7 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
         if data.is_empty() {
             return Ok(());
         }
-        let direct = if !s.flushing && s.pending() == 0 {
-            s.io.take()
-        } else {
-            None
-        };
-        let Some(mut io) = direct else {
-            // A backlog (or the inner writer busy): queue behind it.
-            s.append(data);
-            return self.ensure_flusher(s);
-        };
-        drop(s);
-        let mut written = 0;
-        let mut cx = Context::from_waker(Waker::noop());
-        let outcome = loop {
-            match Pin::new(&mut io).poll_write(&mut cx, &data[written..]) {
-                Poll::Ready(Ok(0)) => break Err(write_zero()),
-                Poll::Ready(Ok(n)) => {
-                    written += n;
-                    if written == data.len() {
-                        break Ok(());
-                    }
-                }
-                // The calling task's cancellation (the inner writer's loop-native
-                // check) is not the connection's error: the flusher, a task of its
-                // own, sends the bytes.
-                Poll::Ready(Err(e)) if crate::net::is_cancellation(&e) => break Ok(()),
-                Poll::Ready(Err(e)) => break Err(e),
-                Poll::Pending => break Ok(()),
-            }
-        };
-        let mut s = self.shared.borrow_mut();
-        s.io = Some(io);
-        if let Err(e) = outcome {
-            s.fail(e);
-            return Err(s.take_error().expect("just failed"));
-        }
-        // Bytes written meanwhile (by the inner writer's own code) come after the
-        // rest of `data`.
-        let meanwhile = std::mem::take(&mut s.buf);
-        s.head = 0;
-        s.buf.extend_from_slice(&data[written..]);
-        s.buf.extend_from_slice(&meanwhile);
+        s.append(data);
         self.ensure_flusher(s)
     }
 

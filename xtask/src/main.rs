@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 12] = [
+const BENCHES: [&str; 13] = [
     "tasks",
     "timers",
     "cross_thread",
     "executor",
     "gather",
     "tcp_echo",
+    "lines",
     "http",
     "group_echo",
     "sync",

@@ -171,6 +171,16 @@ const SYNC_WORKLOADS: [TimeWorkload; 7] = [
     },
 ];
 
+/// SPEC §15 (issue 18): the buffered streams against tokio's (`benches/lines.rs`).
+const STREAM_WORKLOADS: [TimeWorkload; 1] = [TimeWorkload {
+    id: "N7",
+    group: "N7_line_echo",
+    workload: "line-protocol echo: 64 connections × 10 000 lines of 32 bytes (`start_server`, \
+               `BufReader::read_line`, `BufWriter`; tokio: `BufReader::read_line` + `write_all`)",
+    target: "≥ 1.1×",
+    target_ratio: 1.1,
+}];
+
 /// A loop-local P15 workload: ≥ 2× tokio::sync.
 const fn sw(id: &'static str, group: &'static str, workload: &'static str) -> TimeWorkload {
     TimeWorkload {
@@ -225,6 +235,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
     );
     rows.push(budget::starvation_row(results));
     rows.push(group_row(results));
+    rows.extend(STREAM_WORKLOADS.iter().map(|w| time_row(results, w)));
     for row in &mut rows {
         raised::apply(row, results);
     }
