@@ -8,9 +8,10 @@
 //! Options: `--port N` (default 7879, or 0 — any free port — with `--demo`), `--demo`,
 //! `--help`.
 //!
-//! Built on `evloop::sync`: every client has an outbox, a bounded [`Queue`] that a
-//! writer task of its own drains to the socket, so one slow client never holds up the
-//! others (its outbox fills, and lines to it are dropped, not queued without bound). A
+//! Built on `net::start_server` (a task per client with an `io::BufReader` and an
+//! `io::BufWriter`) and `evloop::sync`: every client has an outbox, a bounded [`Queue`]
+//! that a writer task of its own drains into its `BufWriter`, so one slow client never
+//! holds up the others (its outbox fills, and lines to it are dropped, not queued without bound). A
 //! broadcast only puts into outboxes — it never awaits, so no borrow of the room is held
 //! across an `.await`. Shutdown is an [`Event`]: when it is set (Ctrl-C, or the end of the
 //! demo), the server stops accepting, says goodbye into every outbox, shuts the outboxes
@@ -24,7 +25,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::net::{OwnedWriteHalf, TcpListener, TcpStream};
+use evloop::net::{Server, StreamReader, StreamWriter, TcpStream, start_server};
 use evloop::sync::{Event, Queue};
 use evloop::{Error, create_task, gather, time::sleep};
 
@@ -67,20 +68,30 @@ fn broadcast(room: &SharedRoom, from: u32, line: &str) {
     }
 }
 
-/// Drains a client's outbox to its socket until the outbox is shut down and empty.
-async fn write_outbox(writer: OwnedWriteHalf<TcpStream>, outbox: Queue<Rc<str>>) {
+/// Drains a client's outbox into its writer until the outbox is shut down and empty. A
+/// line counts as done (`task_done`) once it is written — flushed to the socket when
+/// it was the last one queued — so `Queue::join` means "all sent".
+async fn write_outbox(mut writer: StreamWriter, outbox: Queue<Rc<str>>) {
     while let Ok(line) = outbox.get().await {
-        let written = writer.write_all(line.as_bytes()).await;
+        let sent = match writer.write(line.as_bytes()) {
+            Ok(()) if outbox.empty() => writer.flush().await,
+            Ok(()) => writer.drain().await,
+            Err(e) => Err(e),
+        };
         let _ = outbox.task_done();
-        if written.is_err() {
+        if sent.is_err() {
             break; // the client went away; what is left is dropped with the queue
         }
     }
+    let _ = writer.close().await;
 }
 
-async fn serve_client(room: SharedRoom, stream: TcpStream) -> Result<(), Error> {
-    let peer = stream.peer_addr()?;
-    let (reader, writer) = stream.into_split();
+async fn serve_client(
+    room: SharedRoom,
+    mut reader: StreamReader,
+    writer: StreamWriter,
+) -> Result<(), Error> {
+    let peer = reader.get_ref().peer_addr()?;
     let outbox = Queue::new(OUTBOX);
     let writer = create_task({
         let outbox = outbox.clone();
@@ -104,24 +115,21 @@ async fn serve_client(room: SharedRoom, stream: TcpStream) -> Result<(), Error> 
         id
     };
     broadcast(&room, id, &format!("joined from {peer}"));
-    let mut pending = Vec::new();
-    let mut buf = [0u8; 1024];
+    let mut line = Vec::new();
     loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
+        line.clear();
+        // One line at a time (at most the reader's 64 KiB limit); the buffer is reused.
+        if reader.read_until(b'\n', &mut line).await? == 0 {
             break;
         }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line).trim().to_string();
-            if let Some(name) = line.strip_prefix("/nick ") {
-                if let Some(member) = room.borrow_mut().members.get_mut(&id) {
-                    member.name = name.to_string();
-                }
-            } else if !line.is_empty() {
-                broadcast(&room, id, &line);
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim();
+        if let Some(name) = text.strip_prefix("/nick ") {
+            if let Some(member) = room.borrow_mut().members.get_mut(&id) {
+                member.name = name.to_string();
             }
+        } else if !text.is_empty() {
+            broadcast(&room, id, text);
         }
     }
     broadcast(&room, id, "left");
@@ -130,19 +138,10 @@ async fn serve_client(room: SharedRoom, stream: TcpStream) -> Result<(), Error> 
     writer.await
 }
 
-/// Accepts clients until `closing` is set, then flushes every outbox.
-async fn serve(listener: TcpListener, room: SharedRoom, closing: Event) -> Result<(), Error> {
-    let acceptor: evloop::Task<()> = create_task({
-        let room = room.clone();
-        async move {
-            loop {
-                let (stream, _) = listener.accept().await?;
-                create_task(serve_client(room.clone(), stream));
-            }
-        }
-    });
+/// Serves until `closing` is set, then stops accepting and flushes every outbox.
+async fn serve(server: Server, room: SharedRoom, closing: Event) -> Result<(), Error> {
     closing.wait().await?;
-    acceptor.cancel();
+    server.close();
     let outboxes: Vec<Queue<Rc<str>>> = room
         .borrow()
         .members
@@ -154,7 +153,7 @@ async fn serve(listener: TcpListener, room: SharedRoom, closing: Event) -> Resul
         outbox.shutdown(false);
     }
     for outbox in &outboxes {
-        outbox.join().await?; // every queued line has been written
+        outbox.join().await?; // every queued line has been sent
     }
     Ok(())
 }
@@ -206,11 +205,19 @@ async fn main() -> Result<(), Error> {
     let demo = args.flag("--demo");
     let port: u16 = args.get("--port", if demo { 0 } else { 7879 });
 
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    let port = listener.local_addr()?.port();
+    let room = SharedRoom::default();
+    let server = {
+        let room = room.clone();
+        start_server(
+            move |reader, writer| serve_client(room.clone(), reader, writer),
+            ("127.0.0.1", port),
+        )
+        .await?
+    };
+    let port = server.sockets()[0].port();
     println!("chat on 127.0.0.1:{port}");
     let closing = Event::new();
-    let server = create_task(serve(listener, SharedRoom::default(), closing.clone()));
+    let server = create_task(serve(server, room, closing.clone()));
 
     if !demo {
         evloop::signal::ctrl_c().await?;

@@ -12,8 +12,10 @@
 //! the grace period), and exits with status 0. SIGUSR1 prints a dump of its tasks to
 //! stderr (what each one waits on).
 //!
-//! One task per connection; the task list is shared on the loop with `Rc<RefCell<…>>`
-//! — no `Send` needed, since everything runs on the loop's thread.
+//! Built on `net::start_server` (asyncio's): one task per connection, each given an
+//! `io::BufReader` and an `io::BufWriter`; the server stops accepting on `close()` and
+//! `wait_closed()` waits for the open connections. The counters are shared on the loop
+//! with `Rc<Cell<…>>` — no `Send` needed, since everything runs on the loop's thread.
 //!
 //! `--loops N` runs N loops on N threads (a [`LoopGroup`]), each with its own listener on
 //! the same port (`SO_REUSEPORT`): the kernel spreads the connections over the loops.
@@ -23,25 +25,44 @@ mod args;
 #[path = "common/dump.rs"]
 mod dump;
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use evloop::net::{ListenOptions, TcpListener, TcpStream};
-use evloop::{Error, Future, LoopGroup, LoopHandle, Task, create_task};
+use evloop::net::{ListenOptions, StreamReader, StreamWriter, start_server_with};
+use evloop::{Error, Future, LoopGroup, LoopHandle, time};
 
-async fn echo(stream: TcpStream) -> Result<u64, Error> {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut total = 0;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(total);
+/// Connections that ended after the stop signal, and the bytes they echoed.
+#[derive(Default)]
+struct Finished {
+    stopping: Cell<bool>,
+    connections: Cell<usize>,
+    bytes: Cell<u64>,
+}
+
+/// One connection: echo until the peer's end of stream, then flush and close.
+async fn echo(mut r: StreamReader, mut w: StreamWriter, stats: Rc<Finished>) -> Result<(), Error> {
+    let mut total = 0u64;
+    let result = async {
+        loop {
+            let data = r.read(16 * 1024).await?;
+            if data.is_empty() {
+                break;
+            }
+            w.write(&data)?;
+            w.drain().await?; // waits only if the peer does not keep up
+            total += data.len() as u64;
         }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
+        w.close().await?;
+        Ok::<_, Error>(())
     }
+    .await;
+    if stats.stopping.get() {
+        stats.connections.set(stats.connections.get() + 1);
+        stats.bytes.set(stats.bytes.get() + total);
+    }
+    result
 }
 
 /// The command line (see the module doc).
@@ -94,15 +115,27 @@ async fn serve_loop(
         reuse_port: options.loops > 1,
         ..ListenOptions::default()
     };
-    let listener = if index == 0 {
-        let listener = TcpListener::bind_with(("127.0.0.1", options.port), listen).await?;
-        println!("listening on {}", listener.local_addr()?);
-        let _ = port.set_result(listener.local_addr()?.port());
-        listener
+    // Completed on loop 0, awaited on the other loops (G5).
+    let bind_port = if index == 0 {
+        options.port
     } else {
-        // Completed on loop 0, awaited on this loop (G5).
-        TcpListener::bind_with(("127.0.0.1", port.await?), listen).await?
+        port.clone().await?
     };
+    let stats = Rc::new(Finished::default());
+    let server = {
+        let stats = stats.clone();
+        start_server_with(
+            move |r, w| echo(r, w, stats.clone()),
+            ("127.0.0.1", bind_port),
+            listen,
+        )
+        .await?
+    };
+    if index == 0 {
+        let addr = server.sockets()[0];
+        println!("listening on {addr}");
+        let _ = port.set_result(addr.port());
+    }
 
     // Ctrl-C or SIGTERM completes `stop`; the handlers run on this loop.
     let stop: Future<i32> = Future::new();
@@ -115,46 +148,18 @@ async fn serve_loop(
         })?;
     }
 
-    let connections: Rc<RefCell<Vec<Task<u64>>>> = Rc::default();
-    let acceptor = {
-        let connections = connections.clone();
-        create_task(async move {
-            loop {
-                // A cancelled accept returns an io::Error wrapping CancelledError;
-                // `?` turns it into Error::Cancelled and the task ends cancelled.
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        let e = Error::from(e);
-                        if e.is_cancelled() {
-                            return Err(e);
-                        }
-                        eprintln!("accept: {e}"); // e.g. EMFILE: the listener backs off
-                        continue;
-                    }
-                };
-                let task = create_task(echo(stream));
-                task.set_name(format!("echo {peer}"));
-                let mut tasks = connections.borrow_mut();
-                tasks.retain(|t| !t.done());
-                tasks.push(task);
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), Error>(())
-        })
-    };
-
     let signum = stop.await?;
     println!("loop {index}: signal {signum}: no longer accepting; waiting for open connections");
-    acceptor.cancel();
-    let _ = acceptor.await; // ends cancelled: the listener is dropped with it
-
-    let open: Vec<_> = connections.borrow_mut().drain(..).collect();
-    let count = open.len();
-    match evloop::wait_for(evloop::gather_results(open), options.grace).await {
-        Ok(outcomes) => Ok((count, outcomes.iter().filter_map(|o| o.as_ref().ok()).sum())),
+    stats.stopping.set(true);
+    server.close();
+    match time::timeout(options.grace, server.wait_closed()).await {
+        Ok(closed) => {
+            closed?;
+            Ok((stats.connections.get(), stats.bytes.get()))
+        }
         Err(e) if e.is_timeout() => {
             println!("loop {index}: grace period over; closing the remaining connections");
+            server.close_clients();
             Ok((0, 0))
         }
         Err(e) => Err(e),

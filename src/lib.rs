@@ -60,6 +60,32 @@
 //!   tasks or futures are cancelled and freed in bounded stack; every wait registration
 //!   is removed when its future is dropped; dropping a `Runtime` never aborts.
 //!
+//! ## Streams and names
+//!
+//! [`net`] has TCP, UDP and Unix sockets; [`net::lookup_host`] resolves names on the
+//! blocking pool and [`net::TcpStream::connect`] races a name's addresses with Happy
+//! Eyeballs; every connect, bind and accept error names its address. [`io`] has
+//! asyncio's `StreamReader` / `StreamWriter` methods on [`io::BufReader`] /
+//! [`io::BufWriter`], and [`net::start_server`] / [`net::open_connection`] hand them
+//! out per connection — a line server (the README's):
+//!
+//! ```no_run
+//! #[evloop::main]
+//! async fn main() -> Result<(), evloop::Error> {
+//!     let server = evloop::net::start_server(|mut reader, mut writer| async move {
+//!         loop {
+//!             let line = reader.readline().await?;        // b"" once the client is done
+//!             if line.is_empty() {
+//!                 return Ok::<_, evloop::Error>(());
+//!             }
+//!             writer.write(&line.to_ascii_uppercase())?;  // sent once the task waits
+//!             writer.drain().await?;                      // backpressure past 64 KiB
+//!         }
+//!     }, "127.0.0.1:7878").await?;
+//!     server.serve_forever().await
+//! }
+//! ```
+//!
 //! ## Locks and queues
 //!
 //! [`sync`] has asyncio's primitives with asyncio's semantics — `Mutex` / `Lock`,

@@ -251,7 +251,7 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
     /// The inner writer's error (kept for every later call); an `io::Error` wrapping
     /// `CancelledError` when the awaiting task is cancelled.
     pub async fn drain(&mut self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_wait(cx, false)).await
+        Flushed::new(self, false).await
     }
 
     /// Waits until everything buffered has been written to the inner writer.
@@ -260,7 +260,7 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
     ///
     /// As [`drain`](Self::drain).
     pub async fn flush(&mut self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_wait(cx, true)).await
+        Flushed::new(self, true).await
     }
 
     /// Writes out everything buffered, then shuts the write side down (`poll_close`:
@@ -275,7 +275,7 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
             s.closing = true;
             self.ensure_flusher(s)?;
         }
-        poll_fn(|cx| self.poll_wait(cx, true)).await
+        Flushed::new(self, true).await
     }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>, empty: bool) -> Poll<io::Result<()>> {
@@ -303,6 +303,42 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
             crate::task::waiting_on_sync("BufWriter");
             Poll::Pending
         })
+    }
+}
+
+/// A wait of `drain` (`empty: false`) or `flush` / `close` (`empty: true`). Dropped
+/// while registered, it takes its waker back out of the writer (rule 4: a waiter's
+/// registration goes with it).
+struct Flushed<'a, W: AsyncWrite + Unpin + 'static> {
+    writer: &'a mut BufWriter<W>,
+    empty: bool,
+}
+
+impl<'a, W: AsyncWrite + Unpin + 'static> Flushed<'a, W> {
+    fn new(writer: &'a mut BufWriter<W>, empty: bool) -> Self {
+        Flushed { writer, empty }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> std::future::Future for Flushed<'_, W> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.writer.poll_wait(cx, this.empty)
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Drop for Flushed<'_, W> {
+    fn drop(&mut self) {
+        // The slot holds only this wait's waker (`&mut` makes it the only wait).
+        let old = self
+            .writer
+            .shared
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut s| s.waiter.take());
+        drop(old);
     }
 }
 

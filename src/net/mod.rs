@@ -40,7 +40,9 @@ mod unix;
 pub use addr::{ToSocketAddrs, lookup_host};
 pub use error::AddrError;
 pub(crate) use error::is_cancellation;
-pub use server::{Server, StreamReader, StreamWriter, open_connection, start_server};
+pub use server::{
+    Server, StreamReader, StreamWriter, open_connection, start_server, start_server_with,
+};
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, ReuniteError, SplitStream};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

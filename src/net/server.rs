@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use super::addr::{ToSocketAddrs, resolve};
 use super::stream::{OwnedReadHalf, OwnedWriteHalf};
-use super::{TcpListener, TcpStream};
+use super::{ListenOptions, TcpListener, TcpStream};
 use crate::io::{BufReader, BufWriter};
 use crate::sync::Event;
 use crate::{Error, TaskRef};
@@ -118,10 +118,34 @@ where
     Fut: Future<Output = Result<(), E>> + 'static,
     E: Into<Error> + 'static,
 {
+    start_server_with(handler, addr, ListenOptions::default()).await
+}
+
+/// [`start_server`] with explicit [`ListenOptions`] — e.g. `reuse_port`, so that a
+/// server on each loop of a [`LoopGroup`](crate::LoopGroup) shares the port (asyncio's
+/// `reuse_port=`, `backlog=`).
+///
+/// # Errors
+///
+/// As [`start_server`].
+///
+/// # Panics
+///
+/// When no event loop runs on this thread.
+pub async fn start_server_with<H, Fut, E>(
+    handler: H,
+    addr: impl ToSocketAddrs,
+    options: ListenOptions,
+) -> io::Result<Server>
+where
+    H: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future<Output = Result<(), E>> + 'static,
+    E: Into<Error> + 'static,
+{
     let resolved = resolve(&addr, "bind").await?;
     let mut listeners = Vec::with_capacity(resolved.addrs.len());
     for a in resolved.addrs {
-        listeners.push(TcpListener::bind(a).await?);
+        listeners.push(TcpListener::bind_with(a, options.clone()).await?);
     }
     let mut sockets = Vec::with_capacity(listeners.len());
     for l in &listeners {

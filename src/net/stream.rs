@@ -385,6 +385,32 @@ pub(crate) fn split<S: SplitStream>(stream: S) -> (OwnedReadHalf<S>, OwnedWriteH
     )
 }
 
+macro_rules! tcp_half_addrs {
+    ($($half:ident),+) => {$(
+        impl $half<super::TcpStream> {
+            /// The remote address of the connection (asyncio's
+            /// `get_extra_info('peername')`).
+            ///
+            /// # Errors
+            ///
+            /// The socket's error (e.g. `NotConnected`).
+            pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+                self.stream.peer_addr()
+            }
+
+            /// The local address of the connection.
+            ///
+            /// # Errors
+            ///
+            /// The socket's error.
+            pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+                self.stream.local_addr()
+            }
+        }
+    )+};
+}
+tcp_half_addrs!(OwnedReadHalf, OwnedWriteHalf);
+
 /// [`OwnedReadHalf::reunite`] was given halves of two different streams.
 #[derive(Debug)]
 pub struct ReuniteError<S: SplitStream>(pub OwnedReadHalf<S>, pub OwnedWriteHalf<S>);
