@@ -9,6 +9,9 @@
 //!   once it suspends, coalesced), `drain` (backpressure at the high-water mark),
 //!   `flush`, `close`.
 //! * [`IncompleteRead`] and [`LimitOverrun`], carried inside `io::Error`s.
+//! * With the `tokio-io` feature, `tokio::io::{AsyncRead, AsyncWrite}` on every evloop
+//!   stream and split half (N8), so tokio-util's codecs, tokio-rustls and
+//!   tokio-tungstenite run on the loop; only tokio's trait definitions are compiled.
 //!
 //! Both work over any futures-io reader or writer; over evloop's streams every wait is
 //! a loop-native await (cancellation, budget). `net::open_connection` and
@@ -20,6 +23,8 @@
 
 mod error;
 mod reader;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod writer;
 
 pub use error::{IncompleteRead, LimitOverrun};

@@ -61,7 +61,7 @@ pub(crate) enum ReadBuf<'a> {
     /// `read`, `try_read`, `AsyncRead`.
     Init(&'a mut [u8]),
     /// hyper's uninitialised `ReadBufCursor`: never zeroed; only bytes are written.
-    #[cfg(feature = "hyper")]
+    #[cfg(any(feature = "hyper", feature = "tokio-io"))]
     Uninit(&'a mut [std::mem::MaybeUninit<u8>]),
 }
 
@@ -69,7 +69,7 @@ impl ReadBuf<'_> {
     fn len(&self) -> usize {
         match self {
             ReadBuf::Init(b) => b.len(),
-            #[cfg(feature = "hyper")]
+            #[cfg(any(feature = "hyper", feature = "tokio-io"))]
             ReadBuf::Uninit(b) => b.len(),
         }
     }
@@ -79,7 +79,7 @@ impl ReadBuf<'_> {
         let n = src.len().min(self.len());
         match self {
             ReadBuf::Init(b) => b[..n].copy_from_slice(&src[..n]),
-            #[cfg(feature = "hyper")]
+            #[cfg(any(feature = "hyper", feature = "tokio-io"))]
             ReadBuf::Uninit(b) => {
                 for (dst, &byte) in b[..n].iter_mut().zip(src) {
                     dst.write(byte);
@@ -93,7 +93,7 @@ impl ReadBuf<'_> {
     fn recv_direct(&mut self, socket: &impl AsFd) -> io::Result<usize> {
         match self {
             ReadBuf::Init(b) => recv(socket, b),
-            #[cfg(feature = "hyper")]
+            #[cfg(any(feature = "hyper", feature = "tokio-io"))]
             ReadBuf::Uninit(b) => socket2::SockRef::from(socket).recv(b),
         }
     }

@@ -38,8 +38,9 @@ pub(crate) mod sealed {
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>>;
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()>;
-        /// Reads into uninitialised memory (hyper's `ReadBufCursor`), no zeroing first.
-        #[cfg(feature = "hyper")]
+        /// Reads into uninitialised memory (hyper's `ReadBufCursor`, tokio's `ReadBuf`), no
+        /// zeroing first.
+        #[cfg(any(feature = "hyper", feature = "tokio-io"))]
         fn poll_read_uninit_priv(
             &self,
             cx: &mut Context<'_>,
@@ -64,7 +65,7 @@ pub(crate) mod sealed {
         fn shutdown_priv(&self, how: Shutdown) -> io::Result<()> {
             (**self).shutdown_priv(how)
         }
-        #[cfg(feature = "hyper")]
+        #[cfg(any(feature = "hyper", feature = "tokio-io"))]
         fn poll_read_uninit_priv(
             &self,
             cx: &mut Context<'_>,
@@ -258,7 +259,7 @@ macro_rules! stream_api {
                 self.source.io.shutdown(how)
             }
 
-            #[cfg(feature = "hyper")]
+            #[cfg(any(feature = "hyper", feature = "tokio-io"))]
             fn poll_read_uninit_priv(
                 &self,
                 cx: &mut std::task::Context<'_>,

@@ -19,8 +19,11 @@ pub struct CountingAlloc;
 
 static LIVE_ALLOCS: AtomicIsize = AtomicIsize::new(0);
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+/// Every allocation and reallocation since the start (never decremented).
+static TOTAL_ALLOCS: AtomicIsize = AtomicIsize::new(0);
 
 fn count_alloc(size: usize) {
+    TOTAL_ALLOCS.fetch_add(1, Ordering::SeqCst);
     LIVE_ALLOCS.fetch_add(1, Ordering::SeqCst);
     LIVE_BYTES.fetch_add(size as isize, Ordering::SeqCst);
 }
@@ -58,6 +61,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         // rest of `GlobalAlloc::realloc`'s contract.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
+            TOTAL_ALLOCS.fetch_add(1, Ordering::SeqCst);
             LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::SeqCst);
         }
         new
@@ -69,6 +73,12 @@ unsafe impl GlobalAlloc for CountingAlloc {
 pub struct Live {
     pub allocations: isize,
     pub bytes: isize,
+}
+
+/// Allocations and reallocations made so far, freed or not (only meaningful in a
+/// binary that installed [`CountingAlloc`]).
+pub fn total_allocations() -> isize {
+    TOTAL_ALLOCS.load(Ordering::SeqCst)
 }
 
 /// What is allocated now (only meaningful in a binary that installed [`CountingAlloc`]).

@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod counting_alloc;
+pub mod deps;
 pub mod example;
 pub mod leak;
 pub mod local;

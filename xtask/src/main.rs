@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 13] = [
+const BENCHES: [&str; 14] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -28,6 +28,7 @@ const BENCHES: [&str; 13] = [
     "gather",
     "tcp_echo",
     "lines",
+    "ws",
     "http",
     "group_echo",
     "sync",
@@ -88,9 +89,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             .arg("bench")
             .arg("--package")
             .arg("evloop")
-            // P13 runs hyper on evloop.
+            // P13 runs hyper on evloop; N8 tokio-tungstenite through `tokio-io`.
             .arg("--features")
-            .arg("hyper");
+            .arg("hyper,tokio-io");
         for b in &run {
             cmd.arg("--bench").arg(b);
         }

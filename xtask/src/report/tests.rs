@@ -129,7 +129,10 @@ fn budget_rows_and_starvation_probe() {
     let mut rows_first = rows(&first_results);
     let ids: Vec<&str> = rows_first.iter().map(|r| r.id).collect();
     let p16 = ids.iter().position(|&id| id == "P16").unwrap();
-    assert_eq!(&ids[p16 - 2..], ["P15f", "P15f", "P16", "P16", "P16", "S1", "N7"]);
+    assert_eq!(
+        &ids[p16 - 2..],
+        ["P15f", "P15f", "P16", "P16", "P16", "S1", "N7", "N8"]
+    );
 
     let (yields, echo, probe_row) = (&rows_first[p16], &rows_first[p16 + 1], &rows_first[p16 + 2]);
     assert_eq!(yields.short, "budget cost, yield_many");
