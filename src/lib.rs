@@ -125,6 +125,10 @@
 //! * `hyper` — runs [hyper](https://docs.rs/hyper) 1.x servers and clients on the loop:
 //!   `hyper::rt::{Read, Write}` on the stream sockets, executors and a timer (module
 //!   `hyper`). No tokio runtime is compiled.
+//! * `tokio-io` — `tokio::io::{AsyncRead, AsyncWrite}` on every stream and split half,
+//!   so crates written against tokio's traits (tokio-util's codecs, tokio-rustls,
+//!   tokio-tungstenite) run on the loop; only tokio's trait definitions are compiled
+//!   (no tokio feature at all).
 //!
 //! The architecture (how callbacks, wake-ups, timers and I/O events travel through the
 //! loop) is described in `ARCHITECTURE.md`; the README has a table of where evloop
