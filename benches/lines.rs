@@ -101,10 +101,8 @@ async fn evloop_round(clients: Vec<evloop::net::TcpStream>) -> Vec<evloop::net::
 fn evloop_lines(g: &mut Group<'_>) {
     for (name, readline) in [(EVLOOP, false), ("evloop_readline", true)] {
         let rt = evloop_rt();
-        let mut clients = Some(rt.block_on(evloop_setup(readline)));
-        g.bench_function(name, |b| {
-            b.iter(|| clients = Some(rt.block_on(evloop_round(clients.take().unwrap()))))
-        });
+        let clients = rt.block_on(evloop_setup(readline));
+        bench_rounds(g, name, clients, |c| rt.block_on(evloop_round(c)));
     }
 }
 
@@ -186,20 +184,11 @@ async fn tokio_round(clients: Vec<tokio::net::TcpStream>) -> Vec<tokio::net::Tcp
 }
 
 fn tokio_lines(g: &mut Group<'_>) {
+    bench_tokio_rounds(g, || tokio_setup(false), tokio_round);
     let rt = tokio_ct();
-    let mut clients = Some(rt.block_on(tokio_setup(false)));
-    g.bench_function(TOKIO_CT, |b| {
-        b.iter(|| clients = Some(rt.block_on(tokio_round(clients.take().unwrap()))))
-    });
-    let rt = tokio_mt1();
-    let mut clients = Some(tokio_on_worker(&rt, tokio_setup(false)));
-    g.bench_function(TOKIO_MT1, |b| {
-        b.iter(|| clients = Some(tokio_on_worker(&rt, tokio_round(clients.take().unwrap()))))
-    });
-    let rt = tokio_ct();
-    let mut clients = Some(rt.block_on(tokio_setup(true)));
-    g.bench_function("tokio_bufwriter", |b| {
-        b.iter(|| clients = Some(rt.block_on(tokio_round(clients.take().unwrap()))))
+    let clients = rt.block_on(tokio_setup(true));
+    bench_rounds(g, "tokio_bufwriter", clients, |c| {
+        rt.block_on(tokio_round(c))
     });
 }
 

@@ -76,16 +76,7 @@ async fn tokio_round(clients: Vec<tokio::net::TcpStream>) -> Vec<tokio::net::Tcp
 }
 
 fn tokio_echo(g: &mut Group<'_>) {
-    let rt = tokio_ct();
-    let mut clients = Some(rt.block_on(tokio_setup()));
-    g.bench_function(TOKIO_CT, |b| {
-        b.iter(|| clients = Some(rt.block_on(tokio_round(clients.take().unwrap()))))
-    });
-    let rt = tokio_mt1();
-    let mut clients = Some(tokio_on_worker(&rt, tokio_setup()));
-    g.bench_function(TOKIO_MT1, |b| {
-        b.iter(|| clients = Some(tokio_on_worker(&rt, tokio_round(clients.take().unwrap()))))
-    });
+    bench_tokio_rounds(g, tokio_setup, tokio_round);
 }
 
 fn smol_echo(g: &mut Group<'_>) {

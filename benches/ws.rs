@@ -89,10 +89,8 @@ async fn evloop_round(clients: Vec<EvloopWs>) -> Vec<EvloopWs> {
 
 fn evloop_ws(g: &mut Group<'_>) {
     let rt = evloop_rt();
-    let mut clients = Some(rt.block_on(evloop_setup()));
-    g.bench_function(EVLOOP, |b| {
-        b.iter(|| clients = Some(rt.block_on(evloop_round(clients.take().unwrap()))))
-    });
+    let clients = rt.block_on(evloop_setup());
+    bench_rounds(g, EVLOOP, clients, |c| rt.block_on(evloop_round(c)));
 }
 
 type TokioWs = WebSocketStream<tokio::net::TcpStream>;
@@ -132,16 +130,7 @@ async fn tokio_round(clients: Vec<TokioWs>) -> Vec<TokioWs> {
 }
 
 fn tokio_ws(g: &mut Group<'_>) {
-    let rt = tokio_ct();
-    let mut clients = Some(rt.block_on(tokio_setup()));
-    g.bench_function(TOKIO_CT, |b| {
-        b.iter(|| clients = Some(rt.block_on(tokio_round(clients.take().unwrap()))))
-    });
-    let rt = tokio_mt1();
-    let mut clients = Some(tokio_on_worker(&rt, tokio_setup()));
-    g.bench_function(TOKIO_MT1, |b| {
-        b.iter(|| clients = Some(tokio_on_worker(&rt, tokio_round(clients.take().unwrap()))))
-    });
+    bench_tokio_rounds(g, tokio_setup, tokio_round);
 }
 
 fn ws_echo(c: &mut Criterion) {

@@ -16,19 +16,11 @@ use common::example::{ExampleServer, build_example};
 const GUARD: Duration = Duration::from_secs(30);
 
 fn websockets_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets.asyncio.client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("EVLOOP_REQUIRE_HTTP_TOOLS").is_none(),
-            "python3 with the websockets package is required (pip install websockets)"
-        );
-        println!("note: python3 with websockets is not available; test skipped");
-    }
+    let ok = common::python::has_module("websockets.asyncio.client");
+    assert!(
+        ok || std::env::var_os("EVLOOP_REQUIRE_HTTP_TOOLS").is_none(),
+        "python3 with the websockets package is required (pip install websockets)"
+    );
     ok
 }
 

@@ -15,10 +15,11 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
+use common::python::KillOnDrop;
 use evloop::io::{DEFAULT_HIGH_WATER, IncompleteRead, LimitOverrun};
 use evloop::net::{StreamReader, StreamWriter, open_connection, start_server};
 use evloop::sync::Event;
@@ -26,39 +27,8 @@ use evloop::{Error, time};
 
 const GUARD: Duration = Duration::from_secs(20);
 
-fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import asyncio"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("note: python3 with asyncio is not available; test skipped");
-    }
-    ok
-}
-
-/// Kills and reaps the child when dropped (also when the test panics).
-struct KillOnDrop(Option<Child>);
-
-impl KillOnDrop {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("the child is still here")
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn python(script: &str, args: &[String]) -> KillOnDrop {
-    KillOnDrop(Some(
+    KillOnDrop::new(
         Command::new("python3")
             .arg("-c")
             .arg(script)
@@ -68,13 +38,13 @@ fn python(script: &str, args: &[String]) -> KillOnDrop {
             .stderr(Stdio::piped())
             .spawn()
             .expect("python3 starts"),
-    ))
+    )
 }
 
 /// Waits (off the loop) for the child to exit (each script ends itself within 15 s);
 /// its stdout, or a panic with its stderr.
 async fn finished(mut child: KillOnDrop) -> String {
-    let taken = child.0.take().expect("the child is still here");
+    let taken = child.take();
     let out = time::timeout(
         GUARD,
         evloop::spawn_blocking(move || taken.wait_with_output()),
@@ -181,7 +151,7 @@ async fn serve_one_client(
 
 #[test]
 fn a_python_client_against_start_server() {
-    if !python_available() {
+    if !common::python::has_module("asyncio") {
         return;
     }
     let log = Rc::new(RefCell::new(Vec::new()));
@@ -242,7 +212,7 @@ const CHUNKS: usize = 512; // 32 MiB: far more than the loopback socket buffers 
 
 #[test]
 fn drain_holds_the_writer_back_while_the_client_does_not_read() {
-    if !python_available() {
+    if !common::python::has_module("asyncio") {
         return;
     }
     let (stdout, max_buffered, blocked_before_reading) = common::run_guarded(async {
@@ -330,7 +300,7 @@ asyncio.run(main())
 
 #[test]
 fn open_connection_against_a_python_server() {
-    if !python_available() {
+    if !common::python::has_module("asyncio") {
         return;
     }
     let mut child = python(PY_SERVER, &[]);

@@ -10,7 +10,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::Shutdown;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use common::python::KillOnDrop;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -19,33 +21,10 @@ use evloop::{Error, Task, time};
 
 const TEN_S: Duration = Duration::from_secs(10);
 
-fn python_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import asyncio"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("note: python3 with asyncio is not available; interop test skipped");
-    }
-    ok
-}
-
 async fn within_10s<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     match time::timeout(TEN_S, fut).await {
         Ok(out) => out,
         Err(e) => panic!("{what}: no outcome within 10 s ({e})"),
-    }
-}
-
-/// Kills and reaps the child when dropped (also when the test panics).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -100,7 +79,7 @@ async fn echo(stream: TcpStream) -> Result<usize, Error> {
 
 #[test]
 fn a_python_asyncio_client_talks_to_an_evloop_echo_server() {
-    if !python_available() {
+    if !common::python::has_module("asyncio") {
         return;
     }
     let (output, echoed) = common::run_guarded(async {
@@ -170,10 +149,10 @@ asyncio.run(main())
 
 #[test]
 fn an_evloop_client_talks_to_a_python_asyncio_echo_server() {
-    if !python_available() {
+    if !common::python::has_module("asyncio") {
         return;
     }
-    let mut child = KillOnDrop(
+    let mut child = KillOnDrop::new(
         Command::new("python3")
             .arg("-c")
             .arg(PY_SERVER)
@@ -184,7 +163,7 @@ fn an_evloop_client_talks_to_a_python_asyncio_echo_server() {
             .expect("spawning python3"),
     );
     let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("piped stdout"))
+    BufReader::new(child.child().stdout.take().expect("piped stdout"))
         .read_line(&mut line)
         .expect("reading the port");
     let port: u16 = line
@@ -222,7 +201,7 @@ fn an_evloop_client_talks_to_a_python_asyncio_echo_server() {
     })
     .unwrap();
     assert!(
-        child.0.try_wait().expect("try_wait").is_none(),
+        child.child().try_wait().expect("try_wait").is_none(),
         "the python server is still serving (it did not crash)"
     );
 }

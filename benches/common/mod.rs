@@ -80,6 +80,39 @@ where
     g.bench_function(TOKIO_MT1, |b| b.iter(|| tokio_on_worker(&rt, body())));
 }
 
+/// Runs `round` as benchmark `name` on connections set up once: each iteration takes
+/// the clients and hands them back for the next.
+pub fn bench_rounds<C>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    clients: Vec<C>,
+    mut round: impl FnMut(Vec<C>) -> Vec<C>,
+) {
+    let mut clients = Some(clients);
+    g.bench_function(name, |b| {
+        b.iter(|| clients = Some(round(clients.take().expect("handed back"))))
+    });
+}
+
+/// [`bench_rounds`] on both tokio peers: `setup` makes the connections on each runtime
+/// and `round` runs one iteration.
+pub fn bench_tokio_rounds<C, S, R>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    setup: impl Fn() -> S,
+    round: impl Fn(Vec<C>) -> R,
+) where
+    C: Send + 'static,
+    S: Future<Output = Vec<C>> + Send + 'static,
+    R: Future<Output = Vec<C>> + Send + 'static,
+{
+    let rt = tokio_ct();
+    let clients = rt.block_on(setup());
+    bench_rounds(g, TOKIO_CT, clients, |c| rt.block_on(round(c)));
+    let rt = tokio_mt1();
+    let clients = tokio_on_worker(&rt, setup());
+    bench_rounds(g, TOKIO_MT1, clients, |c| tokio_on_worker(&rt, round(c)));
+}
+
 thread_local! {
     static SMOL_EX: &'static smol::LocalExecutor<'static> =
         Box::leak(Box::new(smol::LocalExecutor::new()));

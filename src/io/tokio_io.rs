@@ -13,14 +13,12 @@
 //! loop-native await: a cancelled task's next read or write resumes with the
 //! cancellation.
 
-use std::io::{self, IoSlice};
-use std::pin::Pin;
+use std::io;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::ReadBuf;
 
 use crate::net::stream::sealed::Sealed;
-use crate::net::stream::shutdown_write;
 use crate::net::{OwnedReadHalf, OwnedWriteHalf, SplitStream, TcpStream, UnixStream};
 
 /// Reads once into the unfilled part of `buf` and advances it by what arrived.
@@ -40,67 +38,16 @@ fn read_into<S: Sealed + ?Sized>(
     Poll::Ready(Ok(()))
 }
 
-/// `tokio::io::AsyncRead` for a type whose `$stream` expression gives a [`Sealed`] stream.
-macro_rules! tokio_read {
-    ([$($gen:tt)*] $ty:ty, |$this:ident| $stream:expr) => {
-        impl<$($gen)*> tokio::io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                let $this = &*self;
-                read_into($stream, cx, buf)
-            }
-        }
-    };
+crate::net::poll_traits::impl_poll_read! {
+    tokio::io::AsyncRead, &mut ReadBuf<'_>, read_into;
+    [] TcpStream, |s| s;
+    [] UnixStream, |s| s;
+    [S: SplitStream] OwnedReadHalf<S>, |half| half.as_ref();
 }
 
-/// `tokio::io::AsyncWrite` (vectored) for a type whose `$stream` gives a [`Sealed`]
-/// stream.
-macro_rules! tokio_write {
-    ([$($gen:tt)*] $ty:ty, |$this:ident| $stream:expr) => {
-        impl<$($gen)*> tokio::io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $this = &*self;
-                $stream.poll_write_priv(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                let $this = &*self;
-                $stream.poll_write_vectored_priv(cx, bufs)
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                true
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_shutdown(
-                self: Pin<&mut Self>,
-                _cx: &mut Context<'_>,
-            ) -> Poll<io::Result<()>> {
-                let $this = &*self;
-                Poll::Ready(shutdown_write($stream))
-            }
-        }
-    };
+crate::net::poll_traits::impl_poll_write! {
+    tokio::io::AsyncWrite;
+    [] TcpStream, |s| s;
+    [] UnixStream, |s| s;
+    [S: SplitStream] OwnedWriteHalf<S>, |half| half.as_ref();
 }
-
-tokio_read!([] TcpStream, |s| s);
-tokio_write!([] TcpStream, |s| s);
-tokio_read!([] UnixStream, |s| s);
-tokio_write!([] UnixStream, |s| s);
-tokio_read!([S: SplitStream] OwnedReadHalf<S>, |half| half.as_ref());
-tokio_write!([S: SplitStream] OwnedWriteHalf<S>, |half| half.as_ref());

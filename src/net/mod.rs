@@ -29,6 +29,8 @@
 mod addr;
 mod error;
 mod happy;
+#[cfg(any(feature = "hyper", feature = "tokio-io"))]
+pub(crate) mod poll_traits;
 pub(crate) mod scratch;
 mod server;
 mod source;

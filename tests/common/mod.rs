@@ -10,6 +10,7 @@ pub mod deps;
 pub mod example;
 pub mod leak;
 pub mod local;
+pub mod python;
 
 use std::sync::{Mutex, Once};
 
