@@ -173,7 +173,10 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
                 self.buf.resize(grown, 0);
             }
         }
+        let room = self.buf.len() - self.filled;
         let n = ready!(Pin::new(&mut self.inner).poll_read(cx, &mut self.buf[self.filled..]))?;
+        // (A reader claiming more than it was given is clamped, not trusted.)
+        let n = n.min(room);
         if n == 0 {
             self.eof = true;
         }
@@ -375,6 +378,7 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
                     }
                     // Larger than the buffer: straight into the caller's.
                     let n = ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf[done..]))?;
+                    let n = n.min(want - done);
                     if n == 0 {
                         self.eof = true;
                     }
@@ -455,6 +459,7 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
         Lines {
             reader: self,
             searched: 0,
+            failed: false,
         }
     }
 }
@@ -495,11 +500,14 @@ impl<R: AsyncRead + Unpin> AsyncBufRead for BufReader<R> {
 }
 
 /// The lines of a [`BufReader`] ([`BufReader::lines`]); each line is subject to the
-/// reader's limit.
+/// reader's limit. After an error (a [`LimitOverrun`], invalid UTF-8, the stream's
+/// error) the stream ends — a loop that skips errors cannot spin on the same overlong
+/// line — and [`into_inner`](Self::into_inner) gives the reader back with its data.
 #[derive(Debug)]
 pub struct Lines<R> {
     reader: BufReader<R>,
     searched: usize,
+    failed: bool,
 }
 
 impl<R: AsyncRead + Unpin> Lines<R> {
@@ -518,6 +526,15 @@ impl<R: AsyncRead + Unpin> Lines<R> {
     }
 
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        let line = ready!(self.poll_line_once(cx));
+        self.failed = matches!(line, Some(Err(_)));
+        Poll::Ready(line)
+    }
+
+    fn poll_line_once(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
         let reader = &mut self.reader;
         let n = match ready!(reader.poll_until(cx, b"\n", &mut self.searched)) {
             Ok(n) => n,

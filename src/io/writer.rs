@@ -26,13 +26,17 @@
 //! State rules: the inner writer is taken out of the shared cell while it is polled and
 //! put back after, so no borrow is held while the inner writer (which may be user code)
 //! runs; a `write` made meanwhile (from that code) only appends to the buffer. Wakers
-//! are taken out of the cell before they are woken. An error from the inner writer is
-//! kept: the buffered bytes are dropped (they cannot be sent) and every later `write`,
-//! `drain`, `flush` and `close` fails with it.
+//! are taken out of the cell before they are woken, each under a catch. An error from
+//! the inner writer is kept: the buffered bytes are dropped (they cannot be sent) and
+//! every later `write`, `drain`, `flush` and `close` fails with it; a panic while
+//! flushing counts as such an error. Bytes buffered imply a flusher, with two lapses
+//! that heal themselves: a flusher whose task was cancelled stops and the next `drain`,
+//! `flush` or `close` starts another, and a flusher dropped unfinished (its loop shut
+//! down) first makes one last non-blocking attempt to send what is buffered.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -63,9 +67,9 @@ struct Shared<W> {
     /// The first error, reported once; then its kind and text for later calls.
     error: Option<io::Error>,
     failed: Option<(io::ErrorKind, String)>,
-    /// The task waiting in `drain` (until the backlog is at most `.1`) or in `flush` /
-    /// `close` (`.1 == 0`: until the buffer is empty and the flusher is done).
-    waiter: Option<(Waker, usize)>,
+    /// The task waiting in `drain` (until the backlog is at most `Some(low)`) or in
+    /// `flush` / `close` (`None`: until the buffer is empty and the flusher is done).
+    waiter: Option<(Waker, Option<usize>)>,
 }
 
 impl<W> Shared<W> {
@@ -95,11 +99,16 @@ impl<W> Shared<W> {
     /// or not).
     fn due_waiter(&mut self) -> Option<Waker> {
         let done = !self.flushing && self.pending() == 0;
-        match &self.waiter {
-            Some((_, 0)) if !done && self.failed.is_none() => None,
-            Some((_, low)) if self.pending() > *low && self.failed.is_none() => None,
-            Some(_) => self.waiter.take().map(|(w, _)| w),
-            None => None,
+        let due = match &self.waiter {
+            None => false,
+            Some(_) if self.failed.is_some() => true,
+            Some((_, None)) => done,
+            Some((_, Some(low))) => self.pending() <= *low,
+        };
+        if due {
+            self.waiter.take().map(|(w, _)| w)
+        } else {
+            None
         }
     }
 
@@ -234,10 +243,9 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
         }
         s.flushing = true;
         drop(s);
-        let shared = Rc::clone(&self.shared);
-        drop(crate::create_task(async move {
-            poll_fn(|cx| poll_flusher(&shared, cx)).await;
-            Ok::<(), crate::Error>(())
+        drop(crate::create_task(Flusher {
+            shared: Rc::clone(&self.shared),
+            done: false,
         }));
         Ok(())
     }
@@ -289,6 +297,13 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
             if let Some(e) = s.take_error() {
                 return Poll::Ready(Err(e));
             }
+            if !s.flushing && (s.pending() > 0 || (s.closing && !s.closed)) {
+                // The flusher stopped early (its task was cancelled): start another.
+                if let Err(e) = self.ensure_flusher(s) {
+                    return Poll::Ready(Err(e));
+                }
+                s = self.shared.borrow_mut();
+            }
             let done = !s.flushing && s.pending() == 0;
             if done || (!empty && s.pending() <= s.high) {
                 let old = s.waiter.take();
@@ -296,7 +311,7 @@ impl<W: AsyncWrite + Unpin + 'static> BufWriter<W> {
                 drop(old);
                 return Poll::Ready(Ok(()));
             }
-            let until = if empty { 0 } else { s.low };
+            let until = if empty { None } else { Some(s.low) };
             let old = s.waiter.replace((cx.waker().clone(), until));
             drop(s);
             drop(old);
@@ -342,6 +357,89 @@ impl<W: AsyncWrite + Unpin + 'static> Drop for Flushed<'_, W> {
     }
 }
 
+/// The flusher task's future.
+///
+/// * A panic in the inner writer (or in a waker it wakes) is caught here: the writer is
+///   marked failed, so every later call reports it instead of waiting for a flusher that
+///   is gone, the waiter is woken, and the panic goes on to the task (rule 2).
+/// * Dropped before it finished — cancelled with its loop at shutdown, or before its
+///   first poll — it makes one last non-blocking attempt to write what is buffered, so
+///   the last bytes of a program that writes and returns are not lost.
+struct Flusher<W: AsyncWrite + Unpin + 'static> {
+    shared: Rc<RefCell<Shared<W>>>,
+    done: bool,
+}
+
+impl<W: AsyncWrite + Unpin + 'static> std::future::Future for Flusher<W> {
+    type Output = Result<(), crate::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let shared = &this.shared;
+        match catch_unwind(AssertUnwindSafe(|| poll_flusher(shared, cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => {
+                this.done = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(payload) => {
+                this.done = true;
+                let waiter = shared.try_borrow_mut().ok().and_then(|mut s| {
+                    s.flushing = false;
+                    if s.failed.is_none() {
+                        s.fail(io::Error::other("BufWriter: a panic while flushing"));
+                    }
+                    s.waiter.take().map(|(w, _)| w)
+                });
+                crate::sync::catch::wake_one(waiter);
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Drop for Flusher<W> {
+    fn drop(&mut self) {
+        if !self.done {
+            last_attempt(&self.shared);
+        }
+    }
+}
+
+/// One non-blocking pass over the buffer (a no-op waker: nothing waits), for a flusher
+/// that will not run again; whatever the inner writer does not take stays buffered.
+fn last_attempt<W: AsyncWrite + Unpin>(shared: &RefCell<Shared<W>>) {
+    let Ok(mut s) = shared.try_borrow_mut() else {
+        return;
+    };
+    s.flushing = false;
+    if s.failed.is_some() || s.pending() == 0 {
+        return;
+    }
+    let Some(mut io) = s.io.take() else {
+        return;
+    };
+    let buf = std::mem::take(&mut s.buf);
+    let mut head = std::mem::replace(&mut s.head, 0);
+    drop(s);
+    let mut cx = Context::from_waker(Waker::noop());
+    // In a drop: a panicking inner writer must not become a panic during unwinding.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        while head < buf.len() {
+            match Pin::new(&mut io).poll_write(&mut cx, &buf[head..]) {
+                Poll::Ready(Ok(n)) if n > 0 => head += n.min(buf.len() - head),
+                _ => break,
+            }
+        }
+    }));
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.io = Some(io);
+        let meanwhile = std::mem::replace(&mut s.buf, buf);
+        s.head = head;
+        s.buf.extend_from_slice(&meanwhile);
+    }
+}
+
 /// The flusher's poll: writes the buffer until it is empty (then shuts down if asked),
 /// the inner writer blocks, or it fails.
 fn poll_flusher<W: AsyncWrite + Unpin>(
@@ -361,9 +459,7 @@ fn poll_flusher<W: AsyncWrite + Unpin>(
             }
             let waiter = s.due_waiter();
             drop(s);
-            if let Some(w) = waiter {
-                w.wake();
-            }
+            crate::sync::catch::wake_one(waiter);
             return Poll::Ready(());
         }
         let Some(mut io) = s.io.take() else {
@@ -395,24 +491,32 @@ fn poll_flusher<W: AsyncWrite + Unpin>(
                 }
             }
         }
+        // While the buffer is out, the cell holds an empty one (and `head` 0) that a
+        // `write` from the inner writer's own code appends to.
         let buf = std::mem::take(&mut s.buf);
-        let head = s.head;
+        let head = std::mem::replace(&mut s.head, 0);
         drop(s);
         let r = Pin::new(&mut io).poll_write(cx, &buf[head..]);
         let mut s = shared.borrow_mut();
         s.io = Some(io);
         let meanwhile = std::mem::replace(&mut s.buf, buf);
+        s.head = head;
         s.buf.extend_from_slice(&meanwhile);
         match r {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(0)) => s.fail(write_zero()),
+            Poll::Ready(Err(e)) if crate::net::is_cancellation(&e) => {
+                // The flusher's own task was cancelled: stop, keeping the bytes (the
+                // next write or wait starts another flusher).
+                s.flushing = false;
+                return Poll::Ready(());
+            }
             Poll::Ready(Ok(n)) => {
+                let n = n.min(s.pending());
                 s.head += n;
                 let waiter = s.due_waiter();
                 drop(s);
-                if let Some(w) = waiter {
-                    w.wake();
-                }
+                crate::sync::catch::wake_one(waiter);
             }
             Poll::Ready(Err(e)) => s.fail(e),
         }
@@ -427,8 +531,9 @@ fn write_zero() -> io::Error {
 }
 
 impl<W: AsyncWrite + Unpin + 'static> Drop for BufWriter<W> {
-    /// Whatever is buffered is still written, and the write side then shut down, by the
-    /// flusher; nothing waits for it.
+    /// Whatever is buffered is still written, and the write side then shut down
+    /// (`poll_close`: a TLS stream's `close_notify`), by the flusher; nothing waits for
+    /// it. Off any loop, the inner writer is just dropped.
     fn drop(&mut self) {
         let Ok(mut s) = self.shared.try_borrow_mut() else {
             return;
@@ -437,12 +542,7 @@ impl<W: AsyncWrite + Unpin + 'static> Drop for BufWriter<W> {
             return;
         }
         s.closing = true;
-        if s.flushing || s.pending() == 0 {
-            // The flusher shuts down after the backlog; with none, the inner writer
-            // is dropped with the cell.
-            return;
-        }
-        if crate::LoopHandle::try_current().is_some() {
+        if !s.flushing && crate::LoopHandle::try_current().is_some() {
             let _ = self.ensure_flusher(s);
         }
     }

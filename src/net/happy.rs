@@ -62,9 +62,10 @@ where
     F: FnMut(SocketAddr) -> Fut,
     Fut: Future<Output = io::Result<T>>,
 {
-    let mut queue = addrs.into_iter();
-    let mut running: Vec<(SocketAddr, Pin<Box<Fut>>)> = Vec::new();
-    let mut failed: Vec<(SocketAddr, io::Error)> = Vec::new();
+    let mut queue = addrs.into_iter().enumerate();
+    // (the attempt's place in the order tried, its address, the attempt)
+    let mut running: Vec<(usize, SocketAddr, Pin<Box<Fut>>)> = Vec::new();
+    let mut failed: Vec<(usize, SocketAddr, io::Error)> = Vec::new();
     let mut stagger: Option<crate::time::Sleep> = None;
     let mut start_next = true;
     // The attempt started last is still running (it is `running`'s last entry).
@@ -74,8 +75,8 @@ where
             if start_next {
                 start_next = false;
                 match queue.next() {
-                    Some(addr) => {
-                        running.push((addr, Box::pin(attempt(addr))));
+                    Some((index, addr)) => {
+                        running.push((index, addr, Box::pin(attempt(addr))));
                         latest_running = true;
                         stagger = Some(crate::time::sleep(ATTEMPT_DELAY));
                     }
@@ -83,11 +84,15 @@ where
                 }
             }
             if running.is_empty() {
-                return Poll::Ready(Err(Lost::Failed(std::mem::take(&mut failed))));
+                // Reported in the order tried, not the order they failed in.
+                let mut failed = std::mem::take(&mut failed);
+                failed.sort_by_key(|(index, _, _)| *index);
+                let failed = failed.into_iter().map(|(_, a, e)| (a, e)).collect();
+                return Poll::Ready(Err(Lost::Failed(failed)));
             }
             let mut i = 0;
             while i < running.len() {
-                match running[i].1.as_mut().poll(cx) {
+                match running[i].2.as_mut().poll(cx) {
                     Poll::Ready(Ok(won)) => return Poll::Ready(Ok(won)),
                     Poll::Ready(Err(e)) if is_cancellation(&e) => {
                         return Poll::Ready(Err(Lost::Cancelled(e)));
@@ -99,8 +104,8 @@ where
                             latest_running = false;
                             start_next = true;
                         }
-                        let (addr, _) = running.remove(i);
-                        failed.push((addr, e));
+                        let (index, addr, _) = running.remove(i);
+                        failed.push((index, addr, e));
                     }
                     Poll::Pending => i += 1,
                 }

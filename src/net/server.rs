@@ -163,11 +163,22 @@ where
     let handler = Rc::new(handler);
     for listener in listeners {
         state.borrow_mut().accept_live += 1;
-        let task = crate::create_task(accept_loop(
-            listener,
-            Rc::clone(&state),
-            Rc::clone(&handler),
-        ));
+        // The guard owns the listener, so even an accept loop cancelled before its first
+        // poll closes its socket and leaves the books.
+        let leave = Leave {
+            state: Rc::clone(&state),
+            client: None,
+            listener: Some(listener),
+        };
+        let (books, handler) = (Rc::clone(&state), Rc::clone(&handler));
+        let task = crate::create_task(async move {
+            let leave = leave;
+            let listener = leave
+                .listener
+                .as_ref()
+                .expect("the guard holds the listener");
+            accept_loop(listener, books, handler).await
+        });
         let task_ref = task.to_ref();
         drop(task);
         state.borrow_mut().accepting.push(task_ref);
@@ -176,7 +187,7 @@ where
 }
 
 async fn accept_loop<H, Fut, E>(
-    listener: TcpListener,
+    listener: &TcpListener,
     state: Rc<RefCell<State>>,
     handler: Rc<H>,
 ) -> Result<(), Error>
@@ -185,13 +196,6 @@ where
     Fut: Future<Output = Result<(), E>> + 'static,
     E: Into<Error> + 'static,
 {
-    let _leave = Leave {
-        state: Rc::clone(&state),
-        client: None,
-    };
-    // Declared after `_leave`, so dropped before it: the socket is closed before the
-    // server can count as closed.
-    let listener = listener;
     loop {
         let (stream, _peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -212,6 +216,7 @@ where
         let leave = Leave {
             state: Rc::clone(&state),
             client: Some(key),
+            listener: None,
         };
         let run = handler(reader, writer);
         let task = crate::create_task(async move {
@@ -229,14 +234,18 @@ where
 }
 
 /// Leaves the server's books when a connection task (`client: Some(key)`) or an
-/// accept loop (`None`) ends or is dropped; the last one out after `close` sets `idle`.
+/// accept loop (`None`, holding its `listener`) ends or is dropped; the last one out
+/// after `close` sets `idle`.
 struct Leave {
     state: Rc<RefCell<State>>,
     client: Option<usize>,
+    listener: Option<TcpListener>,
 }
 
 impl Drop for Leave {
     fn drop(&mut self) {
+        // The socket is closed before the server can count as closed.
+        drop(self.listener.take());
         let Ok(mut s) = self.state.try_borrow_mut() else {
             return;
         };
