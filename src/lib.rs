@@ -86,6 +86,11 @@
 //! }
 //! ```
 //!
+//! ## Files
+//!
+//! [`fs`] has tokio::fs's functions on the blocking pool (`read`, `write`, `copy`,
+//! `rename`, `read_dir` as a stream, …); every error names its path.
+//!
 //! ## Locks and queues
 //!
 //! [`sync`] has asyncio's primitives with asyncio's semantics — `Mutex` / `Lock`,
@@ -149,6 +154,7 @@ mod exception;
 mod exception_group;
 mod executor;
 mod flat_drop;
+pub mod fs;
 mod future;
 mod gather;
 mod group;
