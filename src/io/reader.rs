@@ -238,6 +238,17 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
         poll_fn(|cx| self.poll_until(cx, sep, &mut searched)).await
     }
 
+    /// A search's outcome for the line readers: the chunk's length, or at the end of
+    /// the stream the length of what is left (0: nothing).
+    fn chunk_or_rest(&self, found: Result<usize, Until>) -> io::Result<usize> {
+        match found {
+            Ok(n) => Ok(n),
+            Err(Until::Eof) => Ok(self.filled - self.pos),
+            Err(Until::Overrun(o)) => Err(o.into_io()),
+            Err(Until::Io(e)) => Err(e),
+        }
+    }
+
     /// Reads a line: the bytes up to and including `\n`; at the end of the stream, what
     /// is left (possibly nothing: an empty vector means the stream has ended).
     ///
@@ -247,12 +258,9 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
     /// the bytes stay buffered (asyncio's `readline` discards them; see the README's
     /// asyncio table); the inner reader's errors, a task cancellation among them.
     pub async fn readline(&mut self) -> io::Result<Vec<u8>> {
-        match self.until(b"\n").await {
-            Ok(n) => Ok(self.take(n)),
-            Err(Until::Eof) => Ok(self.take(self.filled - self.pos)),
-            Err(Until::Overrun(o)) => Err(o.into_io()),
-            Err(Until::Io(e)) => Err(e),
-        }
+        let found = self.until(b"\n").await;
+        let n = self.chunk_or_rest(found)?;
+        Ok(self.take(n))
     }
 
     /// Reads a line, as [`readline`](Self::readline), and appends it to `line` (tokio's
@@ -265,12 +273,8 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
     /// `InvalidData` when the line is not UTF-8 (the line is consumed, `line` left as
     /// it was, as std's `read_line`); otherwise as [`readline`](Self::readline).
     pub async fn read_line(&mut self, line: &mut String) -> io::Result<usize> {
-        let n = match self.until(b"\n").await {
-            Ok(n) => n,
-            Err(Until::Eof) => self.filled - self.pos,
-            Err(Until::Overrun(o)) => return Err(o.into_io()),
-            Err(Until::Io(e)) => return Err(e),
-        };
+        let found = self.until(b"\n").await;
+        let n = self.chunk_or_rest(found)?;
         let text = std::str::from_utf8(&self.buf[self.pos..self.pos + n]);
         let appended = text.map(|t| line.push_str(t));
         self.consume_bytes(n);
@@ -290,12 +294,8 @@ impl<R: AsyncRead + Unpin> BufReader<R> {
     ///
     /// As [`readline`](Self::readline).
     pub async fn read_until(&mut self, byte: u8, out: &mut Vec<u8>) -> io::Result<usize> {
-        let n = match self.until(&[byte]).await {
-            Ok(n) => n,
-            Err(Until::Eof) => self.filled - self.pos,
-            Err(Until::Overrun(o)) => return Err(o.into_io()),
-            Err(Until::Io(e)) => return Err(e),
-        };
+        let found = self.until(&[byte]).await;
+        let n = self.chunk_or_rest(found)?;
         out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
         self.consume_bytes(n);
         Ok(n)
@@ -536,12 +536,11 @@ impl<R: AsyncRead + Unpin> Lines<R> {
 
     fn poll_line_once(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
         let reader = &mut self.reader;
-        let n = match ready!(reader.poll_until(cx, b"\n", &mut self.searched)) {
+        let found = ready!(reader.poll_until(cx, b"\n", &mut self.searched));
+        let n = match reader.chunk_or_rest(found) {
+            Ok(0) => return Poll::Ready(None),
             Ok(n) => n,
-            Err(Until::Eof) if reader.pos == reader.filled => return Poll::Ready(None),
-            Err(Until::Eof) => reader.filled - reader.pos,
-            Err(Until::Overrun(o)) => return Poll::Ready(Some(Err(o.into_io()))),
-            Err(Until::Io(e)) => return Poll::Ready(Some(Err(e))),
+            Err(e) => return Poll::Ready(Some(Err(e))),
         };
         let mut bytes = reader.take(n);
         if bytes.last() == Some(&b'\n') {
