@@ -168,6 +168,7 @@ mod loom;
 mod loop_ref;
 pub mod net;
 mod park;
+pub mod process;
 mod reactor;
 mod runtime;
 mod self_arc;

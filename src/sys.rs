@@ -1,7 +1,8 @@
 //! Every raw system call evloop makes, each through the one helper [`cvt`], and
 //! everything that is Linux-only.
 //!
-//! Owns: the precision timer (`timerfd` on Linux). Must not touch: mio (the reactor
+//! Owns: the precision timer (`timerfd` on Linux), and the pipe and pidfd calls of
+//! `process`. Must not touch: mio (the reactor
 //! registers the fd like any other source) or any loop state. On other Unix systems
 //! [`TimerFd::new`] reports `Unsupported` and the reactor falls back to mio's
 //! millisecond poll timeout, so a kqueue port only has to add its timer here.
@@ -56,6 +57,77 @@ pub(crate) fn coarse_monotonic_ns() -> u64 {
     u64::try_from(epoch.elapsed().as_nanos())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// `read(2)` on a raw fd (a subprocess pipe).
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call; a bad
+    // `fd` is reported as `EBADF`, never undefined behaviour.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    cvt_size(n)
+}
+
+/// `write(2)` on a raw fd (a subprocess pipe). A pipe whose reader is gone gives
+/// `EPIPE` (Rust programs ignore `SIGPIPE`, as std sets it up before `main`).
+pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    cvt_size(n)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: `F_GETFL` takes no pointer argument.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: `F_SETFL` takes an integer argument, no pointer.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
+/// Sends signal `signum` to process `pid` (`kill(2)`). The caller makes sure `pid` is
+/// its own unreaped child, so it cannot name a recycled pid.
+pub(crate) fn kill(pid: u32, signum: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid pid {pid}"),
+        ));
+    }
+    // SAFETY: kill takes two integers, no pointers.
+    cvt(unsafe { libc::kill(pid, signum) }).map(drop)
+}
+
+fn cvt_size(n: libc::ssize_t) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// A pidfd for child `pid` (`pidfd_open(2)`, Linux ≥ 5.3): readable once the child has
+/// exited; close-on-exec. `Unsupported` where there is none.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    {
+        use std::os::fd::FromRawFd;
+        let pid = libc::pid_t::try_from(pid)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+        // SAFETY: pidfd_open takes a pid and a flags word, no pointers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = RawFd::try_from(fd).unwrap_or(-1);
+        let fd = cvt(fd)?;
+        // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
+        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(any(not(target_os = "linux"), miri))]
+    {
+        let _ = pid;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }
 
 #[cfg(all(target_os = "linux", not(miri)))]

@@ -34,6 +34,7 @@ pub(crate) mod poll_traits;
 pub(crate) mod scratch;
 mod server;
 mod source;
+pub(crate) use source::Registration;
 pub(crate) mod stream;
 mod tcp;
 mod udp;
