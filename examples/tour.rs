@@ -1,6 +1,6 @@
 //! A tour of evloop: timers, callbacks from worker threads, the exception handler,
-//! a stop, futures, tasks, gather, locks and queues, blocking work, networking, a group
-//! of loops, and the loop's statistics.
+//! a stop, futures, tasks, gather, locks and queues, blocking work, networking,
+//! subprocesses and files, a group of loops, and the loop's statistics.
 //!
 //! Run with `cargo run --release --example tour`; it exits 0 by itself. It takes no
 //! options but `--help`.
@@ -385,6 +385,39 @@ fn main() -> std::io::Result<()> {
         Ok::<_, evloop::Error>(())
     })
     .unwrap();
+
+    println!("== subprocesses and files: evloop::process and evloop::fs");
+    rt.block_on(async {
+        use evloop::process::{Command, Stdio, create_subprocess_shell};
+        // asyncio's create_subprocess_exec + communicate: stdin fed and stdout read at
+        // once, the exit awaited through a pidfd on the reactor (no thread per child).
+        let mut child = Command::new("tr")
+            .args(["a-z", "A-Z"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let pid = child.id();
+        let out = child.communicate(b"hello from a child process").await?;
+        println!(
+            "  tr (pid {pid:?}) answered {:?}, {}",
+            String::from_utf8_lossy(&out.stdout),
+            out.status
+        );
+        let status = create_subprocess_shell("exit 3").status().await?;
+        println!("  sh -c 'exit 3' exited with code {:?}", status.code());
+        let missing = Command::new("evloop-no-such-program").spawn().unwrap_err();
+        println!("  a missing program: {missing}");
+
+        // Files on the blocking pool, errors naming their paths.
+        let path = std::env::temp_dir().join(format!("evloop-tour-{}.txt", std::process::id()));
+        evloop::fs::write(&path, "one\ntwo\nthree\n").await?;
+        let text = evloop::fs::read_to_string(&path).await?;
+        println!("  wrote and read back {} lines of {}", text.lines().count(), path.display());
+        evloop::fs::remove_file(&path).await?;
+        let gone = evloop::fs::read(&path).await.unwrap_err();
+        println!("  after remove_file: {gone}");
+        Ok::<_, std::io::Error>(())
+    })?;
 
     println!("== many loops: a LoopGroup of 2, one port shared with SO_REUSEPORT");
     {
