@@ -97,6 +97,12 @@ impl Registration {
         self.poll_io_until_drained(cx, dir, op, |_| false)
     }
 
+    /// Whether the loop this fd is registered with has closed (its readiness will never
+    /// change again).
+    pub(crate) fn owner_is_closed(&self) -> bool {
+        self.owner.is_closed()
+    }
+
     /// Counts an accepted connection in the owning loop's [`LoopStats`](crate::LoopStats).
     pub(crate) fn count_accept(&self) {
         self.owner

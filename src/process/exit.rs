@@ -103,6 +103,16 @@ impl Watch {
         cx: &mut Context<'_>,
         child: &mut std::process::Child,
     ) -> Poll<io::Result<ExitStatus>> {
+        if let Watch::Pidfd { registration, .. } = self {
+            if registration.owner_is_closed() && crate::LoopHandle::try_current().is_some() {
+                // The spawning loop has closed, but this one runs: watch the child from
+                // here (a child outliving its loop is still reaped by a later `wait`).
+                if let Some(status) = child.try_wait()? {
+                    return Poll::Ready(Ok(status));
+                }
+                *self = Watch::new(child.id());
+            }
+        }
         match self {
             Watch::Pidfd { registration, .. } => {
                 // Readable means exited: `waitpid(WNOHANG)` then reaps it. A `None`
