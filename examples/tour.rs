@@ -412,7 +412,11 @@ fn main() -> std::io::Result<()> {
         let path = std::env::temp_dir().join(format!("evloop-tour-{}.txt", std::process::id()));
         evloop::fs::write(&path, "one\ntwo\nthree\n").await?;
         let text = evloop::fs::read_to_string(&path).await?;
-        println!("  wrote and read back {} lines of {}", text.lines().count(), path.display());
+        println!(
+            "  wrote and read back {} lines of {}",
+            text.lines().count(),
+            path.display()
+        );
         evloop::fs::remove_file(&path).await?;
         let gone = evloop::fs::read(&path).await.unwrap_err();
         println!("  after remove_file: {gone}");
