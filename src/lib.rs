@@ -89,7 +89,9 @@
 //! ## Files
 //!
 //! [`fs`] has tokio::fs's functions on the blocking pool (`read`, `write`, `copy`,
-//! `rename`, `read_dir` as a stream, …); every error names its path.
+//! `rename`, `read_dir` as a stream, …) and [`fs::File`], an open file read ahead up to
+//! 1 MiB per pool job and written behind, with futures-io's `AsyncRead` / `AsyncWrite` /
+//! `AsyncSeek` (and tokio's with `tokio-io`); every error names its path.
 //!
 //! ## Locks and queues
 //!
@@ -130,10 +132,10 @@
 //! * `hyper` — runs [hyper](https://docs.rs/hyper) 1.x servers and clients on the loop:
 //!   `hyper::rt::{Read, Write}` on the stream sockets, executors and a timer (module
 //!   `hyper`). No tokio runtime is compiled.
-//! * `tokio-io` — `tokio::io::{AsyncRead, AsyncWrite}` on every stream and split half,
-//!   so crates written against tokio's traits (tokio-util's codecs, tokio-rustls,
-//!   tokio-tungstenite) run on the loop; only tokio's trait definitions are compiled
-//!   (no tokio feature at all).
+//! * `tokio-io` — `tokio::io::{AsyncRead, AsyncWrite}` on every stream and split half
+//!   (and `AsyncSeek` too on [`fs::File`]), so crates written against tokio's traits
+//!   (tokio-util's codecs, tokio-rustls, tokio-tungstenite) run on the loop; only
+//!   tokio's trait definitions are compiled (no tokio feature at all).
 //!
 //! The architecture (how callbacks, wake-ups, timers and I/O events travel through the
 //! loop) is described in `ARCHITECTURE.md`; the README has a table of where evloop

@@ -174,7 +174,7 @@ pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Re
 ///
 /// # Errors
 ///
-/// As [`write`].
+/// As [`write`](write()).
 ///
 /// # Panics
 ///

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 14] = [
+const BENCHES: [&str; 16] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -34,6 +34,8 @@ const BENCHES: [&str; 14] = [
     "sync",
     "sync_mpsc",
     "budget",
+    "process",
+    "fs",
     "metrics",
 ];
 

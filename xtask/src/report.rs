@@ -192,6 +192,33 @@ const STREAM_WORKLOADS: [TimeWorkload; 2] = [
     },
 ];
 
+/// SPEC §11 P17 (issue 19): subprocesses and files against tokio::process and tokio::fs
+/// (`benches/process.rs`, `benches/fs.rs`).
+const PROCESS_FS_WORKLOADS: [TimeWorkload; 3] = [
+    TimeWorkload {
+        id: "P17",
+        group: "P17_spawn",
+        workload: "200 × spawn `true` and wait",
+        target: "≥ 1.0×",
+        target_ratio: 1.0,
+    },
+    TimeWorkload {
+        id: "P17",
+        group: "P17_file_read",
+        workload: "read a 256 MiB file in 64 KiB chunks (`fs::File::read`; tokio: `fs::File` + \
+                   `AsyncReadExt::read`)",
+        target: "≥ 1.0×",
+        target_ratio: 1.0,
+    },
+    TimeWorkload {
+        id: "P17",
+        group: "P17_small_reads",
+        workload: "10 000 `fs::read` of 1 KiB files (100 files × 100), sequential awaits",
+        target: "≥ 1.0×",
+        target_ratio: 1.0,
+    },
+];
+
 /// A loop-local P15 workload: ≥ 2× tokio::sync.
 const fn sw(id: &'static str, group: &'static str, workload: &'static str) -> TimeWorkload {
     TimeWorkload {
@@ -245,6 +272,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
             .map(|w| budget::budget_row(results, w)),
     );
     rows.push(budget::starvation_row(results));
+    rows.extend(PROCESS_FS_WORKLOADS.iter().map(|w| time_row(results, w)));
     rows.push(group_row(results));
     rows.extend(STREAM_WORKLOADS.iter().map(|w| time_row(results, w)));
     for row in &mut rows {

@@ -131,7 +131,9 @@ fn budget_rows_and_starvation_probe() {
     let p16 = ids.iter().position(|&id| id == "P16").unwrap();
     assert_eq!(
         &ids[p16 - 2..],
-        ["P15f", "P15f", "P16", "P16", "P16", "S1", "N7", "N8"]
+        [
+            "P15f", "P15f", "P16", "P16", "P16", "P17", "P17", "P17", "S1", "N7", "N8"
+        ]
     );
 
     let (yields, echo, probe_row) = (&rows_first[p16], &rows_first[p16 + 1], &rows_first[p16 + 2]);
