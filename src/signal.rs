@@ -383,7 +383,15 @@ impl LoopHandle {
 /// Off a loop thread.
 #[track_caller]
 pub fn wait(signum: i32) -> Future<()> {
-    let owner = LoopHandle::current();
+    wait_on(&LoopHandle::current(), signum)
+}
+
+/// [`wait`] on loop `owner`, from any thread (the child watch of `process` waits for
+/// `SIGCHLD` on the child's loop even when polled elsewhere). The watch lock is held
+/// while the cell is built, so a dispatch cannot see a half-made waiter.
+#[track_caller]
+pub(crate) fn wait_on(owner: &LoopHandle, signum: i32) -> Future<()> {
+    let owner = owner.clone();
     let created_at = std::panic::Location::caller();
     let signals = &owner.shared.signals;
     let mut watches = signals.lock();
@@ -396,8 +404,8 @@ pub fn wait(signum: i32) -> Future<()> {
         core: FutureCore::new(owner.clone(), created_at),
         signum,
         key: match watch {
-            // Dispatch runs on this (the loop's) thread, so nothing upgrades `me`
-            // before the cell exists.
+            // Dispatch takes the watch lock, held here until the cell exists, so
+            // nothing upgrades `me` before then.
             Ok(watch) => watch.waiters.insert(me.clone()),
             Err(_) => usize::MAX,
         },

@@ -76,7 +76,7 @@ impl Registration {
             // Readiness only ever comes from the owner's reactor: once it is closed
             // (L14) a wait would never end, so it fails instead (Q3).
             Poll::Pending if self.owner.is_closed() => Poll::Ready(Err(io::Error::other(
-                "evloop: the event loop this socket was created on is closed; its I/O \
+                "evloop: the event loop this socket (or pipe) was created on is closed; its I/O \
                  cannot make progress any more",
             ))),
             Poll::Pending => {
@@ -97,10 +97,9 @@ impl Registration {
         self.poll_io_until_drained(cx, dir, op, |_| false)
     }
 
-    /// Whether the loop this fd is registered with has closed (its readiness will never
-    /// change again).
-    pub(crate) fn owner_is_closed(&self) -> bool {
-        self.owner.is_closed()
+    /// The id of the loop this fd is registered with.
+    pub(crate) fn owner_id(&self) -> u64 {
+        self.owner.id()
     }
 
     /// Counts an accepted connection in the owning loop's [`LoopStats`](crate::LoopStats).

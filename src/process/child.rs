@@ -57,7 +57,7 @@ impl Child {
         kill_on_drop: bool,
     ) -> io::Result<Child> {
         let pipes = (std.stdin.take(), std.stdout.take(), std.stderr.take());
-        let watch = Watch::new(std.id());
+        let watch = Watch::new(&owner, std.id());
         let mut child = Child {
             stdin: None,
             stdout: None,
@@ -94,6 +94,12 @@ impl Child {
     ///
     /// A loop-native await: cancelling it only stops the waiting — the child runs on,
     /// and a later `wait` (or the reaper, after a drop) still reaps it.
+    ///
+    /// With stdout or stderr piped, a child that writes more than a pipe holds (64 KiB)
+    /// blocks until someone reads it, and `wait` waits with it: read the pipes
+    /// concurrently, or use [`communicate`](Self::communicate) /
+    /// [`wait_with_output`](Self::wait_with_output), which do (asyncio and tokio have
+    /// the same rule).
     ///
     /// # Errors
     ///
@@ -155,6 +161,15 @@ impl Child {
     ///
     /// `InvalidInput` for a number that is not a signal; the OS error of `kill(2)`.
     pub fn send_signal(&mut self, signum: i32) -> io::Result<()> {
+        if !(0..=64).contains(&signum) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "send_signal: invalid signal number {signum} (signals are 1 to 64; 0 only \
+                     checks that the child exists)"
+                ),
+            ));
+        }
         if self.try_wait()?.is_some() {
             return Ok(());
         }
@@ -303,8 +318,13 @@ impl Drop for Child {
         }
         // Running: a task on the loop that watches it reaps it when it exits; if the
         // loop is closed (or closes first), the orphan list does.
+        // The spawning loop, or — when it has closed — the loop this drop runs on.
+        let target = match LoopHandle::try_current() {
+            Some(here) if self.owner.is_closed() => here,
+            _ => self.owner.clone(),
+        };
         let orphan = Orphan::new(std, watch);
-        drop(self.owner.spawn(orphan.reap()));
+        drop(target.spawn(orphan.reap()));
     }
 }
 

@@ -174,7 +174,9 @@ impl Command {
     }
 
     /// Starts the child. Its piped streams and its exit are registered with the loop
-    /// on this thread, where [`Child::wait`] and the pipes' awaits must run.
+    /// on this thread: the pipes' awaits make progress while that loop runs, and
+    /// [`Child::wait`] works on any loop (the watch moves to the loop that waits) or,
+    /// while the spawning loop runs, from any executor.
     ///
     /// # Errors
     ///
@@ -200,7 +202,9 @@ impl Command {
     }
 
     /// Runs the child to its end and collects its output: stdout and stderr piped
-    /// (whatever was set), stdin `Stdio::null()` unless set — std's and tokio's rule.
+    /// (whatever was set), stdin `Stdio::null()` unless set with [`stdin`](Self::stdin)
+    /// (a stdin set through [`as_std_mut`](Self::as_std_mut) is replaced) — std's and
+    /// tokio's rule.
     ///
     /// # Errors
     ///

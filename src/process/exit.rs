@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use crate::LoopHandle;
 use crate::future::Future;
 use crate::net::Registration;
 use crate::reactor::{Direction, Interest};
@@ -57,15 +58,20 @@ pub(super) enum Watch {
         registration: Registration,
         _fd: OwnedFd,
     },
-    /// The current `signal::wait(SIGCHLD)`, created before each `waitpid` attempt so
-    /// that no signal can fall between the attempt and the wait.
-    Sigchld { wait: Option<Future<()>> },
+    /// The current `signal::wait(SIGCHLD)` and the loop it waits on, created before
+    /// each `waitpid` attempt so that no signal can fall between the attempt and the
+    /// wait. `owner` is the spawning loop, waited on when the poller is not on a loop.
+    Sigchld {
+        owner: LoopHandle,
+        wait: Option<(u64, Future<()>)>,
+    },
 }
 
 impl Watch {
-    /// A watch for child `pid`, registered with the loop on this thread. Never fails:
-    /// without a pidfd (old kernel, fd limit) the child is watched through `SIGCHLD`.
-    pub(super) fn new(pid: u32) -> Watch {
+    /// A watch for child `pid`, registered with `owner`, the loop on this thread.
+    /// Never fails: without a pidfd (old kernel, fd limit) the child is watched through
+    /// `SIGCHLD`.
+    pub(super) fn new(owner: &LoopHandle, pid: u32) -> Watch {
         if pidfd_usable() {
             match crate::sys::pidfd_open(pid) {
                 Ok(fd) => match Registration::new(fd.as_raw_fd(), Interest::Readable) {
@@ -86,7 +92,10 @@ impl Watch {
                 Err(e) => log::debug!(target: "evloop", "pidfd_open({pid}): {e}; using SIGCHLD"),
             }
         }
-        Watch::Sigchld { wait: None }
+        Watch::Sigchld {
+            owner: owner.clone(),
+            wait: None,
+        }
     }
 
     /// Whether this watch is a pidfd (for the tests' and docs' claims).
@@ -98,19 +107,22 @@ impl Watch {
     /// Ready with the exit status once the child has exited and been reaped. A
     /// loop-native await: a pending cancellation of the current task is returned as an
     /// error (and the child keeps running).
+    ///
+    /// Polled on a running loop other than the one the watch waits on (the `Child`
+    /// moved, or its loop closed), the watch moves to this loop first: the other loop
+    /// may close, or never poll again, while this one waits.
     pub(super) fn poll_exit(
         &mut self,
         cx: &mut Context<'_>,
         child: &mut std::process::Child,
     ) -> Poll<io::Result<ExitStatus>> {
-        if let Watch::Pidfd { registration, .. } = self {
-            if registration.owner_is_closed() && crate::LoopHandle::try_current().is_some() {
-                // The spawning loop has closed, but this one runs: watch the child from
-                // here (a child outliving its loop is still reaped by a later `wait`).
+        let here = LoopHandle::try_current().filter(|h| !h.is_closed());
+        if let (Watch::Pidfd { registration, .. }, Some(here)) = (&*self, &here) {
+            if registration.owner_id() != here.id() {
                 if let Some(status) = child.try_wait()? {
                     return Poll::Ready(Ok(status));
                 }
-                *self = Watch::new(child.id());
+                *self = Watch::new(here, child.id());
             }
         }
         match self {
@@ -124,25 +136,46 @@ impl Watch {
                         .ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
                 })
             }
-            Watch::Sigchld { wait } => loop {
-                if let Some(cancelled) = coop::take_cancel() {
-                    *wait = None;
-                    return Poll::Ready(Err(io::Error::from(cancelled)));
-                }
-                let pending = wait.get_or_insert_with(|| crate::signal::wait(libc::SIGCHLD));
-                if let Some(status) = child.try_wait()? {
-                    *wait = None;
-                    return Poll::Ready(Ok(status));
-                }
-                match Pin::new(pending).poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => *wait = None,
-                    Poll::Ready(Err(e)) => {
+            Watch::Sigchld { owner, wait } => {
+                loop {
+                    if let Some(cancelled) = coop::take_cancel() {
                         *wait = None;
-                        return Poll::Ready(Err(io::Error::from(e)));
+                        return Poll::Ready(Err(io::Error::from(cancelled)));
+                    }
+                    let Some(target) = here
+                        .clone()
+                        .or_else(|| Some(owner.clone()).filter(|o| !o.is_closed()))
+                    else {
+                        *wait = None;
+                        return Poll::Ready(Err(io::Error::other(
+                            "evloop: cannot wait for the child: the loop it was spawned on is \
+                             closed and no loop runs on this thread (await wait() inside \
+                             Runtime::block_on)",
+                        )));
+                    };
+                    if wait.as_ref().is_some_and(|(id, _)| *id != target.id()) {
+                        *wait = None;
+                    }
+                    let (_, pending) = wait.get_or_insert_with(|| {
+                        (target.id(), crate::signal::wait_on(&target, libc::SIGCHLD))
+                    });
+                    if let Some(status) = child.try_wait()? {
+                        *wait = None;
+                        return Poll::Ready(Ok(status));
+                    }
+                    match Pin::new(pending).poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(())) => *wait = None,
+                        // The task's cancellation, delivered through the wait by its
+                        // cancel hook (a wait left from a closed loop is never polled:
+                        // it was replaced above).
+                        Poll::Ready(Err(e)) => {
+                            *wait = None;
+                            return Poll::Ready(Err(io::Error::from(e)));
+                        }
                     }
                 }
-            },
+            }
         }
     }
 }
@@ -258,7 +291,7 @@ mod tests {
         let rt = crate::Runtime::new().unwrap();
         rt.block_on(async {
             let child = std::process::Command::new("true").spawn().unwrap();
-            let watch = Watch::new(child.id());
+            let watch = Watch::new(&crate::LoopHandle::current(), child.id());
             let mut child = child;
             let _ = child.wait();
             assert!(watch.is_pidfd(), "Linux >= 5.3 has pidfd_open");

@@ -265,6 +265,11 @@ reader!(
 /// futures-io's `AsyncWrite` (tokio's with feature `tokio-io`). Dropping it, or
 /// [`close`](Self::close), gives the child end of file.
 ///
+/// A write after the child closed its end fails with `BrokenPipe`. That relies on
+/// `SIGPIPE` being ignored, as every Rust program's `main` arranges; a host that
+/// restores its default action (a non-Rust `main`) is killed by such a write instead,
+/// as with any pipe (pipes have no `MSG_NOSIGNAL`).
+///
 /// ```
 /// use evloop::process::{Command, Stdio};
 /// evloop::run(async {
