@@ -417,6 +417,15 @@ fn main() -> std::io::Result<()> {
             text.lines().count(),
             path.display()
         );
+        // An open File: read ahead in large batches on the pool, lines through BufReader.
+        let file = evloop::fs::File::open("Cargo.toml").await?;
+        let mut lines = evloop::io::BufReader::new(file).lines();
+        let first = lines.next_line().await?.unwrap_or_default();
+        let mut count = 1;
+        while lines.next_line().await?.is_some() {
+            count += 1;
+        }
+        println!("  Cargo.toml through fs::File: {count} lines, the first {first:?}");
         evloop::fs::remove_file(&path).await?;
         let gone = evloop::fs::read(&path).await.unwrap_err();
         println!("  after remove_file: {gone}");

@@ -93,6 +93,23 @@
 //! 1 MiB per pool job and written behind, with futures-io's `AsyncRead` / `AsyncWrite` /
 //! `AsyncSeek` (and tokio's with `tokio-io`); every error names its path.
 //!
+//! ## Subprocesses
+//!
+//! [`process`] has asyncio's `create_subprocess_exec` / `_shell` as std's builder,
+//! [`process::Command`], and [`process::create_subprocess_shell`]: a
+//! [`process::Child`]'s exit is awaited through a pidfd on the reactor (`SIGCHLD` as the
+//! fallback; no thread per child, no zombie left), its piped streams are evloop streams,
+//! and [`process::Child::communicate`] feeds and drains them at once.
+//!
+//! ```
+//! evloop::run(async {
+//!     let out = evloop::process::Command::new("echo").arg("hi").output().await?;
+//!     assert_eq!(out.stdout, b"hi\n");
+//!     Ok::<_, std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! ## Locks and queues
 //!
 //! [`sync`] has asyncio's primitives with asyncio's semantics — `Mutex` / `Lock`,

@@ -108,6 +108,7 @@ pub struct File {
     kept: Option<io::Error>,
     max_buf: usize,
     /// A seek tokio's `start_seek` asked for, done by `poll_complete`.
+    #[cfg(feature = "tokio-io")]
     pub(super) pending_seek: Option<SeekFrom>,
 }
 
@@ -185,6 +186,7 @@ impl File {
             wbuf: Vec::new(),
             kept: None,
             max_buf: DEFAULT_MAX_BUF_SIZE,
+            #[cfg(feature = "tokio-io")]
             pending_seek: None,
         }
     }

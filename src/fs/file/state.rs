@@ -455,6 +455,7 @@ impl File {
 
     /// The logical position (tokio's `poll_complete` with no seek started): after the
     /// running job, without discarding the read-ahead.
+    #[cfg(feature = "tokio-io")]
     pub(super) fn poll_position(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         self.poll_seek_priv(cx, SeekFrom::Current(0))
     }
