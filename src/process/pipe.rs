@@ -347,46 +347,35 @@ impl ChildStdin {
     }
 }
 
-impl futures_io::AsyncWrite for ChildStdin {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write(cx, buf)
-    }
+/// futures-io's and tokio's write traits, which differ only in the closing method's
+/// name: flushing is a no-op (nothing is buffered here), closing closes the pipe (the
+/// child reads end of file).
+macro_rules! write_traits {
+    ($trait:path, $close:ident) => {
+        impl $trait for ChildStdin {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.pipe.poll_write(cx, buf)
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
 
-    /// Closes the pipe (the child reads end of file).
-    fn poll_close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.pipe.close();
-        Poll::Ready(Ok(()))
-    }
+            fn $close(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.pipe.close();
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
 }
 
+write_traits!(futures_io::AsyncWrite, poll_close);
 #[cfg(feature = "tokio-io")]
-impl tokio::io::AsyncWrite for ChildStdin {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.pipe.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Closes the pipe (the child reads end of file).
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.pipe.close();
-        Poll::Ready(Ok(()))
-    }
-}
+write_traits!(tokio::io::AsyncWrite, poll_shutdown);
 
 common!(ChildStdin);
 

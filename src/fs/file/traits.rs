@@ -24,24 +24,34 @@ impl futures_io::AsyncRead for File {
     }
 }
 
-impl futures_io::AsyncWrite for File {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_op(cx, |me, cx| me.poll_write_inner(cx, buf))
-    }
+/// futures-io's and tokio's write traits, which differ only in the closing method's
+/// name; closing is a flush (the file stays open until it is dropped).
+macro_rules! write_traits {
+    ($trait:path, $close:ident) => {
+        impl $trait for File {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.get_mut()
+                    .poll_op(cx, |me, cx| me.poll_write_inner(cx, buf))
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_op(cx, File::poll_flush_inner)
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().poll_op(cx, File::poll_flush_inner)
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_op(cx, File::poll_flush_inner)
-    }
+            fn $close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_mut().poll_op(cx, File::poll_flush_inner)
+            }
+        }
+    };
 }
+
+write_traits!(futures_io::AsyncWrite, poll_close);
+#[cfg(feature = "tokio-io")]
+write_traits!(tokio::io::AsyncWrite, poll_shutdown);
 
 impl futures_io::AsyncSeek for File {
     fn poll_seek(
@@ -75,25 +85,6 @@ mod tokio_traits {
                     .poll_read_with(cx, max, |chunk| buf.put_slice(chunk))
             )?;
             Poll::Ready(Ok(()))
-        }
-    }
-
-    impl tokio::io::AsyncWrite for File {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            self.get_mut()
-                .poll_op(cx, |me, cx| me.poll_write_inner(cx, buf))
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().poll_op(cx, File::poll_flush_inner)
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().poll_op(cx, File::poll_flush_inner)
         }
     }
 
