@@ -205,17 +205,21 @@ impl Job {
     /// no byte a write accepted is left behind.
     fn write_behind(&mut self) {
         let slot = self.slot.clone();
+        // A panicking waker must not cut the job short (the bytes swapped in were
+        // accepted by a write): its panic is raised once the job has published, and
+        // the loop reports it as the job's exception, as any job panic.
+        let mut panicked = None;
         loop {
             let written = match &self.std {
                 Some(std) => (&*std).write_all(&self.buf),
-                None => return,
+                None => break,
             };
             self.buf.clear();
             let mut s = slot.lock();
             if written.is_err() || s.more.is_empty() {
                 self.outcome = Some(Outcome::Write(written));
                 self.publish(s);
-                return;
+                break;
             }
             mem::swap(&mut self.buf, &mut s.more);
             let waker = if mem::take(&mut s.writer_waits) {
@@ -225,8 +229,14 @@ impl Job {
             };
             drop(s);
             if let Some(waker) = waker {
-                waker.wake();
+                let woken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
+                if let Err(panic) = woken {
+                    panicked.get_or_insert(panic);
+                }
             }
+        }
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
         }
     }
 

@@ -29,7 +29,7 @@ mod traits;
 use std::fmt;
 use std::fs::{File as StdFile, Metadata, Permissions};
 use std::future::poll_fn;
-use std::io::{self, SeekFrom};
+use std::io::{self, Seek as _, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -107,6 +107,9 @@ pub struct File {
     /// The error of a write, sync or `set_len` not reported yet.
     kept: Option<io::Error>,
     max_buf: usize,
+    /// Whether the OS position can move back (not a pipe, socket or terminal): only
+    /// then does the File read ahead of what callers ask for.
+    pub(super) seekable: bool,
     /// A seek tokio's `start_seek` asked for, done by `poll_complete`.
     #[cfg(feature = "tokio-io")]
     pub(super) pending_seek: Option<SeekFrom>,
@@ -178,7 +181,14 @@ impl File {
     }
 
     pub(super) fn from_parts(std: StdFile, path: PathBuf) -> File {
+        // A pipe, socket or terminal cannot move its position back over bytes read
+        // ahead: such a File reads only what each caller asks for (no read-ahead).
+        let seekable = !matches!(
+            (&std).stream_position(),
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE)
+        );
         File {
+            seekable,
             path,
             state: State::Idle(std),
             slot: Arc::default(),

@@ -268,7 +268,7 @@ impl File {
             }
             let r = &mut self.read;
             if buffered > 0 {
-                if r.full && r.window >= self.max_buf && r.next_len == 0 {
+                if r.full && r.window >= self.max_buf && r.next_len == 0 && self.seekable {
                     // Sequential at full windows: read the next one meanwhile.
                     self.start_read(self.max_buf);
                 }
@@ -301,6 +301,7 @@ impl File {
     fn start_read(&mut self, hint: usize) {
         let r = &mut self.read;
         let window = match r.window {
+            _ if !self.seekable => hint.max(1),
             0 => hint.max(MIN_READ),
             w => w.saturating_mul(2).max(hint),
         };
@@ -314,8 +315,8 @@ impl File {
         self.start_job(Kind::Read(want), buf, Work::Read(want));
     }
 
-    /// Discards the read-ahead and moves the OS position back to the logical one
-    /// (nothing to correct on a pipe). Idle only.
+    /// Discards the read-ahead and moves the OS position back to the logical one. Idle
+    /// only. (A File that is not seekable never reads ahead, so it has nothing unread.)
     pub(super) fn drop_read_ahead(&mut self) -> io::Result<()> {
         let unread = self.read.unread();
         self.read.discard();

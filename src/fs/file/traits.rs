@@ -89,7 +89,9 @@ mod tokio_traits {
     }
 
     impl tokio::io::AsyncSeek for File {
-        /// Records the seek; `poll_complete` does it.
+        /// Records the seek; `poll_complete` does it. As tokio's trait says, call
+        /// `poll_complete` (tokio's `AsyncSeekExt::seek` does) before any other I/O on
+        /// the file: a read in between still reads at the old position.
         fn start_seek(self: Pin<&mut Self>, pos: SeekFrom) -> io::Result<()> {
             let me = self.get_mut();
             if me.pending_seek.is_some() {
