@@ -209,11 +209,8 @@ impl Job {
         // accepted by a write): its panic is raised once the job has published, and
         // the loop reports it as the job's exception, as any job panic.
         let mut panicked = None;
-        loop {
-            let written = match &self.std {
-                Some(std) => (&*std).write_all(&self.buf),
-                None => break,
-            };
+        while let Some(std) = &self.std {
+            let written = (&*std).write_all(&self.buf);
             self.buf.clear();
             let mut s = slot.lock();
             if written.is_err() || s.more.is_empty() {
