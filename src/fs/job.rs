@@ -17,8 +17,11 @@
 use std::fs::{File as StdFile, Metadata, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::ops::DerefMut;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use crate::loom::sync::Mutex;
 
 /// What a job does with the file.
 #[derive(Debug)]
@@ -78,7 +81,7 @@ pub(super) struct Slot {
 }
 
 impl Slot {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+    fn lock(&self) -> impl DerefMut<Target = Shared> + '_ {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -238,7 +241,7 @@ impl Job {
     }
 
     /// Hands the file, the buffer and the outcome to the slot and wakes the File's task.
-    fn publish(&mut self, mut s: MutexGuard<'_, Shared>) {
+    fn publish(&mut self, mut s: impl DerefMut<Target = Shared>) {
         let Some(std) = self.std.take() else {
             return;
         };
@@ -278,5 +281,222 @@ fn read_once(std: &StdFile, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r,
         }
+    }
+}
+
+/// loom models of the slot's hand-off between the job (on a pool thread) and the File's
+/// task: a finished job racing the task's registration is never a lost wake-up, and no
+/// byte the File queued for a running write job is left unwritten. The job bodies run
+/// for real on real files (the file I/O is not what is modelled); the slot's lock is
+/// loom's. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib --target-dir target/loom loom_models`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+    use std::fs::OpenOptions;
+
+    /// Bounded preemptions keep each exploration to a few seconds in release mode.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
+
+    /// The File's task's waker, counting its wake-ups (a loom atomic: the task spins
+    /// on it in the write-behind model).
+    struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl CountingWaker {
+        fn new() -> Arc<CountingWaker> {
+            Arc::new(CountingWaker(AtomicUsize::new(0)))
+        }
+        fn wakes(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn job(slot: &Arc<Slot>, std: StdFile, buf: &[u8]) -> Job {
+        Job {
+            slot: slot.clone(),
+            std: Some(std),
+            buf: buf.to_vec(),
+            outcome: None,
+        }
+    }
+
+    /// A fresh, already unlinked file to write to (its content is read back through
+    /// the handle the job returns).
+    fn scratch() -> StdFile {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("evloop-loom-{}-{n}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+
+    fn content(done: &Done) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut std = &done.std;
+        std.seek(SeekFrom::Start(0)).unwrap();
+        std.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// A job publishing `Done` racing the File's `poll_done` (twice: the second poll
+    /// takes the already-registered fast path): either a poll gets the `Done` and
+    /// nobody wakes the task, or the task is woken exactly once and its next poll is
+    /// ready — never a lost wake-up.
+    #[test]
+    fn done_racing_poll_done_is_never_a_lost_wake_up() {
+        model(|| {
+            let slot = Arc::new(Slot::default());
+            let std = StdFile::open("/dev/null").unwrap();
+            let running = job(&slot, std, b"");
+            let pool = loom::thread::spawn(move || running.run(Work::Seek(SeekFrom::Start(0))));
+            let counter = CountingWaker::new();
+            let waker = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut polled = slot.poll_done(&mut cx);
+            let registered = polled.is_pending();
+            if registered {
+                polled = slot.poll_done(&mut cx);
+            }
+            pool.join().unwrap();
+            // Registered once (the second poll finds it registered): woken exactly
+            // once, whether the second poll then saw the `Done` or not.
+            let wakes = usize::from(registered);
+            assert_eq!(
+                counter.wakes(),
+                wakes,
+                "woken exactly when a poll was pending"
+            );
+            let done = match polled {
+                Poll::Ready(done) => done,
+                Poll::Pending => match slot.poll_done(&mut cx) {
+                    Poll::Ready(done) => done,
+                    Poll::Pending => panic!("woken, but the next poll is not ready"),
+                },
+            };
+            assert!(matches!(done.outcome, Outcome::Seek(Ok(0))));
+            assert!(slot.try_take().is_none(), "the Done is handed over once");
+        });
+    }
+
+    /// The job's `write_behind` loop racing the File queuing two writes (room enough
+    /// for both): every byte `poll_write_behind` accepted (`Ok(n)`) is written, in
+    /// order, after the job's own buffer; once the File gets `Err(done)` nothing more
+    /// is accepted; the queue ends empty and the job reports success.
+    #[test]
+    fn every_byte_queued_for_write_behind_is_written() {
+        model(|| {
+            let slot = Arc::new(Slot::default());
+            let running = job(&slot, scratch(), b"ab");
+            let pool = loom::thread::spawn(move || running.run(Work::Write));
+            let counter = CountingWaker::new();
+            let waker = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut accepted = Vec::new();
+            let mut finished = None;
+            for chunk in [&b"cd"[..], b"ef"] {
+                match slot.poll_write_behind(&mut cx, chunk, 4) {
+                    Poll::Ready(Ok(n)) => {
+                        assert_eq!(n, chunk.len(), "room enough for the whole chunk");
+                        accepted.extend_from_slice(&chunk[..n]);
+                    }
+                    Poll::Ready(Err(done)) => {
+                        finished = Some(done);
+                        break;
+                    }
+                    Poll::Pending => panic!("pending with room in the queue"),
+                }
+            }
+            pool.join().unwrap();
+            let done = finished
+                .or_else(|| slot.try_take())
+                .expect("the job published");
+            assert!(matches!(done.outcome, Outcome::Write(Ok(()))));
+            assert!(done.buf.is_empty());
+            assert!(slot.lock().more.is_empty(), "nothing left queued");
+            let mut want = b"ab".to_vec();
+            want.extend_from_slice(&accepted);
+            assert_eq!(
+                content(&done),
+                want,
+                "every accepted byte written, in order"
+            );
+            assert_eq!(counter.wakes(), 0, "nobody waited");
+        });
+    }
+
+    /// A write waiting for room in a full queue (limit 2) racing the job taking the
+    /// queue over or finishing: the waiting task is woken, and its next poll makes
+    /// progress (queues the bytes or gets `Done`); every accepted byte is written.
+    #[test]
+    fn a_write_waiting_for_room_is_woken() {
+        model(|| {
+            let slot = Arc::new(Slot::default());
+            let running = job(&slot, scratch(), b"ab");
+            let pool = loom::thread::spawn(move || running.run(Work::Write));
+            let counter = CountingWaker::new();
+            let waker = Waker::from(counter.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut accepted = Vec::new();
+            let mut finished = None;
+            'chunks: for chunk in [&b"cd"[..], b"ef"] {
+                loop {
+                    // Read before polling: the wake may come before the poll returns.
+                    let before = counter.wakes();
+                    match slot.poll_write_behind(&mut cx, chunk, 2) {
+                        Poll::Ready(Ok(n)) => {
+                            assert_eq!(n, chunk.len());
+                            accepted.extend_from_slice(&chunk[..n]);
+                            break;
+                        }
+                        Poll::Ready(Err(done)) => {
+                            finished = Some(done);
+                            break 'chunks;
+                        }
+                        Poll::Pending => {
+                            // The task sleeps until woken (a lost wake-up: this spins
+                            // forever and loom reports the deadlock).
+                            while counter.wakes() == before {
+                                loom::thread::yield_now();
+                            }
+                        }
+                    }
+                }
+            }
+            pool.join().unwrap();
+            let done = finished
+                .or_else(|| slot.try_take())
+                .expect("the job published");
+            assert!(matches!(done.outcome, Outcome::Write(Ok(()))));
+            assert!(slot.lock().more.is_empty(), "nothing left queued");
+            let mut want = b"ab".to_vec();
+            want.extend_from_slice(&accepted);
+            assert_eq!(
+                content(&done),
+                want,
+                "every accepted byte written, in order"
+            );
+        });
     }
 }
