@@ -10,10 +10,12 @@
 
 mod common;
 
+use common::fs::{Blocker, TempDir, one_pool_thread};
+
 use std::cell::RefCell;
 use std::future::Future as _;
 use std::io::{ErrorKind, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -21,28 +23,6 @@ use std::time::Duration;
 
 use evloop::fs::{File, OpenOptions, PathError};
 use evloop::{Error, LoopHandle, Runtime};
-
-/// A fresh directory under the system's temp dir, removed when dropped (even on panic).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-file-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `0, 1, …` as bytes: byte `i` of the file is `i % 251` (a prime: no chunk size lines up).
 fn counting(len: usize) -> Vec<u8> {
@@ -54,33 +34,6 @@ fn detail(e: &std::io::Error) -> &PathError {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<PathError>())
         .unwrap_or_else(|| panic!("not a PathError: {e:?}"))
-}
-
-/// A runtime whose blocking pool has one thread, so a [`Blocker`] holds it and every
-/// later job waits in the queue until it is released.
-fn one_pool_thread() -> Runtime {
-    Runtime::builder().blocking_threads(1).build().unwrap()
-}
-
-/// Occupies a pool thread until released.
-struct Blocker {
-    release: std::sync::mpsc::Sender<()>,
-    job: evloop::JobHandle<()>,
-}
-
-impl Blocker {
-    fn new() -> Blocker {
-        let (release, wait) = std::sync::mpsc::channel();
-        let job = evloop::spawn_blocking(move || {
-            let _ = wait.recv();
-        });
-        Blocker { release, job }
-    }
-
-    async fn release(self) {
-        drop(self.release);
-        self.job.await.unwrap();
-    }
 }
 
 /// Lends the file in `home` to a task: back home when the task's coroutine ends or is

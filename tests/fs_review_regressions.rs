@@ -9,59 +9,22 @@
 //!   `write`, never reached the disk. The job now finishes and raises the panic after.
 mod common;
 
+use common::fs::{Blocker, TempDir, one_pool_thread};
+
 use std::future::Future as _;
-use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
+use evloop::Error;
 use evloop::fs::File;
-use evloop::{Error, Runtime};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("evloop-fsrev-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct PanicWaker;
 
 impl Wake for PanicWaker {
     fn wake(self: Arc<Self>) {
         panic!("fs_review_regressions: a panicking waker (expected)");
-    }
-}
-
-/// A pool job that holds the only pool thread until released.
-struct Blocker {
-    release: std::sync::mpsc::Sender<()>,
-    job: evloop::JobHandle<()>,
-}
-
-impl Blocker {
-    fn new() -> Blocker {
-        let (release, wait) = std::sync::mpsc::channel();
-        let job = evloop::spawn_blocking(move || {
-            let _ = wait.recv();
-        });
-        Blocker { release, job }
-    }
-
-    async fn release(self) {
-        drop(self.release);
-        self.job.await.unwrap();
     }
 }
 
@@ -96,7 +59,7 @@ fn bytes_of_a_pipe_are_never_read_ahead_and_lost() {
 fn a_panicking_waker_does_not_cut_a_write_behind_job_short() {
     let tmp = TempDir::new("panicroom");
     let path = tmp.0.join("data");
-    let rt = Runtime::builder().blocking_threads(1).build().unwrap();
+    let rt = one_pool_thread();
     let _watchdog = common::Watchdog::new("panicking waker", Duration::from_secs(30));
     rt.block_on(async {
         let mut file = File::create(&path).await?;

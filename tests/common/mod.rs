@@ -8,6 +8,7 @@ pub mod child;
 pub mod counting_alloc;
 pub mod deps;
 pub mod example;
+pub mod fs;
 pub mod leak;
 pub mod local;
 pub mod python;
