@@ -1,0 +1,95 @@
+//! Certificates and keys from PEM files, and the crypto provider every configuration
+//! built here uses (ring: it builds with only a C compiler).
+//!
+//! Owns: reading and parsing PEM files, with errors naming the path. Must not touch:
+//! the configurations' TLS policy (rustls's defaults: TLS 1.3 and 1.2, its cipher
+//! suites).
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_rustls::rustls;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The ring crypto provider, which every configuration evloop builds uses (the
+/// process-wide default provider is not consulted, so another crate enabling aws-lc-rs
+/// cannot make the builders ambiguous).
+///
+/// rustls 0.23.48 deprecated this provider because ring has no post-quantum key
+/// exchange (X25519MLKEM768 needs aws-lc-rs, which needs cmake to build). It still gets
+/// security fixes and offers X25519, P-256 and P-384; ARCHITECTURE.md says why evloop
+/// keeps it, and an application wanting hybrid key exchange builds its own
+/// configuration with aws-lc-rs and passes it to `TlsAcceptor::new` / `TlsConnector::new`.
+#[allow(deprecated)]
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file at `path`, in file order (a server's chain: its own
+/// certificate first).
+///
+/// ```
+/// let err = evloop::tls::load_certs("/no/such/cert.pem").unwrap_err();
+/// assert!(err.to_string().contains("/no/such/cert.pem"), "{err}");
+/// ```
+///
+/// # Errors
+///
+/// The file cannot be read, is not PEM, or holds no certificate; the message names the
+/// path.
+pub fn load_certs(path: impl AsRef<Path>) -> io::Result<Vec<CertificateDer<'static>>> {
+    let path = path.as_ref();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| pem_error(path, "certificates", e))?;
+    if certs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
+                path.display()
+            ),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The first private key (PKCS#8, PKCS#1 RSA or SEC1 EC) in the PEM file at `path`.
+///
+/// ```
+/// let err = evloop::tls::load_private_key("/no/such/key.pem").unwrap_err();
+/// assert!(err.to_string().contains("/no/such/key.pem"), "{err}");
+/// ```
+///
+/// # Errors
+///
+/// The file cannot be read or holds no private key; the message names the path.
+pub fn load_private_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'static>> {
+    let path = path.as_ref();
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "a private key", e))
+}
+
+fn pem_error(path: &Path, what: &str, err: rustls::pki_types::pem::Error) -> io::Error {
+    use rustls::pki_types::pem::Error as E;
+    match err {
+        E::Io(io) => io::Error::new(
+            io.kind(),
+            format!("{}: reading {what}: {io}", path.display()),
+        ),
+        E::NoItemsFound => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: no PEM {what} in the file", path.display()),
+        ),
+        other => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not valid PEM {what}: {other}", path.display()),
+        ),
+    }
+}
+
+/// A rustls configuration error, naming what was being built.
+pub(super) fn config_error(what: &str, err: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {err}"))
+}
