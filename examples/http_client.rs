@@ -1,15 +1,19 @@
 //! An HTTP client on evloop with hyper: fetches N URLs concurrently with `gather`, over
-//! HTTP/1.1 (a connection per URL) or HTTP/2 (cleartext, prior knowledge: one connection
-//! per host, the requests multiplexed on it).
+//! HTTP/1.1 (a connection per URL) or HTTP/2 (one connection per host, the requests
+//! multiplexed on it: prior knowledge for `http://`, ALPN `h2` for `https://`).
 //!
 //! ```sh
 //! cargo run --release --features hyper --example http_client                  # self-contained demo
 //! cargo run --release --features hyper --example http_client -- http://127.0.0.1:8080/ http://127.0.0.1:8080/json
 //! cargo run --release --features hyper --example http_client -- --http2 http://127.0.0.1:8080/json
+//! # https:// (feature tls): the system's root certificates, or the ones in --cacert
+//! cargo run --release --features hyper,tls --example http_client -- \
+//!     --cacert cert.pem --http2 https://localhost:8443/json
 //! ```
 //!
-//! Options: `--http2` (one HTTP/2 connection per host instead of HTTP/1.1), `--help`;
-//! then the `http://` URLs to fetch.
+//! Options: `--http2` (one HTTP/2 connection per host instead of HTTP/1.1), `--cacert
+//! FILE` (trust only the PEM certificates in FILE for `https://`, instead of the
+//! system's), `--help`; then the `http://` or `https://` URLs to fetch.
 //!
 //! With no URL it starts a small hyper server on the same loop and fetches 10 URLs from
 //! it twice, over HTTP/1.1 and over HTTP/2 — client and server share one thread.
@@ -39,19 +43,52 @@ struct Fetched {
     body: Bytes,
 }
 
-/// Opens a TCP connection to `uri`'s host and port (80 by default).
-async fn connect(uri: &Uri) -> Result<TcpStream, Error> {
-    if uri.scheme_str() != Some("http") {
-        return Err(Error::msg(format!(
-            "{uri}: only http:// URLs (no TLS here)"
-        )));
-    }
+/// A connection hyper can speak over: a `TcpStream`, or a `TlsStream` over one.
+trait Io: hyper::rt::Read + hyper::rt::Write + Unpin {}
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin> Io for T {}
+
+/// `--cacert`, set once in `main`.
+static CACERT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Opens a connection to `uri`'s host and port (80 or 443 by default): TCP for
+/// `http://`, TLS over TCP for `https://` offering `alpn` (`h2` or `http/1.1`).
+async fn connect(uri: &Uri, alpn: &str) -> Result<Box<dyn Io>, Error> {
     let host = uri
         .host()
         .ok_or_else(|| Error::msg(format!("{uri}: no host")))?;
-    let stream = TcpStream::connect((host, uri.port_u16().unwrap_or(80))).await?;
+    let port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return Err(Error::msg(format!("{uri}: only http:// and https:// URLs"))),
+    };
+    let stream = TcpStream::connect((
+        host.trim_matches(['[', ']']),
+        uri.port_u16().unwrap_or(port),
+    ))
+    .await?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    if uri.scheme_str() == Some("http") {
+        return Ok(Box::new(stream));
+    }
+    connect_tls(host, stream, alpn).await
+}
+
+#[cfg(feature = "tls")]
+async fn connect_tls(host: &str, stream: TcpStream, alpn: &str) -> Result<Box<dyn Io>, Error> {
+    use evloop::tls::TlsConnector;
+    let connector = match CACERT.get().cloned().flatten() {
+        Some(file) => TlsConnector::with_root_file(file)?,
+        None => TlsConnector::with_system_roots()?,
+    };
+    let tls = connector.with_alpn(&[alpn]).connect(host, stream).await?;
+    Ok(Box::new(tls))
+}
+
+#[cfg(not(feature = "tls"))]
+async fn connect_tls(host: &str, _: TcpStream, _: &str) -> Result<Box<dyn Io>, Error> {
+    Err(Error::msg(format!(
+        "https://{host}: this build has no TLS (build with --features hyper,tls)"
+    )))
 }
 
 fn get(uri: &Uri) -> Result<Request<Empty<Bytes>>, Error> {
@@ -78,7 +115,7 @@ async fn collect(resp: Response<hyper::body::Incoming>) -> Result<Fetched, Error
 
 /// HTTP/1.1: one connection per URL, driven by its own task.
 async fn fetch_http1(uri: Uri) -> Result<Fetched, Error> {
-    let (mut sender, conn) = http1::handshake(connect(&uri).await?)
+    let (mut sender, conn) = http1::handshake(connect(&uri, "http/1.1").await?)
         .await
         .map_err(Error::new)?;
     create_task(async move { conn.await.map_err(Error::new) });
@@ -94,7 +131,7 @@ async fn fetch_all_http2(uris: Vec<Uri>) -> Result<Vec<Result<Fetched, Error>>, 
         if let std::collections::hash_map::Entry::Vacant(slot) = senders.entry(authority) {
             let (sender, conn) = http2::Builder::new(LocalExec)
                 .timer(Timer)
-                .handshake(connect(uri).await?)
+                .handshake(connect(uri, "h2").await?)
                 .await
                 .map_err(Error::new)?;
             create_task(async move { conn.await.map_err(Error::new) });
@@ -116,7 +153,11 @@ async fn fetch_all_http2(uris: Vec<Uri>) -> Result<Vec<Result<Fetched, Error>>, 
 /// Fetches every URL at once and prints one line per URL; returns how many failed.
 async fn fetch_and_print(uris: Vec<Uri>, use_http2: bool) -> Result<usize, Error> {
     let results = if use_http2 {
-        fetch_all_http2(uris.clone()).await?
+        // A host whose connection failed fails every URL (one connection per host).
+        match fetch_all_http2(uris.clone()).await {
+            Ok(results) => results,
+            Err(e) => uris.iter().map(|_| Err(e.clone())).collect(),
+        }
     } else {
         let tasks: Vec<_> = uris
             .iter()
@@ -178,11 +219,16 @@ async fn demo_server() -> Result<std::net::SocketAddr, Error> {
 const OPTIONS: &[args::Opt] = &[
     args::Opt::flag(
         "--http2",
-        "HTTP/2 (cleartext, prior knowledge), one connection per host",
+        "HTTP/2 (prior knowledge for http://, ALPN for https://), one connection per host",
+    ),
+    args::Opt::value(
+        "--cacert",
+        "FILE",
+        "trust the PEM certificates in FILE for https:// (default: the system's)",
     ),
     args::Opt::positional(
         "URL",
-        "http:// URLs to fetch (none: the self-contained demo)",
+        "http:// or https:// URLs to fetch (none: the self-contained demo)",
     ),
 ];
 
@@ -194,6 +240,7 @@ async fn main() -> Result<(), Error> {
         OPTIONS,
     );
     let use_http2 = args.flag("--http2");
+    let _ = CACERT.set(args.value_of("--cacert").map(str::to_string));
     let uris: Vec<Uri> = args.positionals();
     let failed = if uris.is_empty() {
         let addr = demo_server().await?;

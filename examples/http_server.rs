@@ -1,10 +1,19 @@
 //! An HTTP server on evloop with hyper: HTTP/1.1 and HTTP/2 (cleartext, prior
-//! knowledge — detected per connection) on 127.0.0.1.
+//! knowledge — detected per connection) on 127.0.0.1, or HTTPS with HTTP/2 or HTTP/1.1
+//! chosen by ALPN.
 //!
 //! ```sh
 //! cargo run --release --features hyper --example http_server -- --port 8080 --loops 2
 //! curl http://127.0.0.1:8080/                               # Hello, world!
 //! curl --http2-prior-knowledge http://127.0.0.1:8080/json   # {"message":…}
+//!
+//! # HTTPS (feature tls): a certificate for localhost, then curl over either protocol
+//! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+//!     -subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout key.pem -out cert.pem
+//! cargo run --release --features hyper,tls --example http_server -- \
+//!     --port 8443 --tls-cert cert.pem --tls-key key.pem
+//! curl --cacert cert.pem --http2 https://localhost:8443/json      # "protocol":"HTTP/2.0"
+//! curl --cacert cert.pem --http1.1 https://localhost:8443/json    # "protocol":"HTTP/1.1"
 //! ```
 //!
 //! Routes: `GET /` (text), `GET /json` (a small JSON document with the request count
@@ -14,14 +23,16 @@
 //! Options: `--port N` (0, the default, picks a free port; the first line printed is
 //! `listening on http://ADDR`), `--header-timeout-ms MS` (HTTP/1 header-read timeout,
 //! default 10 000: a client that does not finish its request head in time is dropped),
-//! `--grace-secs S` (default 10), `--loops N` (default 1: N loops on N threads, a
+//! `--grace-secs S` (default 10), `--tls-cert FILE --tls-key FILE` (PEM; serve HTTPS,
+//! offering `h2` and `http/1.1` by ALPN; needs feature `tls`), `--loops N` (default 1: N loops on N threads, a
 //! listener on each sharing the port through `SO_REUSEPORT`, the kernel spreading the
 //! connections; every loop serves its own connections), `--help`.
 //!
 //! One task per connection. On SIGTERM or Ctrl-C every loop stops accepting, asks every
 //! open connection to shut down gracefully (in-flight requests finish; HTTP/1 closes
-//! after the current response, HTTP/2 sends GOAWAY), waits for them up to the grace
-//! period, and exits with status 0.
+//! after the current response, HTTP/2 sends GOAWAY; a TLS handshake still under way is
+//! abandoned, as it carries no request yet), waits for them up to the grace period, and
+//! exits with status 0.
 //!
 //! The request counter is an `Rc<Cell<u64>>`: services need not be `Send`, even for
 //! HTTP/2, because hyper's background tasks are spawned on the loop by
@@ -56,6 +67,9 @@ struct Options {
     loops: usize,
     header_timeout: Duration,
     grace: Duration,
+    /// `--tls-cert` and `--tls-key`, loaded once and shared by every loop.
+    #[cfg(feature = "tls")]
+    tls: Option<evloop::tls::TlsAcceptor>,
 }
 
 const OPTIONS: &[args::Opt] = &[
@@ -79,6 +93,12 @@ const OPTIONS: &[args::Opt] = &[
         "S",
         "how long open connections may finish after a signal (default 10)",
     ),
+    args::Opt::value(
+        "--tls-cert",
+        "FILE",
+        "serve HTTPS with this PEM certificate chain (with --tls-key; feature tls)",
+    ),
+    args::Opt::value("--tls-key", "FILE", "the PEM private key of --tls-cert"),
 ];
 
 fn parse_args() -> Options {
@@ -87,11 +107,26 @@ fn parse_args() -> Options {
         "An HTTP/1.1 and HTTP/2 (prior knowledge) server on 127.0.0.1, with hyper on evloop.",
         OPTIONS,
     );
+    let tls = match (args.value_of("--tls-cert"), args.value_of("--tls-key")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some((cert, key)),
+        _ => args.fail("--tls-cert and --tls-key go together"),
+    };
+    #[cfg(not(feature = "tls"))]
+    if tls.is_some() {
+        args.fail("--tls-cert needs the tls feature: --features hyper,tls");
+    }
     Options {
         port: args.get("--port", 0),
         loops: args.get_at_least("--loops", 1, 1),
         header_timeout: Duration::from_millis(args.get("--header-timeout-ms", 10_000)),
         grace: Duration::from_secs(args.get("--grace-secs", 10)),
+        #[cfg(feature = "tls")]
+        tls: tls.map(|(cert, key)| {
+            evloop::tls::TlsAcceptor::from_pem_files(cert, key)
+                .unwrap_or_else(|e| args.fail(e))
+                .with_alpn(&["h2", "http/1.1"])
+        }),
     }
 }
 
@@ -126,15 +161,81 @@ async fn handle(
     Ok(response.expect("a valid response"))
 }
 
-/// Serves one connection until the client closes it, or until `stop` completes and the
-/// graceful shutdown that follows is done.
-async fn serve(
+/// The connection builders of one loop: `auto` detects HTTP/1 or HTTP/2 (prior
+/// knowledge) on cleartext connections; over TLS, ALPN has already chosen one.
+struct Builders {
+    auto: auto::Builder<LocalExec>,
+    #[cfg(feature = "tls")]
+    http1: auto::Builder<LocalExec>,
+    #[cfg(feature = "tls")]
+    http2: auto::Builder<LocalExec>,
+}
+
+impl Builders {
+    fn new(options: &Options) -> Builders {
+        let make = || {
+            let mut builder = auto::Builder::new(LocalExec);
+            builder
+                .http1()
+                .timer(Timer)
+                .header_read_timeout(options.header_timeout);
+            builder.http2().timer(Timer);
+            builder
+        };
+        Builders {
+            auto: make(),
+            #[cfg(feature = "tls")]
+            http1: make().http1_only(),
+            #[cfg(feature = "tls")]
+            http2: make().http2_only(),
+        }
+    }
+}
+
+/// One accepted connection: the TLS handshake first when serving HTTPS (abandoned if
+/// `stop` completes meanwhile: a handshake carries no request yet), then HTTP.
+async fn connection(
     stream: TcpStream,
-    builder: Rc<auto::Builder<LocalExec>>,
+    options: Arc<Options>,
+    builders: Rc<Builders>,
     requests: Rc<Cell<u64>>,
     stop: Future<()>,
 ) -> Result<(), Error> {
     stream.set_nodelay(true)?;
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &options.tls {
+        let mut handshake = pin!(acceptor.accept(stream));
+        let mut stopped = stop.clone();
+        let done = poll_fn(|cx| {
+            if Pin::new(&mut stopped).poll(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            handshake.as_mut().poll(cx).map(Some)
+        })
+        .await;
+        let Some(tls) = done else {
+            return Ok(()); // SIGTERM mid-handshake: the socket closes with the task
+        };
+        let tls = tls?;
+        let h2 = tls.alpn_protocol() == Some(&b"h2"[..]);
+        let builder = if h2 { &builders.http2 } else { &builders.http1 };
+        return serve(tls, builder, requests, stop).await;
+    }
+    let _ = &options;
+    serve(stream, &builders.auto, requests, stop).await
+}
+
+/// Serves HTTP on one connection until the client closes it, or until `stop` completes
+/// and the graceful shutdown that follows is done.
+async fn serve<S>(
+    stream: S,
+    builder: &auto::Builder<LocalExec>,
+    requests: Rc<Cell<u64>>,
+    stop: Future<()>,
+) -> Result<(), Error>
+where
+    S: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
     let service = service_fn(move |req| handle(req, requests.clone()));
     let mut conn = pin!(builder.serve_connection(stream, service));
     let mut stop = stop;
@@ -165,7 +266,7 @@ async fn serve_loop(
     let listener = if index == 0 {
         let listener = TcpListener::bind_with(("127.0.0.1", options.port), listen).await?;
         let addr = listener.local_addr()?;
-        println!("listening on http://{addr}");
+        println!("listening on {}://{addr}", scheme(&options));
         if options.loops > 1 {
             println!("{} loops share the port (SO_REUSEPORT)", options.loops);
         }
@@ -191,13 +292,7 @@ async fn serve_loop(
     // Completing `stop` asks every connection of this loop to shut down gracefully.
     let stop: Future<()> = Future::new();
 
-    let mut builder = auto::Builder::new(LocalExec);
-    builder
-        .http1()
-        .timer(Timer)
-        .header_read_timeout(options.header_timeout);
-    builder.http2().timer(Timer);
-    let builder = Rc::new(builder);
+    let builders = Rc::new(Builders::new(&options));
     let requests = Rc::new(Cell::new(0u64));
 
     let connections: Rc<RefCell<Vec<Task<()>>>> = Rc::default();
@@ -205,6 +300,7 @@ async fn serve_loop(
         let connections = connections.clone();
         let stop = stop.clone();
         let requests = requests.clone();
+        let options = options.clone();
         create_task(async move {
             loop {
                 let (stream, peer) = match listener.accept().await {
@@ -218,9 +314,10 @@ async fn serve_loop(
                         continue;
                     }
                 };
-                let task = create_task(serve(
+                let task = create_task(connection(
                     stream,
-                    builder.clone(),
+                    options.clone(),
+                    builders.clone(),
                     requests.clone(),
                     stop.clone(),
                 ));
@@ -260,6 +357,15 @@ async fn serve_loop(
         Err(e) => return Err(e),
     }
     Ok((loop_.stats().accepts, requests.get()))
+}
+
+fn scheme(options: &Options) -> &'static str {
+    #[cfg(feature = "tls")]
+    if options.tls.is_some() {
+        return "https";
+    }
+    let _ = options;
+    "http"
 }
 
 fn main() -> Result<(), Error> {

@@ -211,3 +211,65 @@ fn tls_1_3_with_tokio_rustls_on_evloop() {
     })
     .unwrap();
 }
+
+/// `evloop::tls::TlsStream` through tokio's traits (feature `tls` too), against another
+/// TLS implementation's driver: evloop's acceptor serves, tokio-rustls connects (both
+/// on evloop's loop). The server reads and writes with `tokio::io::AsyncReadExt` /
+/// `AsyncWriteExt` and ends with tokio's `shutdown`, which must send `close_notify`:
+/// tokio-rustls's `read_to_end` then ends cleanly instead of failing with
+/// `UnexpectedEof`.
+#[cfg(feature = "tls")]
+#[test]
+fn evloop_tls_stream_with_tokio_traits_talks_to_tokio_rustls() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::{self, pki_types};
+
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = made.cert.der().clone();
+    let key = pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = evloop::tls::rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let mut client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_config.alpn_protocols = vec![b"shout/1".to_vec()];
+
+    common::run_guarded(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let acceptor = evloop::tls::TlsAcceptor::new(server_config).with_alpn(&["shout/1"]);
+        let server = evloop::create_task(async move {
+            let (stream, _) = listener.accept().await?;
+            let mut tls = acceptor.accept(stream).await?;
+            assert_eq!(tls.alpn_protocol(), Some(&b"shout/1"[..]));
+            let mut hello = [0u8; 5];
+            AsyncReadExt::read_exact(&mut tls, &mut hello).await?;
+            AsyncWriteExt::write_all(&mut tls, &hello.to_ascii_uppercase()).await?;
+            AsyncWriteExt::shutdown(&mut tls).await?;
+            Ok::<_, Error>(())
+        });
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+        let name = pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector
+            .connect(name, TcpStream::connect(addr).await?)
+            .await?;
+        tls.write_all(b"hello").await?;
+        let mut back = Vec::new();
+        tls.read_to_end(&mut back).await?;
+        assert_eq!(back, b"HELLO");
+        time::timeout(GUARD, server).await??;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}

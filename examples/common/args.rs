@@ -135,6 +135,13 @@ impl Args {
         }
     }
 
+    /// The value of option `name` (the last one given), if it was given.
+    #[allow(dead_code)] // not every example has an option without a default
+    pub fn value_of(&self, name: &str) -> Option<&str> {
+        let given = self.given.iter().rev().find(|(given, _)| *given == name);
+        given.map(|(_, value)| value.as_str())
+    }
+
     /// Like [`get`](Args::get), and the value must be at least `min` (else exit 2).
     pub fn get_at_least<T>(&self, name: &str, default: T, min: T) -> T
     where

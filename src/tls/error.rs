@@ -94,7 +94,7 @@ impl std::error::Error for HandshakeError {
     }
 }
 
-/// The peer's address when `stream` is one of evloop's sockets (or a reference to one),
+/// The peer's address when `stream` is one of evloop's sockets (an owned `TcpStream` or `UnixStream`),
 /// else `"the peer"`: the handshake futures are generic over any futures-io stream.
 pub(super) fn describe_peer<S: 'static>(stream: &S) -> String {
     let any = stream as &dyn Any;
@@ -116,13 +116,22 @@ pub(super) fn describe_peer<S: 'static>(stream: &S) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn the_message_names_the_peer_the_name_and_the_reason() {
+        // What webpki reports for an expired certificate (the bare `Expired` variant
+        // displays as its name only, "Expired").
+        let at = |secs| rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        let expired = rustls::CertificateError::ExpiredContext {
+            time: at(1_700_000_000),
+            not_after: at(1_600_000_000),
+        };
         let reason = io::Error::new(
             io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+            rustls::Error::InvalidCertificate(expired),
         );
         let err = HandshakeError::wrap("127.0.0.1:4433".into(), Some("localhost".into()), reason);
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -136,7 +145,7 @@ mod tests {
         assert!(matches!(
             he.rustls_error(),
             Some(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Expired
+                rustls::CertificateError::ExpiredContext { .. }
             ))
         ));
     }

@@ -68,7 +68,7 @@ pub fn load_certs(path: impl AsRef<Path>) -> io::Result<Vec<CertificateDer<'stat
 /// The file cannot be read or holds no private key; the message names the path.
 pub fn load_private_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'static>> {
     let path = path.as_ref();
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "a private key", e))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "private key", e))
 }
 
 fn pem_error(path: &Path, what: &str, err: rustls::pki_types::pem::Error) -> io::Error {

@@ -9,9 +9,27 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Builds `examples/<name>.rs` (with `--features` when given) in the profile of the
-/// running test binary and returns its path: a no-op when `cargo test` already built it.
+/// Builds `examples/<name>.rs` in the profile of the running test binary and returns its
+/// path: a no-op when `cargo test` already built it. The features are this test binary's
+/// own plus `features`: building with fewer than `cargo test` did would rebuild the crate
+/// a second time, and two tests asking for different sets would overwrite each other's
+/// binary.
 pub fn build_example(name: &str, features: Option<&str>) -> PathBuf {
+    let mut wanted: Vec<&str> = [
+        ("hyper", cfg!(feature = "hyper")),
+        ("tokio-io", cfg!(feature = "tokio-io")),
+        ("tls", cfg!(feature = "tls")),
+    ]
+    .into_iter()
+    .filter_map(|(feature, on)| on.then_some(feature))
+    .collect();
+    for feature in features.into_iter().flat_map(|f| f.split(',')) {
+        if !wanted.contains(&feature) {
+            wanted.push(feature);
+        }
+    }
+    let features = (!wanted.is_empty()).then(|| wanted.join(","));
+    let features = features.as_deref();
     // This test binary is target/<profile dir>/deps/<name>; examples are built into
     // target/<profile dir>/examples. Build with the same profile.
     let exe = std::env::current_exe().expect("the test binary's path");

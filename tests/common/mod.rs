@@ -12,6 +12,7 @@ pub mod fs;
 pub mod leak;
 pub mod local;
 pub mod python;
+pub mod tools;
 
 use std::sync::{Mutex, Once};
 
