@@ -76,11 +76,25 @@ async fn connect(uri: &Uri, alpn: &str) -> Result<Box<dyn Io>, Error> {
 #[cfg(feature = "tls")]
 async fn connect_tls(host: &str, stream: TcpStream, alpn: &str) -> Result<Box<dyn Io>, Error> {
     use evloop::tls::TlsConnector;
-    let connector = match CACERT.get().cloned().flatten() {
-        Some(file) => TlsConnector::with_root_file(file)?,
-        None => TlsConnector::with_system_roots()?,
-    };
-    let tls = connector.with_alpn(&[alpn]).connect(host, stream).await?;
+    // Built once (the system's store is read from disk), shared by every connection.
+    static CONNECTOR: std::sync::OnceLock<Result<TlsConnector, String>> =
+        std::sync::OnceLock::new();
+    let base = CONNECTOR.get_or_init(|| {
+        match CACERT.get().cloned().flatten() {
+            Some(file) => TlsConnector::with_root_file(file),
+            None => TlsConnector::with_system_roots(),
+        }
+        .map_err(|e| e.to_string())
+    });
+    let connector = base.clone().map_err(Error::msg)?.with_alpn(&[alpn]);
+    let tls = connector.connect(host, stream).await?;
+    // A server with no ALPN accepts the handshake without choosing: speaking h2 to it
+    // would fail obscurely, so say what happened.
+    if alpn == "h2" && tls.alpn_protocol() != Some(&b"h2"[..]) {
+        return Err(Error::msg(format!(
+            "https://{host}: the server did not agree to HTTP/2 by ALPN (try without --http2)"
+        )));
+    }
     Ok(Box::new(tls))
 }
 

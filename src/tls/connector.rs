@@ -150,9 +150,11 @@ impl TlsConnector {
     where
         S: AsyncRead + AsyncWrite + Unpin + 'static,
     {
+        // `[::1]` as in a URL: the brackets go only around an IPv6 address.
         let bare = server_name
             .strip_prefix('[')
             .and_then(|s| s.strip_suffix(']'))
+            .filter(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok())
             .unwrap_or(server_name);
         let name = match ServerName::try_from(bare.to_string()) {
             Ok(name) => name,
@@ -160,7 +162,13 @@ impl TlsConnector {
                 return Connect::invalid(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "TLS server name {server_name:?} is neither a DNS name nor an IP address: {e}"
+                        "TLS server name {server_name:?} is neither a DNS name nor an IP \
+                         address: {e}{}",
+                        if server_name.contains(':') && !server_name.starts_with('[') {
+                            " (give the host without its port)"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }

@@ -24,6 +24,9 @@ struct Handshake<F> {
     timeout: Option<Duration>,
     timer: Option<Sleep>,
     server_name: Option<String>,
+    /// Set once the future has returned `Ready`: futures-rustls panics (or, after our
+    /// timeout, goes on handshaking) if polled again.
+    done: bool,
     /// Described when the handshake starts (one `getpeername`): by a timeout the stream
     /// is inside futures-rustls's future, and a failed connection may no longer have a
     /// peer address to ask for.
@@ -38,14 +41,39 @@ impl<F> Handshake<F> {
             timer: None,
             server_name,
             peer,
+            done: false,
         }
     }
 
     /// Polls the handshake, then its deadline. `finish` turns futures-rustls's stream
     /// into ours.
+    ///
+    /// # Panics
+    ///
+    /// When polled again after it returned `Ready` (`what` names the future), and when
+    /// its timeout needs a timer off an evloop loop.
     fn poll_with<S, T>(
         &mut self,
         cx: &mut Context<'_>,
+        what: &str,
+        finish: impl FnOnce(T) -> TlsStream<S>,
+    ) -> Poll<io::Result<TlsStream<S>>>
+    where
+        F: Future<Output = Result<T, (io::Error, S)>> + Unpin,
+    {
+        assert!(
+            !self.done,
+            "evloop::tls::{what} polled after it completed: await a handshake future once"
+        );
+        let result = ready!(self.poll_once(cx, what, finish));
+        self.done = true;
+        Poll::Ready(result)
+    }
+
+    fn poll_once<S, T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        what: &str,
         finish: impl FnOnce(T) -> TlsStream<S>,
     ) -> Poll<io::Result<TlsStream<S>>>
     where
@@ -71,6 +99,13 @@ impl<F> Handshake<F> {
         let Some(timeout) = self.timeout else {
             return Poll::Pending;
         };
+        if self.timer.is_none() && crate::LoopHandle::try_current().is_none() {
+            panic!(
+                "evloop::tls::{what} with a handshake timeout was polled outside an evloop \
+                 loop: await it inside Runtime::block_on or a task, or turn the timeout off \
+                 with with_handshake_timeout(None)"
+            );
+        }
         let timer = self
             .timer
             .get_or_insert_with(|| crate::time::sleep(timeout));
@@ -100,6 +135,11 @@ fn is_cancellation(err: &io::Error) -> bool {
 /// The future of [`TlsAcceptor::accept`](super::TlsAcceptor::accept): the server side
 /// of a handshake. Resolves to the [`TlsStream`], or an `io::Error` carrying a
 /// [`HandshakeError`].
+///
+/// # Panics
+///
+/// Polled again after it completed; polled outside an evloop loop while a handshake
+/// timeout is set (the timeout is a timer on the loop).
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Accept<S> {
     handshake: Handshake<futures_rustls::FallibleAccept<S>>,
@@ -121,8 +161,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Future for Accept<S> {
     type Output = io::Result<TlsStream<S>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.handshake
-            .poll_with(cx, |s| TlsStream::from_inner(s.into()))
+        let handshake = &mut self.handshake;
+        handshake.poll_with(cx, "Accept", |s| TlsStream::from_inner(s.into()))
     }
 }
 
@@ -137,6 +177,11 @@ impl<S> std::fmt::Debug for Accept<S> {
 /// The future of [`TlsConnector::connect`](super::TlsConnector::connect): the client
 /// side of a handshake. Resolves to the [`TlsStream`], or an `io::Error` carrying a
 /// [`HandshakeError`].
+///
+/// # Panics
+///
+/// Polled again after it completed; polled outside an evloop loop while a handshake
+/// timeout is set (the timeout is a timer on the loop).
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Connect<S> {
     /// `Err`: the server name was refused before any byte was sent (taken when polled).
@@ -167,10 +212,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static> Future for Connect<S> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.handshake {
-            Ok(handshake) => handshake.poll_with(cx, |s| TlsStream::from_inner(s.into())),
-            Err(err) => Poll::Ready(Err(err.take().unwrap_or_else(|| {
-                io::Error::other("evloop::tls::Connect polled after it completed")
-            }))),
+            Ok(handshake) => {
+                handshake.poll_with(cx, "Connect", |s| TlsStream::from_inner(s.into()))
+            }
+            Err(err) => Poll::Ready(Err(err.take().expect(
+                "evloop::tls::Connect polled after it completed: await a handshake future once",
+            ))),
         }
     }
 }

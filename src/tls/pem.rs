@@ -68,7 +68,26 @@ pub fn load_certs(path: impl AsRef<Path>) -> io::Result<Vec<CertificateDer<'stat
 /// The file cannot be read or holds no private key; the message names the path.
 pub fn load_private_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'static>> {
     let path = path.as_ref();
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "private key", e))
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound if is_encrypted_key(path) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: the private key is encrypted, which rustls cannot read; decrypt it first \
+                 (openssl pkey -in {0} -out key-plain.pem)",
+                path.display()
+            ),
+        ),
+        e => pem_error(path, "private key", e),
+    })
+}
+
+/// Whether the PEM file at `path` holds a passphrase-protected key (PKCS#8
+/// `ENCRYPTED PRIVATE KEY`, or a traditional key with `Proc-Type: 4,ENCRYPTED`).
+fn is_encrypted_key(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| {
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+    })
 }
 
 fn pem_error(path: &Path, what: &str, err: rustls::pki_types::pem::Error) -> io::Error {

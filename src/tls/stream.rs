@@ -55,7 +55,9 @@ impl<S> TlsStream<S> {
         self.inner.get_mut().0
     }
 
-    /// The transport, giving up the TLS session (no `close_notify` is sent).
+    /// The transport, giving up the TLS session: no `close_notify` is sent, and records
+    /// still waiting in rustls's send buffer (after a `write` without a `flush`) and
+    /// plaintext decrypted but not yet read are dropped with it.
     pub fn into_inner(self) -> S {
         match self.inner {
             futures_rustls::TlsStream::Client(s) => s.into_inner().0,
@@ -113,7 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     /// The transport's error; `UnexpectedEof` if the peer closed without
     /// `close_notify`; `InvalidData` for a corrupt record or an alert.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| Pin::new(&mut self.inner).poll_read(cx, buf)).await
+        poll_fn(|cx| Pin::new(&mut *self).poll_read(cx, buf)).await
     }
 
     /// Fills `buf` exactly.
@@ -161,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     ///
     /// The transport's error.
     pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        poll_fn(|cx| Pin::new(&mut self.inner).poll_write(cx, buf)).await
+        poll_fn(|cx| Pin::new(&mut *self).poll_write(cx, buf)).await
     }
 
     /// Encrypts and sends all of `buf`, and flushes.
@@ -204,12 +206,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     }
 }
 
+/// The futures-io traits every other path (the inherent methods, tokio's and hyper's
+/// traits) goes through, adding two rules futures-rustls does not keep:
+///
+/// * an empty read buffer reads `Ok(0)` without reaching futures-rustls, which would
+///   take rustls's `Ok(0)` for the end of the stream and end every later read too;
+/// * a write delivers a pending cancellation of the task *before* rustls takes any
+///   bytes (futures-rustls encrypts first and meets the cancellation at the socket
+///   after), so an `Err(Cancelled)` from a write means nothing was sent, as on a plain
+///   stream (N4).
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -220,6 +234,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(cancelled) = crate::task::coop::take_cancel() {
+            return Poll::Ready(Err(io::Error::from(cancelled)));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -228,6 +245,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(cancelled) = crate::task::coop::take_cancel() {
+            return Poll::Ready(Err(io::Error::from(cancelled)));
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 

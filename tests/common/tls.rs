@@ -218,3 +218,23 @@ pub fn serve_many(
         Ok(connections)
     })
 }
+
+/// A connected (client, server) pair of TLS streams over loopback, with the good
+/// certificate.
+pub async fn pair(pki: &Pki) -> io::Result<(TlsStream<TcpStream>, TlsStream<TcpStream>)> {
+    let (listener, addr) = listen().await?;
+    let acceptor = pki.good.acceptor();
+    let server = evloop::create_task(async move {
+        let (tcp, _) = listener.accept().await?;
+        Ok::<_, Error>(time::timeout(GUARD, acceptor.accept(tcp)).await??)
+    });
+    let tcp = TcpStream::connect(addr).await?;
+    let client = time::timeout(GUARD, pki.connector().connect(NAME, tcp))
+        .await
+        .map_err(io::Error::other)??;
+    let server = time::timeout(GUARD, server)
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
+    Ok((client, server))
+}
