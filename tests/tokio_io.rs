@@ -157,27 +157,7 @@ fn tls_1_3_with_tokio_rustls_on_evloop() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls::{self, pki_types};
 
-    // A certificate for "localhost", made here.
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = made.cert.der().clone();
-    let key = pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
-    // ring builds with a C compiler alone; rustls 0.23.48 deprecates its provider only
-    // for lacking post-quantum key exchange, which a loopback test does not need.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let (server_config, client_config) = ring_configs();
 
     common::run_guarded(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -223,26 +203,9 @@ fn tls_1_3_with_tokio_rustls_on_evloop() {
 fn evloop_tls_stream_with_tokio_traits_talks_to_tokio_rustls() {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls::{self, pki_types};
+    use tokio_rustls::rustls::pki_types;
 
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = made.cert.der().clone();
-    let key = pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = evloop::tls::rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let mut client_config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let (server_config, mut client_config) = ring_configs();
     client_config.alpn_protocols = vec![b"shout/1".to_vec()];
 
     common::run_guarded(async move {
@@ -272,4 +235,36 @@ fn evloop_tls_stream_with_tokio_traits_talks_to_tokio_rustls() {
         Ok::<_, Error>(())
     })
     .unwrap();
+}
+
+/// A server configuration with a certificate for "localhost" made here, and a client
+/// configuration trusting it, both on ring: it builds with a C compiler alone
+/// (rustls 0.23.48 deprecates its provider only for lacking post-quantum key exchange,
+/// which a loopback test does not need).
+fn ring_configs() -> (
+    tokio_rustls::rustls::ServerConfig,
+    tokio_rustls::rustls::ClientConfig,
+) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::{self, pki_types};
+
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = made.cert.der().clone();
+    let key = pki_types::PrivateKeyDer::Pkcs8(made.key_pair.serialize_der().into());
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (server_config, client_config)
 }

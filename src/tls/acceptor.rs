@@ -92,8 +92,7 @@ impl TlsAcceptor {
     ///
     /// [`TlsStream::alpn_protocol`]: super::TlsStream::alpn_protocol
     pub fn with_alpn<P: AsRef<[u8]>>(mut self, protocols: &[P]) -> TlsAcceptor {
-        Arc::make_mut(&mut self.config).alpn_protocols =
-            protocols.iter().map(|p| p.as_ref().to_vec()).collect();
+        Arc::make_mut(&mut self.config).alpn_protocols = super::alpn_ids(protocols);
         self
     }
 

@@ -115,8 +115,7 @@ impl TlsConnector {
 
     /// The same connector offering `protocols` by ALPN, most preferred first.
     pub fn with_alpn<P: AsRef<[u8]>>(mut self, protocols: &[P]) -> TlsConnector {
-        Arc::make_mut(&mut self.config).alpn_protocols =
-            protocols.iter().map(|p| p.as_ref().to_vec()).collect();
+        Arc::make_mut(&mut self.config).alpn_protocols = super::alpn_ids(protocols);
         self
     }
 

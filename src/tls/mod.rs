@@ -76,6 +76,11 @@ pub use stream::TlsStream;
 /// asyncio's `ssl_handshake_timeout`.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// ALPN protocol ids as rustls keeps them.
+fn alpn_ids<P: AsRef<[u8]>>(protocols: &[P]) -> Vec<Vec<u8>> {
+    protocols.iter().map(|p| p.as_ref().to_vec()).collect()
+}
+
 /// ALPN protocol ids as text, for `Debug`.
 fn alpn_names(protocols: &[Vec<u8>]) -> Vec<String> {
     protocols
