@@ -1006,3 +1006,39 @@ fn two_tasks_accepting_on_one_listener_are_both_woken() {
     })
     .unwrap();
 }
+
+/// Both ends of a connection are non-blocking and close-on-exec from the moment they
+/// exist: `connect` asks `socket` for `SOCK_NONBLOCK | SOCK_CLOEXEC` and `accept` asks
+/// `accept4` for them (no `fcntl` / `ioctl` after, and no window in which a spawned
+/// child could inherit the socket).
+#[test]
+fn connected_and_accepted_sockets_are_nonblocking_and_close_on_exec() {
+    use std::os::fd::AsRawFd;
+    common::run_guarded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        let (server, peer) = listener.accept().await?;
+        assert_eq!(peer, client.local_addr()?);
+        for fd in [client.as_raw_fd(), server.as_raw_fd()] {
+            // SAFETY: F_GETFL / F_GETFD only read the flags of an fd this test owns.
+            let (status, descriptor) = unsafe {
+                (
+                    libc::fcntl(fd, libc::F_GETFL),
+                    libc::fcntl(fd, libc::F_GETFD),
+                )
+            };
+            assert_ne!(status & libc::O_NONBLOCK, 0, "fd {fd} is blocking");
+            assert_ne!(
+                descriptor & libc::FD_CLOEXEC,
+                0,
+                "fd {fd} is inherited by exec"
+            );
+        }
+        client.write_all(b"x").await?;
+        let mut one = [0u8; 1];
+        server.read_exact(&mut one).await?;
+        assert_eq!(&one, b"x");
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}

@@ -122,14 +122,13 @@ impl TcpListener {
     /// is cancelled.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.backoff.wait().await?;
-        let accepted = poll_fn(|cx| self.source.poll_read_with(cx, |l| l.accept())).await;
+        let accepted = poll_fn(|cx| self.source.poll_read_with(cx, accept_nonblocking)).await;
         let named = |e| match self.local_addr() {
             Ok(local) => error::at("accept on", local, e),
             Err(_) => e,
         };
         let (stream, peer) = self.backoff.record(accepted).map_err(named)?;
         self.source.registration.count_accept();
-        stream.set_nonblocking(true).map_err(named)?;
         Ok((TcpStream::from_nonblocking(stream).map_err(named)?, peer))
     }
 
@@ -224,8 +223,10 @@ impl TcpStream {
     }
 
     async fn connect_addr(addr: SocketAddr) -> io::Result<TcpStream> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
+        // `SOCK_NONBLOCK` (with socket2's `SOCK_CLOEXEC`) in the `socket` call itself:
+        // no `fcntl` pair afterwards.
+        let stream = Type::STREAM.nonblocking();
+        let socket = Socket::new(Domain::for_address(addr), stream, Some(Protocol::TCP))?;
         match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => {}
             Err(e)
@@ -327,4 +328,22 @@ fn _assert_kinds() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<TcpStream>();
     send_sync::<TcpListener>();
+}
+
+/// One `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the accepted socket is non-blocking from
+/// the start (std's `accept` needs an `ioctl` after). `EINTR` is retried.
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let listener = socket2::SockRef::from(listener);
+    let (socket, peer) = loop {
+        match listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            accepted => break accepted?,
+        }
+    };
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accept returned a non-IP peer address"))?;
+    Ok((socket.into(), peer))
 }
