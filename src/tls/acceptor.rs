@@ -67,7 +67,7 @@ impl TlsAcceptor {
         let (cert, key) = (cert.as_ref(), key.as_ref());
         let chain = pem::load_certs(cert)?;
         let key_der = pem::load_private_key(key)?;
-        let config = ServerConfig::builder_with_provider(pem::provider())
+        let config = ServerConfig::builder_with_provider(pem::crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| pem::config_error("TLS server configuration", e))?
             .with_no_client_auth()

@@ -56,7 +56,7 @@ impl TlsConnector {
     /// A client trusting the root certificates in `roots`: TLS 1.3 and 1.2 with rustls's
     /// default cipher suites on the ring provider, no client certificate.
     pub fn with_roots(roots: RootCertStore) -> TlsConnector {
-        let config = ClientConfig::builder_with_provider(pem::provider())
+        let config = ClientConfig::builder_with_provider(pem::crypto_provider())
             .with_safe_default_protocol_versions()
             .expect("ring supports rustls's default protocol versions")
             .with_root_certificates(roots)

@@ -69,7 +69,7 @@ pub use connector::TlsConnector;
 pub use error::HandshakeError;
 pub use futures_rustls::rustls;
 pub use handshake::{Accept, Connect};
-pub use pem::{load_certs, load_private_key};
+pub use pem::{crypto_provider, load_certs, load_private_key};
 pub use stream::TlsStream;
 
 /// How long a handshake may take before it is refused with `TimedOut`: 60 seconds, as

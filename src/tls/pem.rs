@@ -13,18 +13,35 @@ use futures_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-/// The ring crypto provider, which every configuration evloop builds uses (the
-/// process-wide default provider is not consulted, so another crate enabling aws-lc-rs
-/// cannot make the builders ambiguous).
+/// The crypto provider of every configuration evloop builds (`from_pem_files`,
+/// `with_roots`, `with_root_file`, `with_system_roots`): rustls's ring provider with
+/// X25519 preferred for the key exchange, then P-256, then P-384 — the order OpenSSL,
+/// BoringSSL and Go use. (rustls 0.23.48's ring provider lists P-384 first, whose
+/// generic arithmetic in ring makes a full handshake about four times as costly.) Use
+/// it to build a configuration of your own with `ServerConfig::builder_with_provider`.
 ///
-/// rustls 0.23.48 deprecated this provider because ring has no post-quantum key
-/// exchange (X25519MLKEM768 needs aws-lc-rs, which needs cmake to build). It still gets
-/// security fixes and offers X25519, P-256 and P-384; ARCHITECTURE.md says why evloop
-/// keeps it, and an application wanting hybrid key exchange builds its own
-/// configuration with aws-lc-rs and passes it to `TlsAcceptor::new` / `TlsConnector::new`.
-#[allow(deprecated)]
-pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The process-wide default provider is not consulted, so another crate enabling
+/// aws-lc-rs cannot make evloop's builders ambiguous. rustls 0.23.48 deprecated the
+/// ring provider because ring has no post-quantum key exchange (X25519MLKEM768 needs
+/// aws-lc-rs, which needs cmake to build); ARCHITECTURE.md says why evloop keeps it. An
+/// application wanting hybrid key exchange builds its configuration on aws-lc-rs and
+/// passes it to `TlsAcceptor::new` / `TlsConnector::new`.
+///
+/// ```
+/// use evloop::tls::{crypto_provider, rustls};
+/// let provider = crypto_provider();
+/// assert_eq!(provider.kx_groups[0].name(), rustls::NamedGroup::X25519);
+/// let config = rustls::ServerConfig::builder_with_provider(provider)
+///     .with_protocol_versions(&[&rustls::version::TLS13])
+///     .unwrap();
+/// # drop(config);
+/// ```
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(provider)
 }
 
 /// Every certificate in the PEM file at `path`, in file order (a server's chain: its own

@@ -5,6 +5,8 @@
 //! Owns: the buffer conversions. Must not touch: the session (everything goes through
 //! the futures-io impls in `stream`).
 
+#![cfg(any(feature = "hyper", feature = "tokio-io"))]
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
