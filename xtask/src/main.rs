@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Every bench of the suite, in the order they run.
-const BENCHES: [&str; 16] = [
+const BENCHES: [&str; 17] = [
     "tasks",
     "timers",
     "cross_thread",
@@ -36,6 +36,7 @@ const BENCHES: [&str; 16] = [
     "budget",
     "process",
     "fs",
+    "tls",
     "metrics",
 ];
 
@@ -91,9 +92,10 @@ fn bench(args: &[String]) -> Result<(), String> {
             .arg("bench")
             .arg("--package")
             .arg("evloop")
-            // P13 runs hyper on evloop; N8 tokio-tungstenite through `tokio-io`.
+            // P13 runs hyper on evloop; N8 tokio-tungstenite through `tokio-io`; P18
+            // evloop::tls.
             .arg("--features")
-            .arg("hyper,tokio-io");
+            .arg("hyper,tokio-io,tls");
         for b in &run {
             cmd.arg("--bench").arg(b);
         }

@@ -219,6 +219,27 @@ const PROCESS_FS_WORKLOADS: [TimeWorkload; 3] = [
     },
 ];
 
+/// SPEC §11 P18: evloop::tls (futures-rustls) against tokio-rustls, both on rustls with
+/// the ring provider and the same configurations (`benches/tls.rs`).
+const TLS_WORKLOADS: [TimeWorkload; 2] = [
+    TimeWorkload {
+        id: "P18",
+        group: "P18_tls_echo",
+        workload: "64 TLS 1.3 connections × 100 round trips of 64 bytes, loopback \
+                   (`evloop::tls`; tokio: tokio-rustls; rustls with ring on both)",
+        target: "≥ 1.0× tokio-rustls on tokio",
+        target_ratio: 1.0,
+    },
+    TimeWorkload {
+        id: "P18",
+        group: "P18_tls_handshake",
+        workload: "1 000 full TLS handshakes, 16 in flight: TCP connect, `connect` / `accept`, \
+                   `close_notify` and close (no resumption)",
+        target: "≥ 1.0× tokio-rustls on tokio",
+        target_ratio: 1.0,
+    },
+];
+
 /// A loop-local P15 workload: ≥ 2× tokio::sync.
 const fn sw(id: &'static str, group: &'static str, workload: &'static str) -> TimeWorkload {
     TimeWorkload {
@@ -273,6 +294,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
     );
     rows.push(budget::starvation_row(results));
     rows.extend(PROCESS_FS_WORKLOADS.iter().map(|w| time_row(results, w)));
+    rows.extend(TLS_WORKLOADS.iter().map(|w| time_row(results, w)));
     rows.push(group_row(results));
     rows.extend(STREAM_WORKLOADS.iter().map(|w| time_row(results, w)));
     for row in &mut rows {

@@ -132,7 +132,8 @@ fn budget_rows_and_starvation_probe() {
     assert_eq!(
         &ids[p16 - 2..],
         [
-            "P15f", "P15f", "P16", "P16", "P16", "P17", "P17", "P17", "S1", "N7", "N8"
+            "P15f", "P15f", "P16", "P16", "P16", "P17", "P17", "P17", "P18", "P18", "S1", "N7",
+            "N8"
         ]
     );
 
