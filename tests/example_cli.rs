@@ -51,13 +51,13 @@ const HTTP_SERVER: Example = Example {
     name: "http_server",
     features: Some("hyper"),
     usage: "usage: http_server [--port N] [--loops N] [--header-timeout-ms MS] [--grace-secs S] \
-            [--help]",
+            [--tls-cert FILE] [--tls-key FILE] [--help]",
 };
 #[cfg(feature = "hyper")]
 const HTTP_CLIENT: Example = Example {
     name: "http_client",
     features: Some("hyper"),
-    usage: "usage: http_client [--http2] [--help] [URL...]",
+    usage: "usage: http_client [--http2] [--cacert FILE] [--help] [URL...]",
 };
 
 /// Every example (the HTTP ones need the `hyper` feature).
