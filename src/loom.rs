@@ -137,3 +137,48 @@ pub(crate) mod sync {
         };
     }
 }
+
+/// What the loom models (`future::loom_models`, `sync::loom_models`,
+/// `fs::job::loom_models`) share: the checker's bounds and a counting waker.
+#[cfg(all(test, loom))]
+pub(crate) mod models {
+    use std::sync::Arc;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Runs `f` under loom. Locks that spin (yielding under loom) need more branches
+    /// than the default; bounded preemptions keep each exploration to a few seconds in
+    /// release mode.
+    pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.max_branches = 100_000;
+        builder.preemption_bound.get_or_insert(3);
+        builder.check(f);
+    }
+
+    /// A waiter's waker, counting its wake-ups. The count is std's atomic, invisible to
+    /// loom: it is what a model asserts on, not part of the protocol, and a loom atomic
+    /// would multiply the interleavings explored (the models' run goes from seconds to
+    /// minutes). A model that spins until it is woken needs a loom atomic instead, so
+    /// that a lost wake-up is reported as a deadlock (`fs::job`'s own waker).
+    pub(crate) struct CountingWaker(AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl CountingWaker {
+        pub(crate) fn new() -> Arc<CountingWaker> {
+            Arc::new(CountingWaker(AtomicUsize::new(0)))
+        }
+
+        pub(crate) fn wakes(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+}

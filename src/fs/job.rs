@@ -293,19 +293,13 @@ fn read_once(std: &StdFile, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
+    use crate::loom::models::model;
     use crate::loom::sync::atomic::{AtomicUsize, Ordering};
     use std::fs::OpenOptions;
 
-    /// Bounded preemptions keep each exploration to a few seconds in release mode.
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut builder = loom::model::Builder::new();
-        builder.max_branches = 100_000;
-        builder.preemption_bound.get_or_insert(3);
-        builder.check(f);
-    }
-
-    /// The File's task's waker, counting its wake-ups (a loom atomic: the task spins
-    /// on it in the write-behind model).
+    /// The File's task's waker, counting its wake-ups: unlike the shared
+    /// `loom::models::CountingWaker`, a loom atomic, because the write-behind model spins
+    /// on it and a lost wake-up must then be a deadlock loom reports, not a hang.
     struct CountingWaker(AtomicUsize);
 
     impl std::task::Wake for CountingWaker {

@@ -12,17 +12,9 @@ use crate::error::Error;
 
 use crate::future::Future;
 use crate::handle::LoopHandle;
+use crate::loom::models::{CountingWaker, model};
 use crate::reactor::Reactor;
 use crate::shared::{ExecutorConfig, Remote, Shared};
-
-/// The future's lock spins (yielding under loom), so allow more branches than the
-/// default and bound preemptions to keep the exploration finite.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
-}
 
 fn test_loop() -> LoopHandle {
     let (_reactor, unparker, registrar) = Reactor::new(4).unwrap();
@@ -90,25 +82,6 @@ fn registration_races_completion() {
     });
 }
 
-/// A task's waker, counting its wake-ups.
-#[derive(Default)]
-struct CountingWaker(std::sync::atomic::AtomicUsize);
-
-impl std::task::Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl CountingWaker {
-    fn wakes(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
 fn poll_with(fut: &mut Future<u32>, waker: &Arc<CountingWaker>) -> Poll<Result<u32, Error>> {
     let waker = Waker::from(waker.clone());
     Pin::new(fut).poll(&mut Context::from_waker(&waker))
@@ -134,7 +107,7 @@ fn a_task_poll_racing_completion_or_cancel_is_woken_exactly_once() {
                     }
                 })
             };
-            let task = Arc::new(CountingWaker::default());
+            let task = CountingWaker::new();
             let mut awaiting = fut.clone();
             let first = poll_with(&mut awaiting, &task);
             completer.join().unwrap();
@@ -170,8 +143,8 @@ fn a_waker_replaced_during_completion_is_the_one_woken() {
     model(|| {
         let owner = test_loop();
         let fut: Future<u32> = Future::with_loop(&owner);
-        let old = Arc::new(CountingWaker::default());
-        let new = Arc::new(CountingWaker::default());
+        let old = CountingWaker::new();
+        let new = CountingWaker::new();
         let mut awaiting = fut.clone();
         assert!(poll_with(&mut awaiting, &old).is_pending());
         let completer = {

@@ -12,41 +12,10 @@
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
+use crate::loom::models::{CountingWaker, model};
 use crate::sync::{SharedEvent, SharedMutex, SharedSemaphore, mpsc, watch};
-
-/// Bounded preemptions keep each exploration to a few seconds in release mode.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
-}
-
-/// A waiter's waker, counting its wake-ups.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl std::task::Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl CountingWaker {
-    fn new() -> Arc<CountingWaker> {
-        Arc::new(CountingWaker::default())
-    }
-
-    fn wakes(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 fn poll_with<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Arc<CountingWaker>) -> Poll<F::Output> {
     let waker = Waker::from(waker.clone());
